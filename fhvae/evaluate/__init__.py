@@ -1,0 +1,1 @@
+"""fhvae.evaluate."""

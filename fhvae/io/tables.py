@@ -1,0 +1,85 @@
+"""Kaldi ark/scp tables through kaldiio, written atomically.
+
+An scp must never point into an ark that is still being written, so both files are
+written under temporary names and renamed only when complete: ark first, then scp.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import kaldiio
+import numpy as np
+
+from fhvae.errors import FhvaeError
+from fhvae.io.atomic import atomic_path, fsync_file, tmp_name
+
+
+def write_table(ark_path: str | os.PathLike, scp_path: str | os.PathLike,
+                items: Iterable[tuple[str, np.ndarray]]) -> int:
+    """Write (key, matrix-or-vector) pairs as a float32 Kaldi ark plus its scp.
+
+    Returns the number of entries written. The scp refers to `ark_path` by the path
+    given here (make it absolute if readers may run from another directory).
+    """
+    ark_path, scp_path = Path(ark_path), Path(scp_path)
+    ark_path.parent.mkdir(parents=True, exist_ok=True)
+    scp_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp_ark = tmp_name(ark_path)
+    count = 0
+    try:
+        with atomic_path(scp_path) as tmp_scp:
+            with open(tmp_ark, "wb") as ark, open(tmp_scp, "w") as scp:
+                for key, value in items:
+                    value = np.ascontiguousarray(value, dtype=np.float32)
+                    if not np.isfinite(value).all():
+                        raise FhvaeError(f"{ark_path}: non-finite value in '{key}'")
+                    kaldiio.save_ark(ark, {key: value}, scp=None)
+                    end = ark.tell()
+                    # kaldiio.save_ark writes "key " then the binary payload; locate the payload.
+                    offset = end - _payload_size(value)
+                    scp.write(f"{key} {ark_path}:{offset}\n")
+                    count += 1
+            fsync_file(tmp_ark)
+            os.replace(tmp_ark, ark_path)
+    finally:
+        if tmp_ark.exists():
+            tmp_ark.unlink()
+    return count
+
+
+def _payload_size(value: np.ndarray) -> int:
+    """Bytes kaldiio writes for a float32 matrix/vector after the key and space."""
+    header = 2 + 3  # "\0B" binary marker + "FM "/"FV " token
+    if value.ndim == 2:
+        return header + 5 + 5 + value.nbytes  # two int32 sizes, each prefixed by a size byte
+    if value.ndim == 1:
+        return header + 5 + value.nbytes
+    raise FhvaeError(f"cannot write a {value.ndim}-d array to a Kaldi table")
+
+
+def read_scp(scp_path: str | os.PathLike) -> Iterator[tuple[str, np.ndarray]]:
+    """Yield (key, array) from a Kaldi scp, with errors that name the file and key."""
+    scp_path = Path(scp_path)
+    if not scp_path.is_file():
+        raise FhvaeError(f"{scp_path}: no such file")
+    with open(scp_path) as handle:
+        for lineno, line in enumerate(handle, 1):
+            parts = line.split(maxsplit=1)
+            if len(parts) != 2:
+                raise FhvaeError(f"{scp_path}:{lineno}: expected '<key> <rxfile>'")
+            key, rxfile = parts[0], parts[1].strip()
+            yield key, load_rxfile(rxfile, f"{scp_path}:{lineno} ({key})")
+
+
+def load_rxfile(rxfile: str, where: str) -> np.ndarray:
+    """Load one 'ark:offset' entry; `where` names the scp line for error messages."""
+    try:
+        value = kaldiio.load_mat(rxfile)
+    except FileNotFoundError:
+        raise FhvaeError(f"{where}: ark file not found: {rxfile}") from None
+    except Exception as err:  # kaldiio raises many types on truncated/corrupt input
+        raise FhvaeError(f"{where}: cannot read {rxfile}: {type(err).__name__}: {err}") from None
+    return np.asarray(value, dtype=np.float32)
