@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Stages 1-5 of every fhvae-kaldi recipe, shared by ./run.sh and egs/*/run.sh (which add
+# their own stage 0, the corpus -> Kaldi data dir preparation).
+#
+#   utils/fhvae_pipeline.sh [options] <train-set> <dev-set|-> <eval-set>
+#
+# Sets are names of data dirs under data/. With <dev-set> '-', stage 2 holds out
+# --heldout-frac of the training utterances for early stopping.
+#   1: 80-dim FBank -> fbank/raw_fbank_<set>.JOB.{ark,scp}, data/<set>/feats.scp
+#   2: data/<set>/fhvae/seg_index.npz (+ mvn.npz for the training set)
+#   3: train the FHVAE -> <exp>/final.pt
+#   4: z1/z2/s-vectors of the training and evaluation sets -> <exp>/latents_<set>/
+#   5: speaker verification, factor probes, figures -> <exp>/eval_<eval-set>/results.md
+set -euo pipefail
+
+stage=1
+stop_stage=5
+nj=2                          # parallel jobs for FBank and extraction
+seed=777
+fbank_config=conf/fbank.conf
+fhvae_config=conf/fhvae_cpu.yaml
+seq_unit=utt                  # utt | spk: what counts as one sequence (mu2 row)
+heldout_frac=0.05             # used only when <dev-set> is '-'
+nproc_per_node=1              # >1: torchrun + DDP
+exp=exp/fhvae
+train_cmd=${train_cmd:-utils/run_local.sh}
+extract_cmd=${extract_cmd:-utils/run_local.sh}
+
+. utils/parse_options.sh
+
+if [ $# -ne 3 ]; then
+  sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2
+  exit 1
+fi
+train_set=$1 dev_set=$2 eval_set=$3
+fbank_sets="$train_set $eval_set"
+[ "$dev_set" = "-" ] || fbank_sets="$train_set $dev_set $eval_set"
+
+log() { echo "$(date '+%F %T') fhvae_pipeline.sh: $*" >&2; }
+
+if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
+  for x in $fbank_sets; do
+    log "stage 1: FBank for data/$x"
+    utils/make_fbank.sh --nj $nj --cmd "$train_cmd" --fbank-config $fbank_config \
+      data/$x exp/make_fbank/$x fbank
+    utils/validate_data_dir.sh data/$x
+  done
+fi
+
+if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then
+  log "stage 2: segment index and normalisation statistics"
+  heldout_opts=""
+  [ "$dev_set" = "-" ] && heldout_opts="--heldout-frac $heldout_frac --seed $seed"
+  python -m fhvae.bin.make_index --seq-unit $seq_unit --mvn-out data/$train_set/fhvae/mvn.npz \
+    $heldout_opts data/$train_set
+  for x in $fbank_sets; do
+    [ "$x" = "$train_set" ] || python -m fhvae.bin.make_index --seq-unit $seq_unit data/$x
+  done
+fi
+
+if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
+  log "stage 3: train the FHVAE ($fhvae_config) in $exp"
+  dev_arg=data/$dev_set
+  [ "$dev_set" = "-" ] && dev_arg=-
+  utils/train_fhvae.sh --nproc-per-node $nproc_per_node --config $fhvae_config --seed $seed \
+    data/$train_set $dev_arg $exp
+fi
+
+if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
+  for x in $train_set $eval_set; do
+    log "stage 4: z1/z2/s-vectors of data/$x"
+    utils/extract_latents.sh --nj $nj --cmd "$extract_cmd" $exp/final.pt data/$x $exp/latents_$x
+  done
+fi
+
+if [ $stage -le 5 ] && [ $stop_stage -ge 5 ]; then
+  log "stage 5: evaluation on data/$eval_set"
+  python -m fhvae.bin.evaluate --seed $seed --model $exp/final.pt \
+    --train-data data/$train_set --train-latents $exp/latents_$train_set \
+    data/$eval_set $exp/latents_$eval_set $exp/eval_$eval_set
+fi
