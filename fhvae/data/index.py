@@ -1,0 +1,311 @@
+"""The segment index: every training segment described by a handful of numpy arrays.
+
+Hierarchical sampling (paper, Algorithm 1) needs to know, for millions of utterances, how
+many 20-frame segments each holds, which sequence it belongs to and where its features
+live. Holding that as per-segment Python objects would cost gigabytes; here it is O(U)
+numbers (a segment is implied by its utterance and a start frame), built with vectorised
+numpy and saved as a plain .npz (no pickle) so loading cannot run code.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from fhvae.errors import FhvaeError
+from fhvae.io.atomic import atomic_path
+from fhvae.io.tables import load_rxfile
+
+logger = logging.getLogger(__name__)
+
+INDEX_VERSION = 1
+_ARRAYS = ("utt_ids", "num_frames", "seq_of_utt", "seq_ids", "ark_paths", "ark_of_utt",
+           "ark_offset")
+# How many excluded utterance ids a warning lists before "...".
+_SHOW_IDS = 5
+
+
+@dataclass(eq=False)
+class SegmentIndex:
+    """Utterances (sorted as LC_ALL=C sorts), their sequences and feature locations."""
+
+    utt_ids: np.ndarray      # (U,) str, byte order
+    num_frames: np.ndarray   # (U,) int32
+    seq_of_utt: np.ndarray   # (U,) int32 -> index into seq_ids
+    seq_ids: np.ndarray      # (S,) str: utterance ids, or speaker ids with seq_unit="spk"
+    ark_paths: np.ndarray    # (A,) str, absolute, deduplicated
+    ark_of_utt: np.ndarray   # (U,) int32 -> index into ark_paths
+    ark_offset: np.ndarray   # (U,) int64, the ":offset" of feats.scp
+    feat_dim: int
+    seg_len: int = 20
+    seq_unit: str = "utt"
+    _csr: tuple[np.ndarray, np.ndarray] | None = field(default=None, init=False, repr=False)
+
+    # ----------------------------------------------------------------- sizes and counts
+    @property
+    def num_utts(self) -> int:
+        return int(self.utt_ids.shape[0])
+
+    @property
+    def num_seqs(self) -> int:
+        return int(self.seq_ids.shape[0])
+
+    def num_segments(self, seg_shift: int) -> np.ndarray:
+        """(U,) segments per utterance when windows of seg_len frames move by seg_shift."""
+        if seg_shift < 1:
+            raise FhvaeError(f"segment shift must be >= 1, got {seg_shift}")
+        counts = (self.num_frames.astype(np.int64) - self.seg_len) // seg_shift + 1
+        return np.maximum(counts, 0)
+
+    def seq_num_segments(self, seg_shift: int) -> np.ndarray:
+        """(S,) segments per sequence (sum over its utterances)."""
+        return np.bincount(self.seq_of_utt, weights=self.num_segments(seg_shift),
+                           minlength=self.num_seqs).astype(np.int64)
+
+    def utts_of_seq(self, s: int) -> np.ndarray:
+        """Utterance indices of sequence s, ascending (CSR arrays are built on first use)."""
+        if self._csr is None:
+            order = np.argsort(self.seq_of_utt, kind="stable").astype(np.int64)
+            ptr = np.zeros(self.num_seqs + 1, dtype=np.int64)
+            np.cumsum(np.bincount(self.seq_of_utt, minlength=self.num_seqs), out=ptr[1:])
+            self._csr = (ptr, order)
+        ptr, order = self._csr
+        return order[ptr[s]:ptr[s + 1]]
+
+    # ----------------------------------------------------------------- feature access
+    def rxfile(self, u: int) -> str:
+        """'path:offset' of utterance u, as kaldiio.load_mat expects it."""
+        return f"{self.ark_paths[self.ark_of_utt[u]]}:{int(self.ark_offset[u])}"
+
+    def read_utt(self, u: int) -> np.ndarray:
+        """(T, F) float32 features of utterance u; a missing/corrupt/mismatched ark names it."""
+        utt = str(self.utt_ids[u])
+        feats = load_rxfile(self.rxfile(u), f"utterance '{utt}'")
+        expected = (int(self.num_frames[u]), self.feat_dim)
+        if feats.shape != expected:
+            raise FhvaeError(f"utterance '{utt}' ({self.rxfile(u)}): features have shape "
+                             f"{feats.shape}, index expects {expected} (stale index? rerun stage 2)")
+        return feats
+
+    # ----------------------------------------------------------------- subsets
+    def subset(self, utt_mask_or_indices: np.ndarray | Sequence[int]) -> "SegmentIndex":
+        """A new index over the chosen utterances; empty sequences and unused arks are dropped."""
+        sel = np.asarray(utt_mask_or_indices)
+        if sel.dtype == bool:
+            if sel.shape != (self.num_utts,):
+                raise FhvaeError(f"utterance mask has shape {sel.shape}, index has "
+                                 f"{self.num_utts} utterances")
+            keep = np.flatnonzero(sel)
+        else:
+            keep = np.unique(sel.astype(np.int64))  # sorted: keeps the byte order of utt_ids
+            if keep.size and (keep[0] < 0 or keep[-1] >= self.num_utts):
+                raise FhvaeError(f"utterance index out of range [0, {self.num_utts})")
+        seqs, seq_of_utt = np.unique(self.seq_of_utt[keep], return_inverse=True)
+        arks, ark_of_utt = np.unique(self.ark_of_utt[keep], return_inverse=True)
+        return SegmentIndex(
+            utt_ids=self.utt_ids[keep], num_frames=self.num_frames[keep],
+            seq_of_utt=seq_of_utt.astype(np.int32), seq_ids=self.seq_ids[seqs],
+            ark_paths=self.ark_paths[arks], ark_of_utt=ark_of_utt.astype(np.int32),
+            ark_offset=self.ark_offset[keep], feat_dim=self.feat_dim,
+            seg_len=self.seg_len, seq_unit=self.seq_unit)
+
+    def _subset_seqs(self, seq_mask: np.ndarray) -> "SegmentIndex":
+        return self.subset(seq_mask[self.seq_of_utt])
+
+    def split_heldout(self, fraction: float, seed: int) -> tuple["SegmentIndex", "SegmentIndex"]:
+        """(train, heldout) with round(fraction * S) whole sequences held out, chosen by seed.
+
+        Whole sequences are held out so that the dev bound measures unseen sequences, as a
+        real dev set would. Same index + fraction + seed -> same split.
+        """
+        if not 0.0 < fraction < 1.0:
+            raise FhvaeError(f"held-out fraction must be in (0, 1), got {fraction}")
+        num_held = int(round(fraction * self.num_seqs))
+        if num_held < 1 or num_held >= self.num_seqs:
+            raise FhvaeError(f"held-out fraction {fraction} of {self.num_seqs} sequences leaves "
+                             f"an empty training or held-out set")
+        rng = np.random.default_rng(seed)
+        held = np.zeros(self.num_seqs, dtype=bool)
+        held[rng.permutation(self.num_seqs)[:num_held]] = True
+        return self._subset_seqs(~held), self._subset_seqs(held)
+
+    def shard(self, rank: int, world: int) -> "SegmentIndex":
+        """Sequences s with s % world == rank: disjoint, complete shards for DDP ranks."""
+        if not 0 <= rank < world:
+            raise FhvaeError(f"shard rank {rank} not in [0, {world})")
+        if self.num_seqs < world:
+            raise FhvaeError(f"cannot shard {self.num_seqs} sequences over {world} ranks")
+        return self._subset_seqs(np.arange(self.num_seqs) % world == rank)
+
+    # ----------------------------------------------------------------- persistence
+    def save(self, path: str | os.PathLike) -> None:
+        """Write an .npz of plain arrays (strings as fixed-width UTF-8 bytes), atomically."""
+        arrays = {name: getattr(self, name) for name in _ARRAYS}
+        if self.seq_unit == "utt":  # sequences are the utterances: don't store the ids twice
+            arrays["seq_ids"] = np.zeros(0, dtype=np.bytes_)
+        for name in ("utt_ids", "seq_ids", "ark_paths"):
+            arrays[name] = _to_bytes(arrays[name])
+        meta = np.array([INDEX_VERSION, self.feat_dim, self.seg_len], dtype=np.int64)
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as handle:
+                np.savez(handle, meta=meta, seq_unit=np.array(self.seq_unit.encode()), **arrays)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "SegmentIndex":
+        """Read an index written by `save` (never unpickles anything)."""
+        path = Path(path)
+        if not path.is_file():
+            raise FhvaeError(f"{path}: segment index not found (run stage 2: make_index)")
+        try:
+            with np.load(path, allow_pickle=False) as npz:
+                data = {name: npz[name] for name in (*_ARRAYS, "meta", "seq_unit")}
+        except Exception as err:
+            raise FhvaeError(f"{path}: not a segment index ({type(err).__name__}: {err})") from None
+        version, feat_dim, seg_len = (int(v) for v in data.pop("meta"))
+        if version != INDEX_VERSION:
+            raise FhvaeError(f"{path}: index version {version}, expected {INDEX_VERSION}")
+        for name in ("utt_ids", "seq_ids", "ark_paths"):
+            data[name] = _to_str(data[name])
+        seq_unit = bytes(data.pop("seq_unit")).decode()
+        if seq_unit == "utt":
+            data["seq_ids"] = data["utt_ids"]
+        return cls(**data, feat_dim=feat_dim, seg_len=seg_len, seq_unit=seq_unit)
+
+    # ----------------------------------------------------------------- construction
+    @classmethod
+    def build(cls, data_dir: str | os.PathLike, seq_unit: str = "utt",
+              seg_len: int = 20) -> "SegmentIndex":
+        """Index `<data_dir>/feats.scp` (+ utt2num_frames, + utt2spk for seq_unit="spk").
+
+        Utterances shorter than seg_len hold no segment: they are excluded and reported.
+        """
+        data_dir = Path(data_dir)
+        if seq_unit not in ("utt", "spk"):
+            raise FhvaeError(f"seq_unit must be 'utt' or 'spk', got '{seq_unit}'")
+        if seg_len < 1:
+            raise FhvaeError(f"seg_len must be >= 1, got {seg_len}")
+        utt_ids, ark_names, offsets = _read_feats_scp(data_dir / "feats.scp")
+        frames_file = data_dir / "utt2num_frames"
+        if frames_file.is_file():
+            num_frames = _align_ints(frames_file, utt_ids)
+        else:
+            logger.info("%s missing: reading every matrix header from the arks (slow)", frames_file)
+            num_frames = np.array([_read_mat(f"{a}:{o}", u).shape[0]
+                                   for u, a, o in zip(utt_ids, ark_names, offsets)], dtype=np.int64)
+        if seq_unit == "spk":
+            spk_of_utt = _align(data_dir / "utt2spk", utt_ids)
+        short = num_frames < seg_len
+        if short.any():
+            ids = utt_ids[short]
+            more = " ..." if ids.size > _SHOW_IDS else ""
+            logger.warning("%s: excluded %d utterance(s) shorter than %d frames: %s%s",
+                           data_dir, ids.size, seg_len, " ".join(ids[:_SHOW_IDS]), more)
+        keep = ~short
+        if not keep.any():
+            raise FhvaeError(f"{data_dir}: no utterance has at least {seg_len} frames")
+        utt_ids, ark_names, offsets = utt_ids[keep], ark_names[keep], offsets[keep]
+        if seq_unit == "spk":
+            seq_ids, seq_of_utt = np.unique(spk_of_utt[keep], return_inverse=True)
+        else:
+            seq_ids, seq_of_utt = utt_ids, np.arange(utt_ids.size)
+        uniq_arks, ark_of_utt = np.unique(ark_names, return_inverse=True)
+        ark_paths = np.array([os.path.abspath(a) for a in uniq_arks])
+        first = _read_mat(f"{ark_paths[ark_of_utt[0]]}:{offsets[0]}", str(utt_ids[0]))
+        return cls(utt_ids=utt_ids, num_frames=num_frames[keep].astype(np.int32),
+                   seq_of_utt=seq_of_utt.astype(np.int32), seq_ids=seq_ids,
+                   ark_paths=ark_paths, ark_of_utt=ark_of_utt.astype(np.int32),
+                   ark_offset=offsets, feat_dim=int(first.shape[1]), seg_len=seg_len,
+                   seq_unit=seq_unit)
+
+
+# --------------------------------------------------------------------- helpers
+def _read_lines(path: Path) -> list[list[str]]:
+    if not path.is_file():
+        raise FhvaeError(f"{path}: no such file")
+    with open(path, encoding="utf-8") as handle:
+        return [line.split() for line in handle]
+
+
+def _sorted_unique(keys: np.ndarray, path: Path) -> np.ndarray:
+    """Argsort of keys in byte order (code-point order == UTF-8 byte order); no duplicates."""
+    order = np.argsort(keys, kind="stable")
+    dup = np.flatnonzero(keys[order][1:] == keys[order][:-1])
+    if dup.size:
+        lineno = int(order[dup[0] + 1]) + 1
+        raise FhvaeError(f"{path}:{lineno}: duplicate key '{keys[order[dup[0]]]}'")
+    return order
+
+
+def _read_feats_scp(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(utt_ids, ark paths as written, offsets), sorted by utterance id."""
+    lines = _read_lines(path)
+    if not lines:
+        raise FhvaeError(f"{path}: empty feats.scp")
+    keys, arks, offsets = [], [], []
+    for lineno, parts in enumerate(lines, 1):
+        ark, sep, offset = parts[1].rpartition(":") if len(parts) == 2 else ("", "", "")
+        if not sep or not ark or not offset.isdigit():
+            raise FhvaeError(f"{path}:{lineno}: expected '<utt> <ark-path>:<offset>', got "
+                             f"'{' '.join(parts)}'")
+        keys.append(parts[0])
+        arks.append(ark)
+        offsets.append(offset)
+    keys_arr = np.array(keys)
+    order = _sorted_unique(keys_arr, path)
+    return keys_arr[order], np.array(arks)[order], np.array(offsets, dtype=np.int64)[order]
+
+
+def _align(path: Path, utt_ids: np.ndarray) -> np.ndarray:
+    """Values of the two-column table `path` for every id in sorted `utt_ids`, as strings."""
+    lines = _read_lines(path)
+    for lineno, parts in enumerate(lines, 1):
+        if len(parts) != 2:
+            raise FhvaeError(f"{path}:{lineno}: expected '<utt> <value>'")
+    keys = np.array([p[0] for p in lines])
+    values = np.array([p[1] for p in lines])
+    order = _sorted_unique(keys, path) if keys.size else np.zeros(0, dtype=np.int64)
+    keys, values = keys[order], values[order]
+    pos = np.searchsorted(keys, utt_ids)
+    pos_clipped = np.minimum(pos, max(keys.size - 1, 0))
+    missing = (pos >= keys.size) | (keys[pos_clipped] != utt_ids) if keys.size else \
+        np.ones(utt_ids.size, dtype=bool)
+    if missing.any():
+        raise FhvaeError(f"{path}: no entry for utterance '{utt_ids[missing][0]}' "
+                         f"({int(missing.sum())} of {utt_ids.size} missing)")
+    return values[pos_clipped]
+
+
+def _align_ints(path: Path, utt_ids: np.ndarray) -> np.ndarray:
+    values = _align(path, utt_ids)
+    try:
+        return values.astype(np.int64)
+    except ValueError:
+        bad = next(v for v in values if not v.lstrip("-").isdigit())
+        raise FhvaeError(f"{path}: not an integer frame count: '{bad}'") from None
+
+
+def _read_mat(rxfile: str, utt: str) -> np.ndarray:
+    feats = load_rxfile(rxfile, f"utterance '{utt}'")
+    if feats.ndim != 2:
+        raise FhvaeError(f"utterance '{utt}' ({rxfile}): expected a matrix, got {feats.ndim}-d")
+    return feats
+
+
+def _to_bytes(strings: np.ndarray) -> np.ndarray:
+    """Fixed-width UTF-8 bytes (4x smaller than numpy's UCS-4 for ASCII ids)."""
+    try:
+        return strings.astype(np.bytes_)           # fast path: ASCII
+    except UnicodeEncodeError:
+        return np.char.encode(strings, "utf-8")
+
+
+def _to_str(raw: np.ndarray) -> np.ndarray:
+    try:
+        return raw.astype(np.str_)                 # fast path: ASCII
+    except UnicodeDecodeError:
+        return np.char.decode(raw, "utf-8")
