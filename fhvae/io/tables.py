@@ -14,7 +14,7 @@ import kaldiio
 import numpy as np
 
 from fhvae.errors import FhvaeError
-from fhvae.io.atomic import atomic_path, fsync_file, tmp_name
+from fhvae.io.atomic import fsync_file, tmp_name
 
 
 def write_table(ark_path: str | os.PathLike, scp_path: str | os.PathLike,
@@ -24,30 +24,53 @@ def write_table(ark_path: str | os.PathLike, scp_path: str | os.PathLike,
     Returns the number of entries written. The scp refers to `ark_path` by the path
     given here (make it absolute if readers may run from another directory).
     """
-    ark_path, scp_path = Path(ark_path), Path(scp_path)
-    ark_path.parent.mkdir(parents=True, exist_ok=True)
-    scp_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp_ark = tmp_name(ark_path)
-    count = 0
-    try:
-        with atomic_path(scp_path) as tmp_scp:
-            with open(tmp_ark, "wb") as ark, open(tmp_scp, "w") as scp:
-                for key, value in items:
-                    value = np.ascontiguousarray(value, dtype=np.float32)
-                    if not np.isfinite(value).all():
-                        raise FhvaeError(f"{ark_path}: non-finite value in '{key}'")
-                    kaldiio.save_ark(ark, {key: value}, scp=None)
-                    end = ark.tell()
-                    # kaldiio.save_ark writes "key " then the binary payload; locate the payload.
-                    offset = end - _payload_size(value)
-                    scp.write(f"{key} {ark_path}:{offset}\n")
-                    count += 1
-            fsync_file(tmp_ark)
-            os.replace(tmp_ark, ark_path)
-    finally:
-        if tmp_ark.exists():
-            tmp_ark.unlink()
-    return count
+    with TableWriter(ark_path, scp_path) as writer:
+        for key, value in items:
+            writer.write(key, value)
+    return writer.count
+
+
+class TableWriter:
+    """Incremental form of `write_table`, for producing several tables in one pass.
+
+    Entries go to temporary files; leaving the `with` block normally renames the ark and
+    then the scp into place, leaving it through an exception deletes both temporaries.
+    """
+
+    def __init__(self, ark_path: str | os.PathLike, scp_path: str | os.PathLike):
+        self.ark_path, self.scp_path = Path(ark_path), Path(scp_path)
+        self.ark_path.parent.mkdir(parents=True, exist_ok=True)
+        self.scp_path.parent.mkdir(parents=True, exist_ok=True)
+        self._tmp_ark, self._tmp_scp = tmp_name(self.ark_path), tmp_name(self.scp_path)
+        self._ark = open(self._tmp_ark, "wb")
+        self._scp = open(self._tmp_scp, "w")
+        self.count = 0
+
+    def write(self, key: str, value: np.ndarray) -> None:
+        value = np.ascontiguousarray(value, dtype=np.float32)
+        if not np.isfinite(value).all():
+            raise FhvaeError(f"{self.ark_path}: non-finite value in '{key}'")
+        kaldiio.save_ark(self._ark, {key: value}, scp=None)
+        # kaldiio.save_ark writes "key " then the binary payload; locate the payload.
+        offset = self._ark.tell() - _payload_size(value)
+        self._scp.write(f"{key} {self.ark_path}:{offset}\n")
+        self.count += 1
+
+    def __enter__(self) -> "TableWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self._ark.close()
+        self._scp.close()
+        try:
+            if exc_type is None:
+                for tmp, final in ((self._tmp_ark, self.ark_path), (self._tmp_scp, self.scp_path)):
+                    fsync_file(tmp)
+                    os.replace(tmp, final)
+        finally:
+            for tmp in (self._tmp_ark, self._tmp_scp):
+                if tmp.exists():
+                    tmp.unlink()
 
 
 def _payload_size(value: np.ndarray) -> int:
