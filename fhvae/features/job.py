@@ -1,0 +1,71 @@
+"""One FBank job of stage 1: a wav.scp (+ segments) part -> one ark/scp pair.
+
+The ark/scp go through fhvae.io.tables.write_table (temp names + rename) and the
+utt2num_frames/utt2dur parts are written only after it, so a failed job leaves nothing
+that a later stage could mistake for output.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+from tqdm import tqdm
+
+from fhvae.features.fbank import FbankComputer
+from fhvae.io.audio import iter_utterances
+from fhvae.io.datadir import write_kv
+from fhvae.io.tables import write_table
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class JobStats:
+    """What one job did. `durations` covers every utterance (like Kaldi's utt2dur), also
+    the `skipped` ones, shorter than one frame, that have no features."""
+
+    num_done: int = 0
+    num_frames: list[tuple[str, int]] = field(default_factory=list)
+    durations: list[tuple[str, float]] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+
+def compute_fbank_job(computer: FbankComputer, wav_scp: str | os.PathLike,
+                      ark: str | os.PathLike, scp: str | os.PathLike,
+                      segments: str | os.PathLike | None = None,
+                      utt2num_frames: str | os.PathLike | None = None,
+                      utt2dur: str | os.PathLike | None = None) -> JobStats:
+    """Compute features for every utterance of wav_scp (or segments) into ark+scp.
+
+    The scp refers to the ark by its absolute path, so feats.scp works from any cwd.
+    Utterances too short for one frame are skipped with a warning, as Kaldi does.
+    """
+    stats = JobStats()
+    channel = computer.config.channel
+
+    def features() -> Iterator[tuple[str, np.ndarray]]:
+        for utt, samples, rate in tqdm(iter_utterances(wav_scp, segments, channel),
+                                       desc="fbank", unit="utt", disable=None):
+            feats = computer(samples, rate, utt)
+            stats.durations.append((utt, samples.shape[0] / rate))
+            if feats.shape[0] == 0:
+                logger.warning("utterance '%s' (%d samples) is shorter than one frame: "
+                               "no features written", utt, samples.shape[0])
+                stats.skipped.append(utt)
+                continue
+            stats.num_frames.append((utt, feats.shape[0]))
+            yield utt, feats
+
+    stats.num_done = write_table(Path(ark).absolute(), scp, features())
+    if utt2num_frames is not None:
+        write_kv(utt2num_frames, stats.num_frames)
+    if utt2dur is not None:
+        write_kv(utt2dur, [(utt, f"{dur:.4f}") for utt, dur in stats.durations])
+    logger.info("%s: %d utterances done, %d skipped (shorter than one frame)",
+                wav_scp if segments is None else segments, stats.num_done, len(stats.skipped))
+    return stats

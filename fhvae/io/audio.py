@@ -1,0 +1,149 @@
+"""Audio of a Kaldi data dir: wav.scp entries (paths or `cmd |` pipes) and `segments`.
+
+Samples come back on Kaldi's int16 scale (a full-scale sine peaks at 32767), because the
+FBank log energies, and every threshold tuned on Kaldi features, assume that scale.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import soundfile
+
+from fhvae.errors import FhvaeError
+from fhvae.io.datadir import read_kv
+
+logger = logging.getLogger(__name__)
+
+# Kaldi's extract-segments accepts a segment ending this far past the end of the recording
+# (rounding in the segmentation) and truncates it; anything further is an error.
+MAX_SEGMENT_OVERSHOOT_S = 0.5
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One line of `segments`: utterance `utt` is [start, end) seconds of recording `rec`."""
+
+    utt: str
+    rec: str
+    start: float
+    end: float  # -1: to the end of the recording
+
+
+def read_wav_scp(path: str | os.PathLike) -> list[tuple[str, str]]:
+    """(recording id, rxfile) pairs of a wav.scp in file order; empty -> FhvaeError."""
+    pairs = read_kv(path)
+    if not pairs:
+        raise FhvaeError(f"{path}: empty (no recordings in this data dir)")
+    return pairs
+
+
+def read_segments(path: str | os.PathLike) -> list[Segment]:
+    """Parse `<utt> <rec> <start> <end>` lines with file:line errors."""
+    segments = []
+    for lineno, (utt, rest) in enumerate(read_kv(path), 1):
+        fields = rest.split()
+        try:
+            if len(fields) != 3:
+                raise ValueError
+            start, end = float(fields[1]), float(fields[2])
+        except ValueError:
+            raise FhvaeError(f"{path}:{lineno}: expected '<utt> <rec> <start> <end>'") from None
+        if start < 0 or (end != -1 and end <= start):
+            raise FhvaeError(f"{path}:{lineno}: bad times for '{utt}': start {start}, end {end}")
+        segments.append(Segment(utt, fields[0], start, end))
+    if not segments:
+        raise FhvaeError(f"{path}: empty (no utterances in this data dir)")
+    return segments
+
+
+def load_audio(rxfile: str, where: str) -> tuple[np.ndarray, int]:
+    """(samples (N, C) float64 on the int16 scale, sample rate) of one wav.scp entry.
+
+    A trailing '|' makes the entry a shell command whose stdout is a WAV file; it is run
+    with `bash -c` like Kaldi's pipes. `where` names the entry in error messages.
+    """
+    rxfile = rxfile.strip()
+    if rxfile.endswith("|"):
+        command = rxfile[:-1].strip()
+        proc = subprocess.run(["bash", "-c", command], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, check=False)
+        if proc.returncode != 0:
+            stderr = proc.stderr.decode(errors="replace").strip().splitlines()
+            detail = f": {stderr[-1]}" if stderr else ""
+            raise FhvaeError(f"{where}: command '{command}' failed with exit status "
+                             f"{proc.returncode}{detail}")
+        source: str | io.BytesIO = io.BytesIO(proc.stdout)
+    else:
+        if not Path(rxfile).is_file():
+            raise FhvaeError(f"{where}: audio file not found: {rxfile}")
+        source = rxfile
+    try:
+        samples, rate = soundfile.read(source, dtype="float64", always_2d=True)
+    except Exception as err:  # libsndfile reports every format problem as a RuntimeError
+        raise FhvaeError(f"{where}: unreadable audio ({type(err).__name__}: "
+                         f"{str(err).strip().splitlines()[0] if str(err).strip() else ''})") from None
+    return samples * 32768.0, int(rate)
+
+
+def select_channel(samples: np.ndarray, channel: int, where: str) -> np.ndarray:
+    """One channel of (N, C) samples; channel -1 means 'must be mono' (error otherwise)."""
+    num_channels = samples.shape[1]
+    if channel == -1:
+        if num_channels != 1:
+            raise FhvaeError(f"{where}: audio has {num_channels} channels; choose one with "
+                             f"--channel=N")
+        return samples[:, 0]
+    if not 0 <= channel < num_channels:
+        raise FhvaeError(f"{where}: --channel={channel} but audio has {num_channels} channel(s)")
+    return samples[:, channel]
+
+
+def cut_segment(samples: np.ndarray, rate: int, seg: Segment, where: str) -> np.ndarray:
+    """Samples [start, end) of a recording, with Kaldi's truncating sample arithmetic."""
+    num = samples.shape[0]
+    start = int(seg.start * rate)
+    end = num if seg.end == -1 else int(seg.end * rate)
+    if start >= num:
+        raise FhvaeError(f"{where}: segment starts at {seg.start}s, after the end of recording "
+                         f"'{seg.rec}' ({num / rate:.3f}s)")
+    if end > num:
+        if seg.end - num / rate > MAX_SEGMENT_OVERSHOOT_S:
+            raise FhvaeError(f"{where}: segment ends at {seg.end}s, recording '{seg.rec}' is only "
+                             f"{num / rate:.3f}s long")
+        end = num
+    return samples[start:end]
+
+
+def iter_utterances(wav_scp: str | os.PathLike, segments: str | os.PathLike | None = None,
+                    channel: int = -1) -> Iterator[tuple[str, np.ndarray, int]]:
+    """Yield (utt, mono samples on the int16 scale, sample rate) for every utterance.
+
+    Without `segments` each recording is an utterance. With it, each recording is read
+    once for consecutive segments of the same recording (the usual sorted layout).
+    """
+    recordings = read_wav_scp(wav_scp)
+    if segments is None:
+        for rec, rxfile in recordings:
+            where = f"{wav_scp}: utterance '{rec}'"
+            samples, rate = load_audio(rxfile, where)
+            yield rec, select_channel(samples, channel, where), rate
+        return
+    rxfiles = dict(recordings)
+    cached: tuple[str, np.ndarray, int] | None = None
+    for seg in read_segments(segments):
+        where = f"{segments}: utterance '{seg.utt}'"
+        if seg.rec not in rxfiles:
+            raise FhvaeError(f"{where}: recording '{seg.rec}' is not in {wav_scp}")
+        if cached is None or cached[0] != seg.rec:
+            samples, rate = load_audio(rxfiles[seg.rec], f"{wav_scp}: recording '{seg.rec}'")
+            cached = (seg.rec, select_channel(samples, channel, where), rate)
+        _, samples, rate = cached
+        yield seg.utt, cut_segment(samples, rate, seg, where), rate
