@@ -1,0 +1,69 @@
+"""Stage 4 entry point: z1/z2/s-vectors of a data dir (see fhvae/extract.py for the layout).
+
+  python -m fhvae.bin.extract [options] <model.pt> <data-dir> <out-dir>
+
+Without --job: extract everything into <out-dir>/{z1,z2,svector}.{ark,scp}, then write
+spk_svector.{ark,scp} and num_utts.ark. With --job J --num-jobs N: only part J of N
+(contiguous in feats.scp) into <out-dir>/{z1,z2,svector}.J.{ark,scp}. With --merge
+--num-jobs N: combine N finished jobs into sorted {z1,z2,svector}.scp, check the counts,
+write the speaker tables (what utils/extract_latents.sh runs after its jobs).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+
+from fhvae.bin.cli import run_main
+from fhvae.extract import ExtractOptions, check_counts, merge_jobs, run_job, speaker_means
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m fhvae.bin.extract",
+        description="Extract frame-level z1/z2 and s-vectors with a trained FHVAE.")
+    parser.add_argument("model", help="checkpoint (e.g. exp/fhvae/final.pt)")
+    parser.add_argument("data_dir", help="Kaldi data dir with feats.scp and utt2spk")
+    parser.add_argument("out_dir", help="output directory")
+    parser.add_argument("--job", type=int, help="1-based job index (needs --num-jobs)")
+    parser.add_argument("--num-jobs", type=int, default=1, help="number of jobs (default 1)")
+    parser.add_argument("--merge", action="store_true",
+                        help="combine the outputs of --num-jobs finished jobs")
+    parser.add_argument("--sample", action="store_true",
+                        help="draw z1/z2 from the posteriors instead of using their means")
+    parser.add_argument("--seed", type=int, default=0, help="seed for --sample (default 0)")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    parser.add_argument("--batch-size", type=int, default=4096,
+                        help="windows per encoder call (default 4096)")
+    parser.add_argument("--num-threads", type=int, default=0,
+                        help="CPU threads for torch (default 0: torch's choice)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.job is not None and args.merge:
+        parser.error("--job and --merge exclude each other")
+    if args.num_jobs < 1 or args.batch_size < 1:
+        parser.error("--num-jobs and --batch-size must be positive")
+    if args.num_threads > 0:
+        torch.set_num_threads(args.num_threads)
+    opts = ExtractOptions(sample=args.sample, seed=args.seed, batch_size=args.batch_size)
+    out_dir, data_dir = Path(args.out_dir), Path(args.data_dir)
+    if args.job is not None:
+        run_job(args.model, data_dir, out_dir, args.job, args.num_jobs, args.device, opts)
+        return 0
+    if args.merge:
+        merge_jobs(args.model, data_dir, out_dir, args.num_jobs, opts)
+    else:
+        counts = run_job(args.model, data_dir, out_dir, None, 1, args.device, opts)
+        check_counts(out_dir, data_dir, counts["utterances"], counts["skipped"])
+    speaker_means(out_dir / "svector.scp", data_dir / "utt2spk", out_dir)
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,353 @@
+"""Stage 4: frame-level z1/z2 and utterance/speaker s-vectors for any data dir.
+
+Frame alignment. An utterance of T frames yields exactly T rows of z1 and of z2, row t
+aligned with Kaldi's frame t. The utterance is padded by edge replication (seg_len//2
+copies of the first frame on the left, seg_len-1-seg_len//2 copies of the last frame on
+the right) and the window of seg_len frames starting at every padded frame is encoded, so
+row t describes the window centred on frame t: frames t-10 .. t+9 for seg_len 20, with
+indices below 0 or above T-1 replaced by the first or last frame. This works for any
+T >= 1, also T < seg_len; utterances with T = 0 are skipped with a warning.
+
+z1 of a window is encoded given z2 of the same window: the posterior means by default;
+with `sample=True`, one draw from each posterior, using a generator seeded per utterance
+(from the seed and the utterance id), so the draws do not depend on batching or on how
+the data is split into jobs.
+
+s-vector. The MAP estimate of mu2 (the same formula that resets the training cache):
+the sum of the z2 posterior means of the utterance's floor(T/seg_len) non-overlapping
+segments (frames 0..seg_len-1, seg_len..2*seg_len-1, ...; a remainder shorter than a
+segment is not used) divided by (N + sigma2_z2). These segments are exactly the sliding
+windows of rows seg_len//2, seg_len//2 + seg_len, ..., so no second encoder pass is
+needed. An utterance shorter than seg_len uses one edge-padded segment: the window of its
+middle row T//2. A speaker's s-vector is the mean of its utterances' s-vectors (as
+Kaldi's ivector-mean computes speaker x-vectors).
+
+Outputs and restarts. A job writes its three tables under temporary names and renames
+them only when complete, then writes a marker `extract[.J].done` recording the model
+file (path, size, mtime), a digest of its part of feats.scp, the sampling options and its
+counts. A re-run skips a job whose marker matches; any other job is redone from scratch,
+so a killed extraction never leaves an scp that points into a half-written ark.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator, Sequence
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from fhvae.checkpoint import load_model
+from fhvae.errors import FhvaeError
+from fhvae.features.mvn import MVN
+from fhvae.io.atomic import write_text_atomic
+from fhvae.io.datadir import read_dict, read_kv, write_kv
+from fhvae.io.tables import TableWriter, load_rxfile, read_scp, write_table
+from fhvae.model import FHVAE
+from fhvae.objective import map_mu2
+
+logger = logging.getLogger(__name__)
+
+TABLES = ("z1", "z2", "svector")
+
+
+@dataclass
+class ExtractOptions:
+    """How latents are computed; `batch_size` is the number of windows per encoder call."""
+
+    sample: bool = False
+    seed: int = 0
+    batch_size: int = 4096
+
+
+@dataclass
+class Latents:
+    """One utterance's outputs: z1 (T, z1_dim), z2 (T, z2_dim), svector (z2_dim,)."""
+
+    z1: np.ndarray
+    z2: np.ndarray
+    svector: np.ndarray
+
+
+def window_index(num_frames: int, seg_len: int) -> np.ndarray:
+    """(T, seg_len) frame indices of the edge-padded window centred on every frame."""
+    offsets = np.arange(seg_len) - seg_len // 2
+    return np.clip(np.arange(num_frames)[:, None] + offsets[None, :], 0, num_frames - 1)
+
+
+def svector_rows(num_frames: int, seg_len: int) -> np.ndarray:
+    """Rows whose windows are the non-overlapping segments used for the s-vector."""
+    if num_frames < seg_len:
+        return np.array([num_frames // 2])
+    return np.arange(num_frames // seg_len) * seg_len + seg_len // 2
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' means the GPU when there is one."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def _utterance_noise(key: str, num_frames: int, model: FHVAE,
+                     seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Standard-normal draws for z2 and z1 of one utterance, reproducible from (seed, key)."""
+    gen = torch.Generator().manual_seed(zlib.crc32(f"{seed}:{key}".encode()))
+    eps2 = torch.randn(num_frames, model.cfg.z2_dim, generator=gen)
+    eps1 = torch.randn(num_frames, model.cfg.z1_dim, generator=gen)
+    return eps2, eps1
+
+
+def _check_features(key: str, feats: np.ndarray, feat_dim: int, source: str) -> None:
+    if feats.ndim != 2 or feats.shape[1] != feat_dim:
+        dim = feats.shape[1] if feats.ndim == 2 else f"shape {feats.shape}"
+        raise FhvaeError(f"{source}: utterance '{key}' has feature dim {dim} "
+                         f"but the model expects feat_dim {feat_dim}")
+    if not np.isfinite(feats).all():
+        raise FhvaeError(f"{source}: utterance '{key}' contains NaN or infinite features")
+
+
+def _groups(utts: Iterable[tuple[str, np.ndarray]], model: FHVAE, source: str,
+            min_frames: int) -> Iterator[list[tuple[str, np.ndarray]]]:
+    """Validated utterances gathered into groups of at least `min_frames` frames."""
+    group: list[tuple[str, np.ndarray]] = []
+    frames = 0
+    for key, feats in utts:
+        if feats.shape[0] == 0:
+            logger.warning("%s: utterance '%s' has no frames; skipped", source, key)
+            continue
+        _check_features(key, feats, model.cfg.feat_dim, source)
+        group.append((key, feats))
+        frames += feats.shape[0]
+        if frames >= min_frames:
+            yield group
+            group, frames = [], 0
+    if group:
+        yield group
+
+
+@torch.no_grad()
+def _encode_group(model: FHVAE, mvn: MVN, group: list[tuple[str, np.ndarray]],
+                  device: torch.device, opts: ExtractOptions) -> list[tuple[str, Latents]]:
+    """Encode every window of a group of utterances, `opts.batch_size` windows at a time."""
+    seg_len, sigma2 = model.cfg.seg_len, model.cfg.sigma2_z2
+    lengths = [feats.shape[0] for _, feats in group]
+    starts = np.concatenate([[0], np.cumsum(lengths)])
+    frames = torch.from_numpy(np.concatenate([mvn.apply(f) for _, f in group])).to(device)
+    index = torch.from_numpy(np.concatenate(
+        [window_index(n, seg_len) + s for n, s in zip(lengths, starts)])).to(device)
+    if opts.sample:
+        noise = [_utterance_noise(key, n, model, opts.seed) for (key, _), n in zip(group, lengths)]
+        eps2 = torch.cat([e2 for e2, _ in noise]).to(device)
+        eps1 = torch.cat([e1 for _, e1 in noise]).to(device)
+
+    z1_rows, z2_rows, z2_mu_rows = [], [], []
+    for lo in range(0, index.shape[0], opts.batch_size):
+        hi = lo + opts.batch_size
+        x = frames[index[lo:hi]]                              # (B, seg_len, F)
+        z2_mu, z2_logvar = model.encode_z2(x)
+        z2 = z2_mu + eps2[lo:hi] * torch.exp(0.5 * z2_logvar) if opts.sample else z2_mu
+        z1_mu, z1_logvar = model.encode_z1(x, z2)
+        z1 = z1_mu + eps1[lo:hi] * torch.exp(0.5 * z1_logvar) if opts.sample else z1_mu
+        z1_rows.append(z1.float())
+        z2_rows.append(z2.float())
+        z2_mu_rows.append(z2_mu.float())
+    z2_mu_all = torch.cat(z2_mu_rows)
+
+    seg_rows = [svector_rows(n, seg_len) + s for n, s in zip(lengths, starts)]
+    seg_utt = torch.from_numpy(np.repeat(np.arange(len(group)), [len(r) for r in seg_rows]))
+    sums = torch.zeros(len(group), model.cfg.z2_dim, device=device)
+    sums.index_add_(0, seg_utt.to(device), z2_mu_all[torch.from_numpy(np.concatenate(seg_rows))
+                                                     .to(device)])
+    counts = torch.tensor([len(r) for r in seg_rows], device=device)
+    svectors = map_mu2(sums, counts, sigma2).cpu().numpy()
+
+    z1_all, z2_all = torch.cat(z1_rows).cpu().numpy(), torch.cat(z2_rows).cpu().numpy()
+    return [(key, Latents(z1_all[s:e], z2_all[s:e], svectors[i]))
+            for i, ((key, _), s, e) in enumerate(zip(group, starts[:-1], starts[1:]))]
+
+
+def extract_latents(model: FHVAE, mvn: MVN, utts: Iterable[tuple[str, np.ndarray]],
+                    device: torch.device, opts: ExtractOptions | None = None,
+                    source: str = "input") -> Iterator[tuple[str, Latents]]:
+    """Yield (key, Latents) for raw (T, F) feature matrices, in input order.
+
+    Utterances are batched together so that every encoder call sees about
+    `opts.batch_size` windows. `source` names the input in error messages.
+    """
+    opts = opts or ExtractOptions()
+    model = model.to(device).eval()
+    for group in _groups(utts, model, source, opts.batch_size):
+        yield from _encode_group(model, mvn, group, device, opts)
+
+
+def split_contiguous(items: Sequence, job: int, num_jobs: int) -> Sequence:
+    """Part `job` (1-based) of `num_jobs` contiguous parts whose sizes differ by at most one."""
+    if not 1 <= job <= num_jobs:
+        raise FhvaeError(f"job {job} is not in 1..{num_jobs}")
+    size, extra = divmod(len(items), num_jobs)
+    start = (job - 1) * size + min(job - 1, extra)
+    return items[start:start + size + (1 if job <= extra else 0)]
+
+
+def table_paths(out_dir: str | os.PathLike, name: str, job: int | None) -> tuple[Path, Path]:
+    """(ark, scp) of table `name` for one job, or of the single-job output when job is None."""
+    stem = f"{name}.{job}" if job is not None else name
+    return Path(out_dir) / f"{stem}.ark", Path(out_dir) / f"{stem}.scp"
+
+
+def _marker_path(out_dir: Path, job: int | None) -> Path:
+    return out_dir / (f"extract.{job}.done" if job is not None else "extract.done")
+
+
+def _fingerprint(model_path: Path, part: Sequence[tuple[str, str]],
+                 opts: ExtractOptions) -> dict[str, str]:
+    """What a job's outputs depend on; a re-run with the same fingerprint may skip the job."""
+    stat = model_path.stat()
+    digest = hashlib.sha1("".join(f"{k} {v}\n" for k, v in part).encode()).hexdigest()
+    return {"model": f"{model_path.resolve()} {stat.st_size} {stat.st_mtime_ns}",
+            "data": digest, "sample": str(int(opts.sample)), "seed": str(opts.seed)}
+
+
+def _job_is_done(out_dir: Path, job: int | None, fingerprint: dict[str, str]) -> bool:
+    marker = _marker_path(out_dir, job)
+    if not marker.is_file():
+        return False
+    recorded = read_dict(marker)
+    return (all(recorded.get(k) == v for k, v in fingerprint.items())
+            and all(p.is_file() for name in TABLES for p in table_paths(out_dir, name, job)))
+
+
+def _feats_part(data_dir: Path, job: int | None, num_jobs: int) -> list[tuple[int, str, str]]:
+    """(line number, utterance, rxfile) of this job's contiguous part of feats.scp."""
+    feats_scp = data_dir / "feats.scp"
+    entries = [(n, k, v) for n, (k, v) in enumerate(read_kv(feats_scp), 1)]
+    return list(split_contiguous(entries, job, num_jobs)) if job is not None else entries
+
+
+def run_job(model_path: str | os.PathLike, data_dir: str | os.PathLike,
+            out_dir: str | os.PathLike, job: int | None = None, num_jobs: int = 1,
+            device: str = "auto", opts: ExtractOptions | None = None) -> dict[str, int]:
+    """Extract one job's part of `data_dir` (all of it when job is None) into `out_dir`.
+
+    Returns {'utterances': written, 'skipped': empty utterances}; a job whose marker
+    matches the current model, data and options is not redone.
+    """
+    opts = opts or ExtractOptions()
+    model_path, data_dir, out_dir = Path(model_path), Path(data_dir), Path(out_dir)
+    if not model_path.is_file():
+        raise FhvaeError(f"{model_path}: model not found")
+    part = _feats_part(data_dir, job, num_jobs)
+    fingerprint = _fingerprint(model_path, [(k, v) for _, k, v in part], opts)
+    marker = _marker_path(out_dir, job)
+    if _job_is_done(out_dir, job, fingerprint):
+        logger.info("%s matches this model and data: job already done", marker)
+        counts = read_dict(marker)
+        return {"utterances": int(counts["utterances"]), "skipped": int(counts["skipped"])}
+    marker.unlink(missing_ok=True)
+    _remove_stale_temporaries(out_dir, job)
+
+    dev = resolve_device(device)
+    model, mvn, _ = load_model(model_path, dev)
+    feats_scp = data_dir / "feats.scp"
+    utts = ((key, load_rxfile(rx, f"{feats_scp}:{n} ({key})"))
+            for n, key, rx in tqdm(part, desc="extract", unit="utt", disable=None))
+    with contextlib.ExitStack() as stack:  # an exception discards all three tables
+        writers = {name: stack.enter_context(TableWriter(*table_paths(out_dir, name, job)))
+                   for name in TABLES}
+        for key, lat in extract_latents(model, mvn, utts, dev, opts, source=str(feats_scp)):
+            writers["z1"].write(key, lat.z1)
+            writers["z2"].write(key, lat.z2)
+            writers["svector"].write(key, lat.svector)
+    counts = {"utterances": writers["svector"].count,
+              "skipped": len(part) - writers["svector"].count}
+    write_kv(marker, list(fingerprint.items()) + [(k, str(v)) for k, v in counts.items()])
+    logger.info("wrote latents of %d utterances to %s (%d skipped)", counts["utterances"],
+                out_dir, counts["skipped"])
+    return counts
+
+
+def _remove_stale_temporaries(out_dir: Path, job: int | None) -> None:
+    """Delete temporaries left by a killed run of the same job (never referenced by an scp)."""
+    for name in TABLES:
+        for path in table_paths(out_dir, name, job):
+            for stale in out_dir.glob(f".{path.name}.tmp*"):
+                stale.unlink(missing_ok=True)
+
+
+def merge_jobs(model_path: str | os.PathLike, data_dir: str | os.PathLike,
+               out_dir: str | os.PathLike, num_jobs: int,
+               opts: ExtractOptions | None = None) -> int:
+    """Combine the scps of `num_jobs` finished jobs into sorted {z1,z2,svector}.scp.
+
+    Every job must have finished with this model, data and options; the arks stay per
+    job (as in Kaldi). Returns the number of utterances.
+    """
+    opts = opts or ExtractOptions()
+    model_path, data_dir, out_dir = Path(model_path), Path(data_dir), Path(out_dir)
+    total = skipped = 0
+    for job in range(1, num_jobs + 1):
+        part = _feats_part(data_dir, job, num_jobs)
+        if not _job_is_done(out_dir, job, _fingerprint(model_path, [(k, v) for _, k, v in part],
+                                                       opts)):
+            raise FhvaeError(f"{_marker_path(out_dir, job)}: job {job} of {num_jobs} has not "
+                             "finished with this model and data; re-run the extraction")
+        counts = read_dict(_marker_path(out_dir, job))
+        total += int(counts["utterances"])
+        skipped += int(counts["skipped"])
+    for name in TABLES:
+        lines = []
+        for job in range(1, num_jobs + 1):
+            lines.extend(table_paths(out_dir, name, job)[1].read_text().splitlines(True))
+        lines.sort(key=lambda line: line.split(maxsplit=1)[0].encode())
+        write_text_atomic(out_dir / f"{name}.scp", "".join(lines))
+    check_counts(out_dir, data_dir, total, skipped)
+    return total
+
+
+def check_counts(out_dir: str | os.PathLike, data_dir: str | os.PathLike, written: int,
+                 skipped: int) -> None:
+    """Every utterance of feats.scp is in each output scp, except the skipped empty ones."""
+    out_dir, feats_scp = Path(out_dir), Path(data_dir) / "feats.scp"
+    expected = len(read_kv(feats_scp))
+    if written + skipped != expected:
+        raise FhvaeError(f"{out_dir}: {written} utterances extracted and {skipped} skipped, "
+                         f"but {feats_scp} has {expected}")
+    for name in TABLES:
+        scp = out_dir / f"{name}.scp"
+        found = len(read_kv(scp))
+        if found != written:
+            raise FhvaeError(f"{scp}: {found} entries, expected {written}")
+
+
+def speaker_means(svector_scp: str | os.PathLike, utt2spk: str | os.PathLike,
+                  out_dir: str | os.PathLike) -> int:
+    """Write spk_svector.{ark,scp} (mean s-vector per speaker) and num_utts.ark.
+
+    num_utts.ark is a text Int32 table exactly as Kaldi's `ivector-mean ... ark,t:num_utts.ark`
+    writes it: `<spk> <count> ` lines. Speakers without any s-vector are left out.
+    Returns the number of speakers.
+    """
+    spk_of = read_dict(utt2spk)
+    sums: dict[str, np.ndarray] = {}
+    counts: dict[str, int] = {}
+    for utt, vec in read_scp(svector_scp):
+        if utt not in spk_of:
+            raise FhvaeError(f"{utt2spk}: no speaker for utterance '{utt}' of {svector_scp}")
+        spk = spk_of[utt]
+        sums[spk] = sums.get(spk, 0.0) + vec.astype(np.float64)
+        counts[spk] = counts.get(spk, 0) + 1
+    speakers = sorted(sums, key=str.encode)
+    out_dir = Path(out_dir)
+    write_table(out_dir / "spk_svector.ark", out_dir / "spk_svector.scp",
+                ((spk, sums[spk] / counts[spk]) for spk in speakers))
+    write_text_atomic(out_dir / "num_utts.ark", "".join(f"{spk} {counts[spk]} \n"
+                                                        for spk in speakers))
+    return len(speakers)
