@@ -1,0 +1,104 @@
+"""utils/make_fbank.sh end to end (--nj 2, local launcher) from an egs-style recipe dir,
+followed by stage 2 (make_index) on its output."""
+
+import os
+import subprocess
+from pathlib import Path
+
+import kaldiio
+import numpy as np
+import pytest
+import soundfile
+
+from fhvae.data.index import SegmentIndex
+from fhvae.features.fbank import FbankComputer, read_fbank_config
+
+ROOT = Path(__file__).resolve().parents[1]
+RATE = 16000
+
+
+@pytest.fixture
+def recipe(tmp_path):
+    """A recipe dir like egs/<corpus>/ (utils, conf symlinked) with three recordings."""
+    for name in ("utils", "conf", "path.sh"):
+        (tmp_path / name).symlink_to(ROOT / name)
+    wav = tmp_path / "wav"
+    wav.mkdir()
+    rng = np.random.default_rng(0)
+    for i, seconds in enumerate([1.0, 0.7, 2.0]):
+        t = np.arange(int(seconds * RATE)) / RATE
+        signal = 0.3 * np.sin(2 * np.pi * (200 + 150 * i) * t) + 0.05 * rng.standard_normal(t.size)
+        soundfile.write(wav / f"r{i}.wav", signal, RATE, subtype="PCM_16")
+    data = tmp_path / "data" / "tiny"
+    data.mkdir(parents=True)
+    (data / "wav.scp").write_text(f"r0 {wav}/r0.wav\n"
+                                  f"r1 sox {wav}/r1.wav -t wav - |\n"
+                                  f"r2 {wav}/r2.wav\n")
+    return tmp_path
+
+
+def make_fbank(recipe, *options):
+    env = dict(os.environ, LC_ALL="C", PYTHONPATH=str(ROOT),
+               PATH=f"{ROOT / '.venv' / 'bin'}:{os.environ['PATH']}")
+    return subprocess.run(["utils/make_fbank.sh", "--nj", "2", *options,
+                           "data/tiny", "exp/make_fbank/tiny", "fbank"],
+                          cwd=recipe, env=env, capture_output=True, text=True)
+
+
+def expected_features(recipe, cuts):
+    computer = FbankComputer(read_fbank_config(ROOT / "conf" / "fbank.conf"))
+    out = {}
+    for utt, (rec, start, end) in cuts.items():
+        samples, _ = soundfile.read(recipe / "wav" / f"{rec}.wav", dtype="int16")
+        out[utt] = computer(samples[start:end].astype(np.float64), RATE, utt)
+    return out
+
+
+@pytest.mark.parametrize("with_segments", [False, True])
+def test_make_fbank_then_index(recipe, with_segments):
+    data = recipe / "data" / "tiny"
+    if with_segments:
+        (data / "segments").write_text("u0 r0 0 -1\nu1 r1 0 -1\nu2a r2 0.0 1.0\n"
+                                       "u2b r2 1.0 2.0\nu2c r2 1.99 2.0\n")
+        cuts = {"u0": ("r0", 0, None), "u1": ("r1", 0, None),
+                "u2a": ("r2", 0, 16000), "u2b": ("r2", 16000, 32000)}
+    else:
+        cuts = {f"r{i}": (f"r{i}", 0, None) for i in range(3)}
+    proc = make_fbank(recipe)
+    assert proc.returncode == 0, proc.stderr
+    if with_segments:  # u2c is 160 samples: shorter than one frame, reported, not written
+        assert "1 of 5 utterances" in proc.stderr
+
+    lines = (data / "feats.scp").read_text().splitlines()
+    assert [line.split()[0] for line in lines] == sorted(cuts)
+    arks = {line.split()[1].rsplit(":", 1)[0] for line in lines}
+    assert arks == {str(recipe / "fbank" / f"raw_fbank_tiny.{n}.ark") for n in (1, 2)}
+    feats = dict(kaldiio.load_scp(str(data / "feats.scp")))
+    for utt, ref in expected_features(recipe, cuts).items():
+        np.testing.assert_array_equal(feats[utt], ref)
+    frames = {utt: len(m) for utt, m in feats.items()}
+    assert (data / "utt2num_frames").read_text() == "".join(
+        f"{u} {frames[u]}\n" for u in sorted(frames))
+    durations = dict(line.split() for line in (data / "utt2dur").read_text().splitlines())
+    assert float(durations["u1" if with_segments else "r1"]) == pytest.approx(0.7)
+
+    index = SegmentIndex.build(data)
+    assert list(index.utt_ids) == sorted(cuts)
+    assert list(index.num_frames) == [frames[u] for u in sorted(cuts)]
+    np.testing.assert_array_equal(index.read_utt(0), feats[sorted(cuts)[0]])
+
+
+def test_failed_job_leaves_no_feats_scp(recipe):
+    data = recipe / "data" / "tiny"
+    first = make_fbank(recipe)
+    assert first.returncode == 0, first.stderr
+    with open(data / "wav.scp", "a") as handle:
+        handle.write(f"r3 {recipe}/wav/missing.wav\n")
+    proc = make_fbank(recipe)
+    assert proc.returncode == 1
+    assert "FBank failed for data/tiny" in proc.stderr
+    log = (recipe / "exp" / "make_fbank" / "tiny" / "make_fbank.2.log").read_text()
+    assert ("ERROR (compute_fbank.py): exp/make_fbank/tiny/wav.2.scp: utterance 'r3': "
+            f"audio file not found: {recipe}/wav/missing.wav") in log
+    assert not (data / "feats.scp").exists()
+    assert not (data / "utt2num_frames").exists()

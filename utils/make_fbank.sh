@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Stage 1: FBank features of a Kaldi data dir, like Kaldi's steps/make_fbank.sh.
+#   utils/make_fbank.sh [options] <data-dir> <log-dir> <fbank-dir>
+# Splits wav.scp (or segments, if present) into --nj parts, runs one
+# `python -m fhvae.bin.compute_fbank` per part through --cmd (logs in
+# <log-dir>/make_fbank.JOB.log), writes <fbank-dir>/raw_fbank_<set>.JOB.{ark,scp}
+# (absolute ark paths) and <data-dir>/{feats.scp,utt2num_frames,utt2dur}, sorted.
+# Run it from the recipe dir (the one holding utils/, path.sh already sourced).
+set -euo pipefail
+
+nj=4                          # number of parallel jobs
+cmd=utils/run_local.sh        # job launcher, e.g. "$train_cmd" from cmd.sh
+fbank_config=conf/fbank.conf  # Kaldi-style options (--name=value lines)
+backend=knf                   # knf (kaldi-native-fbank, Kaldi's numbers) | psf
+
+utils=$(dirname "$0")
+. "$utils/parse_options.sh"
+
+if [ $# -ne 3 ]; then
+  sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2
+  exit 1
+fi
+data=$1 logdir=$2 fbankdir=$3
+name=$(basename "$data")
+
+die() { echo "$(basename "$0"): ERROR: $*" >&2; exit 1; }
+
+[ -s "$data/wav.scp" ] || die "$data/wav.scp is missing or empty"
+[ -f "$fbank_config" ] || die "FBank config $fbank_config not found"
+[ "$nj" -ge 1 ] 2>/dev/null || die "--nj must be a positive integer, got '$nj'"
+mkdir -p "$logdir" "$fbankdir"
+fbankdir=$(cd "$fbankdir" && pwd)
+
+# Old outputs may point into arks this run is about to replace: remove them first.
+rm -f "$data/feats.scp" "$data/utt2num_frames" "$data/utt2dur"
+
+if [ -f "$data/segments" ]; then
+  list=$data/segments
+  part_opt="--segments $logdir/segments.JOB"
+  input=$data/wav.scp
+else
+  list=$data/wav.scp
+  part_opt=""
+  input=$logdir/wav.JOB.scp
+fi
+num_utts=$(wc -l < "$list")
+[ "$num_utts" -ge 1 ] || die "$list is empty"
+if [ "$nj" -gt "$num_utts" ]; then
+  echo "$(basename "$0"): only $num_utts utterances: using --nj $num_utts" >&2
+  nj=$num_utts
+fi
+parts=()
+for n in $(seq "$nj"); do
+  if [ -n "$part_opt" ]; then parts+=("$logdir/segments.$n"); else parts+=("$logdir/wav.$n.scp"); fi
+done
+"$utils/split_scp.sh" "$list" "${parts[@]}"
+
+# shellcheck disable=SC2086  # $cmd and $part_opt are word lists on purpose
+$cmd JOB=1:"$nj" "$logdir/make_fbank.JOB.log" \
+  python -m fhvae.bin.compute_fbank --config "$fbank_config" --backend "$backend" $part_opt \
+    --utt2num-frames "$logdir/utt2num_frames.JOB" --utt2dur "$logdir/utt2dur.JOB" \
+    "$input" "$fbankdir/raw_fbank_$name.JOB.ark" "$fbankdir/raw_fbank_$name.JOB.scp" \
+  || die "FBank failed for $data; see $logdir/make_fbank.*.log"
+
+merge() {  # merge <out> <part-files...>: sorted, written under a temporary name first
+  local out=$1; shift
+  cat "$@" | LC_ALL=C sort > "$out.tmp"
+  mv "$out.tmp" "$out"
+}
+merge "$data/utt2dur" $(for n in $(seq "$nj"); do echo "$logdir/utt2dur.$n"; done)
+merge "$data/utt2num_frames" $(for n in $(seq "$nj"); do echo "$logdir/utt2num_frames.$n"; done)
+merge "$data/feats.scp" $(for n in $(seq "$nj"); do echo "$fbankdir/raw_fbank_$name.$n.scp"; done)
+rm -f "$logdir"/utt2dur.* "$logdir"/utt2num_frames.*
+
+num_feats=$(wc -l < "$data/feats.scp")
+if [ "$num_feats" -ne "$num_utts" ]; then
+  echo "$(basename "$0"): WARNING: $((num_utts - num_feats)) of $num_utts utterances in $data" \
+    "are shorter than one frame and have no features (see $logdir/make_fbank.*.log)" >&2
+fi
+echo "$(basename "$0"): FBank for $num_feats utterances of $data in $fbankdir" >&2
