@@ -1,0 +1,30 @@
+"""Check a Kaldi data dir: `python -m fhvae.bin.validate_data_dir [--no-feats] [--no-wav] <dir>`.
+
+Exit status 1 with one `ERROR` line naming file and line at the first problem.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from fhvae.bin.cli import run_main
+from fhvae.io.validate import validate_data_dir
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="validate_data_dir.sh", description=__doc__)
+    parser.add_argument("--no-feats", action="store_true", help="feats.scp is not required")
+    parser.add_argument("--no-wav", action="store_true", help="wav.scp is not required")
+    parser.add_argument("--no-path-check", action="store_true",
+                        help="do not check that wav/ark files exist")
+    parser.add_argument("data_dir")
+    args = parser.parse_args(argv)
+    summary = validate_data_dir(args.data_dir, need_wav=not args.no_wav,
+                                need_feats=not args.no_feats,
+                                check_paths=not args.no_path_check)
+    print(f"validate_data_dir: {args.data_dir} OK: {summary}")
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)

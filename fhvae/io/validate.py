@@ -1,0 +1,256 @@
+"""Check a Kaldi data dir against the rules every stage relies on, and repair what can be.
+
+The validator stops at the first problem with one line naming the file and line, so a
+user can fix it in an editor; the fixer repairs what is mechanical (order, duplicates,
+utterances missing from some files, a stale spk2utt) and keeps a backup.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fhvae.errors import FhvaeError
+from fhvae.io.datadir import c_order, read_kv, read_loose, table_kinds, write_filtered
+
+# Tables read first, in this order, so the "first problem" is deterministic.
+CORE_FILES = ("utt2spk", "spk2utt", "wav.scp", "segments", "feats.scp")
+# Tables whose values may be empty (an utterance without a transcript).
+EMPTY_VALUE_OK = ("text",)
+BACKUP_DIR = ".backup"
+_ARK_OFFSET = re.compile(r"^(.*):\d+$")
+
+
+@dataclass
+class Table:
+    """One `<key> <value>` file: its path, pairs in file order, and key -> line number."""
+
+    path: Path
+    pairs: list[tuple[str, str]]
+    line: dict[str, int] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.line = {key: i for i, (key, _) in enumerate(self.pairs, 1)}
+
+    def where(self, key: str) -> str:
+        return f"{self.path}:{self.line[key]}"
+
+
+@dataclass
+class DataDirSummary:
+    """What a valid data dir holds (for the one-line OK report)."""
+
+    num_utts: int
+    num_spks: int
+    files: list[str]
+
+    def __str__(self) -> str:
+        return f"{self.num_utts} utterances, {self.num_spks} speakers; {' '.join(self.files)}"
+
+
+def read_sorted_table(path: Path) -> Table:
+    """read_kv plus Kaldi's rule that keys are in `LC_ALL=C sort` order."""
+    table = Table(path, read_kv(path, allow_empty_value=path.name in EMPTY_VALUE_OK))
+    for i in range(1, len(table.pairs)):
+        prev, key = table.pairs[i - 1][0], table.pairs[i][0]
+        if c_order(key) < c_order(prev):
+            raise FhvaeError(f"{path}:{i + 1}: not sorted (LC_ALL=C): '{key}' comes after "
+                             f"'{prev}'; run utils/fix_data_dir.sh")
+    return table
+
+
+def _same_keys(table: Table, ref: Table, what: str) -> None:
+    """Both-way key equality, reporting the first stray line of either file."""
+    for key, _ in table.pairs:
+        if key not in ref.line:
+            raise FhvaeError(f"{table.where(key)}: {what} '{key}' is not in {ref.path.name}")
+    for key, _ in ref.pairs:
+        if key not in table.line:
+            raise FhvaeError(f"{ref.where(key)}: {what} '{key}' is not in {table.path.name}")
+
+
+def _check_speakers(utt2spk: Table, spk2utt: Table) -> None:
+    spk_of = dict(utt2spk.pairs)
+    listed: set[str] = set()
+    for spk, utts in spk2utt.pairs:
+        for utt in utts.split():
+            if utt in listed:
+                raise FhvaeError(f"{spk2utt.where(spk)}: utterance '{utt}' is listed twice")
+            listed.add(utt)
+            if utt not in spk_of:
+                raise FhvaeError(f"{spk2utt.where(spk)}: utterance '{utt}' is not in utt2spk")
+            if spk_of[utt] != spk:
+                raise FhvaeError(f"{spk2utt.where(spk)}: utterance '{utt}' is under speaker "
+                                 f"'{spk}' but utt2spk says '{spk_of[utt]}'")
+    for utt, spk in utt2spk.pairs:
+        if utt not in listed:
+            raise FhvaeError(f"{utt2spk.where(utt)}: utterance '{utt}' of speaker '{spk}' "
+                             "is not in spk2utt")
+
+
+def _check_segments(segments: Table, wav: Table | None) -> None:
+    for utt, value in segments.pairs:
+        fields = value.split()
+        if len(fields) != 3:
+            raise FhvaeError(f"{segments.where(utt)}: expected '<utt> <recording> <start> <end>'")
+        reco, start, end = fields
+        if wav is not None and reco not in wav.line:
+            raise FhvaeError(f"{segments.where(utt)}: recording '{reco}' is not in wav.scp")
+        try:
+            t0, t1 = float(start), float(end)
+        except ValueError:
+            raise FhvaeError(f"{segments.where(utt)}: start/end are not numbers") from None
+        if not 0 <= t0 < t1:
+            raise FhvaeError(f"{segments.where(utt)}: need 0 <= start < end, got {start} {end}")
+
+
+def _check_wav_paths(wav: Table) -> None:
+    """Plain paths must exist (relative to the current directory); `cmd |` is not run."""
+    for key, value in wav.pairs:
+        if value.endswith("|"):
+            continue
+        if not os.path.exists(value):
+            raise FhvaeError(f"{wav.where(key)}: '{key}': audio file not found: {value}")
+
+
+def _check_feats_arks(feats: Table) -> None:
+    """Every `file.ark:offset` of feats.scp must point at an existing file."""
+    seen: set[str] = set()
+    for key, value in feats.pairs:
+        if value.endswith("|"):
+            continue
+        match = _ARK_OFFSET.match(value)
+        ark = match.group(1) if match else value
+        if ark not in seen and not os.path.exists(ark):
+            raise FhvaeError(f"{feats.where(key)}: '{key}': feature file not found: {ark}")
+        seen.add(ark)
+
+
+def _check_value(table: Table, key: str, value: str) -> None:
+    """Numeric per-utterance files must hold positive numbers."""
+    name = table.path.name
+    try:
+        if name == "utt2num_frames" and int(value) > 0:
+            return
+        if name in ("utt2dur", "reco2dur") and float(value) > 0:
+            return
+    except ValueError:
+        pass
+    if name in ("utt2num_frames", "utt2dur", "reco2dur"):
+        raise FhvaeError(f"{table.where(key)}: expected a positive number, got '{value}'")
+
+
+def validate_data_dir(data_dir: str | os.PathLike, *, need_wav: bool = True,
+                      need_feats: bool = True, check_paths: bool = True) -> DataDirSummary:
+    """Raise FhvaeError on the first rule a Kaldi data dir breaks; else summarise it.
+
+    Rules: required files present (utt2spk, spk2utt, wav.scp unless need_wav is False,
+    feats.scp unless need_feats is False); every table sorted (LC_ALL=C) with unique
+    keys; utt2spk and spk2utt agree both ways; utterances = wav.scp keys, or segments
+    keys whose recordings are in wav.scp with 0 <= start < end; plain wav.scp paths and
+    feats.scp ark files exist (when check_paths); feats.scp keys = utterances; utt2*,
+    text, spk2* and reco2* files keyed by known utterances/speakers/recordings.
+    """
+    data = Path(data_dir)
+    if not data.is_dir():
+        raise FhvaeError(f"{data}: not a directory")
+    required = ["utt2spk", "spk2utt"] + ["wav.scp"] * need_wav + ["feats.scp"] * need_feats
+    for name in required:
+        if not (data / name).is_file():
+            raise FhvaeError(f"{data / name}: no such file (required)")
+    kinds = table_kinds(data)
+    present = [n for n in CORE_FILES if (data / n).is_file()]
+    present += [n for n in kinds if n not in CORE_FILES]
+    tables = {name: read_sorted_table(data / name) for name in present}
+
+    utt2spk, spk2utt = tables["utt2spk"], tables["spk2utt"]
+    wav, segments, feats = (tables.get(n) for n in ("wav.scp", "segments", "feats.scp"))
+    _check_speakers(utt2spk, spk2utt)
+    if segments is not None:
+        _same_keys(segments, utt2spk, "utterance")
+        _check_segments(segments, wav)
+    elif wav is not None:
+        _same_keys(wav, utt2spk, "utterance")
+    if wav is not None and check_paths:
+        _check_wav_paths(wav)
+    if feats is not None:
+        _same_keys(feats, utt2spk, "utterance")
+        if check_paths:
+            _check_feats_arks(feats)
+
+    known = {"utt": utt2spk.line, "spk": spk2utt.line,
+             "reco": wav.line if wav is not None else None}
+    for name in present:
+        if name in CORE_FILES:
+            continue
+        table, keys = tables[name], known[kinds[name]]
+        for key, value in table.pairs:
+            if keys is not None and key not in keys:
+                raise FhvaeError(f"{table.where(key)}: unknown {kinds[name]} '{key}'")
+            _check_value(table, key, value)
+    return DataDirSummary(len(utt2spk.pairs), len(spk2utt.pairs), present)
+
+
+@dataclass
+class FixReport:
+    """What fix_data_dir changed."""
+
+    before: int
+    after: int
+    duplicates: int
+    backup: Path
+
+    @property
+    def dropped(self) -> int:
+        return self.before - self.after
+
+
+def _usable_utts(tables: dict[str, list[tuple[str, str]]]) -> set[str]:
+    """Utterances present in utt2spk, wav.scp (or valid segments) and feats.scp."""
+    keep = {u for u, _ in tables["utt2spk"]}
+    if "segments" in tables:
+        recos = {r for r, _ in tables.get("wav.scp", [])}
+        good = set()
+        for utt, value in tables["segments"]:
+            fields = value.split()
+            try:
+                ok = len(fields) == 3 and 0 <= float(fields[1]) < float(fields[2])
+            except ValueError:
+                ok = False
+            if ok and (fields[0] in recos or "wav.scp" not in tables):
+                good.add(utt)
+        keep &= good
+    elif "wav.scp" in tables:
+        keep &= {u for u, _ in tables["wav.scp"]}
+    if "feats.scp" in tables:
+        keep &= {u for u, _ in tables["feats.scp"]}
+    return keep
+
+
+def fix_data_dir(data_dir: str | os.PathLike) -> FixReport:
+    """Sort and de-duplicate every table, keep only the utterances present in utt2spk,
+    wav.scp/segments and feats.scp, filter the other tables to match and regenerate
+    spk2utt. The original files are first copied to `<data>/.backup/`.
+    """
+    data = Path(data_dir)
+    if not (data / "utt2spk").is_file():
+        raise FhvaeError(f"{data}/utt2spk: no such file")
+    backup = data / BACKUP_DIR
+    if backup.exists():
+        shutil.rmtree(backup)
+    backup.mkdir()
+    for path in data.iterdir():
+        if path.is_file():
+            shutil.copy2(path, backup / path.name)
+
+    tables, duplicates = {}, 0
+    for name in table_kinds(data):
+        tables[name], dropped = read_loose(data / name)
+        duplicates += dropped
+    keep = _usable_utts(tables)
+    before = len(tables["utt2spk"])
+    after = write_filtered(data, data, keep)
+    return FixReport(before, after, duplicates, backup)
