@@ -208,6 +208,8 @@ def test_make_index_mvn_and_heldout(data_dir, capsys):
     ("a9 copy-feats ark:x ark:- |", "feats.scp:7: expected"),
     ("a9 arks/one.ark:12[0:3]", "feats.scp:7: expected"),
     ("a2 arks/one.ark:12", "feats.scp:7: duplicate key 'a2'"),
+    ("a9 arks/one.ark:1 arks/one.ark:2\nb7", "feats.scp:7: expected"),  # 3 + 1 fields
+    ("\na9 arks/one.ark:12", "feats.scp:7: expected .*, got ''"),        # empty line
 ])
 def test_malformed_feats_scp(data_dir, line, message):
     data, _ = data_dir

@@ -195,16 +195,16 @@ class SegmentIndex:
             num_frames = _align_ints(frames_file, utt_ids)
         else:
             logger.info("%s missing: reading every matrix header from the arks (slow)", frames_file)
-            num_frames = np.array([_read_mat(f"{a}:{o}", u).shape[0]
+            num_frames = np.array([_read_mat(f"{_text(a)}:{o}", _text(u)).shape[0]
                                    for u, a, o in zip(utt_ids, ark_names, offsets)], dtype=np.int64)
         if seq_unit == "spk":
             spk_of_utt = _align(data_dir / "utt2spk", utt_ids)
         short = num_frames < seg_len
         if short.any():
-            ids = utt_ids[short]
-            more = " ..." if ids.size > _SHOW_IDS else ""
+            ids = [_text(u) for u in utt_ids[short][:_SHOW_IDS]]
+            more = " ..." if short.sum() > _SHOW_IDS else ""
             logger.warning("%s: excluded %d utterance(s) shorter than %d frames: %s%s",
-                           data_dir, ids.size, seg_len, " ".join(ids[:_SHOW_IDS]), more)
+                           data_dir, short.sum(), seg_len, " ".join(ids), more)
         keep = ~short
         if not keep.any():
             raise FhvaeError(f"{data_dir}: no utterance has at least {seg_len} frames")
@@ -213,80 +213,108 @@ class SegmentIndex:
             seq_ids, seq_of_utt = np.unique(spk_of_utt[keep], return_inverse=True)
         else:
             seq_ids, seq_of_utt = utt_ids, np.arange(utt_ids.size)
-        uniq_arks, ark_of_utt = np.unique(ark_names, return_inverse=True)
-        ark_paths = np.array([os.path.abspath(a) for a in uniq_arks])
-        first = _read_mat(f"{ark_paths[ark_of_utt[0]]}:{offsets[0]}", str(utt_ids[0]))
-        return cls(utt_ids=utt_ids, num_frames=num_frames[keep].astype(np.int32),
-                   seq_of_utt=seq_of_utt.astype(np.int32), seq_ids=seq_ids,
+        uniq_arks, ark_of_utt = _factorize(ark_names)
+        ark_paths = np.array([os.path.abspath(_text(a)) for a in uniq_arks])
+        first = _read_mat(f"{ark_paths[ark_of_utt[0]]}:{offsets[0]}", _text(utt_ids[0]))
+        utt_str = _to_str(utt_ids)
+        return cls(utt_ids=utt_str, num_frames=num_frames[keep].astype(np.int32),
+                   seq_of_utt=seq_of_utt.astype(np.int32),
+                   seq_ids=utt_str if seq_unit == "utt" else _to_str(seq_ids),
                    ark_paths=ark_paths, ark_of_utt=ark_of_utt.astype(np.int32),
                    ark_offset=offsets, feat_dim=int(first.shape[1]), seg_len=seg_len,
                    seq_unit=seq_unit)
 
 
 # --------------------------------------------------------------------- helpers
-def _read_lines(path: Path) -> list[list[str]]:
+# Kaldi tables separate fields by ASCII whitespace only (what bytes.split() splits on).
+_IS_SPACE = np.zeros(256, dtype=bool)
+_IS_SPACE[[9, 10, 11, 12, 13, 32]] = True
+
+
+def _read_table(path: Path, usage: str) -> tuple[np.ndarray, np.ndarray]:
+    """(keys, values) of a two-column text table as byte-string arrays, in file order.
+
+    Vectorised over the bytes so a million lines take well under a second: every line must
+    hold exactly two fields, else FhvaeError names the first bad line.
+    """
     if not path.is_file():
         raise FhvaeError(f"{path}: no such file")
-    with open(path, encoding="utf-8") as handle:
-        return [line.split() for line in handle]
+    raw = path.read_bytes()
+    if raw and not raw.endswith(b"\n"):
+        raw += b"\n"
+    buf = np.frombuffer(raw, dtype=np.uint8)
+    newlines = np.flatnonzero(buf == 10)
+    space = _IS_SPACE[buf]
+    starts = ~space
+    starts[1:] &= space[:-1]                      # a field starts after whitespace
+    line_of_field = np.searchsorted(newlines, np.flatnonzero(starts))
+    fields = np.bincount(line_of_field, minlength=newlines.size)
+    bad = np.flatnonzero(fields != 2)
+    if bad.size:
+        line = raw.split(b"\n")[bad[0]].decode("utf-8", errors="replace")
+        raise FhvaeError(f"{path}:{bad[0] + 1}: expected '{usage}', got '{line}'")
+    tokens = np.array(raw.split(), dtype=np.bytes_)
+    return tokens[0::2], tokens[1::2]
 
 
 def _sorted_unique(keys: np.ndarray, path: Path) -> np.ndarray:
-    """Argsort of keys in byte order (code-point order == UTF-8 byte order); no duplicates."""
+    """Order that sorts byte-string keys as LC_ALL=C does; duplicates name file:line."""
+    if keys.size > 1 and bool(np.all(keys[1:] > keys[:-1])):
+        return np.arange(keys.size)               # already sorted (Kaldi's rule): no sort
     order = np.argsort(keys, kind="stable")
     dup = np.flatnonzero(keys[order][1:] == keys[order][:-1])
     if dup.size:
         lineno = int(order[dup[0] + 1]) + 1
-        raise FhvaeError(f"{path}:{lineno}: duplicate key '{keys[order[dup[0]]]}'")
+        raise FhvaeError(f"{path}:{lineno}: duplicate key '{_text(keys[order[dup[0]]])}'")
     return order
 
 
 def _read_feats_scp(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(utt_ids, ark paths as written, offsets), sorted by utterance id."""
-    lines = _read_lines(path)
-    if not lines:
+    """(utt ids, ark paths as written, offsets) as arrays sorted by utterance id."""
+    usage = "<utt> <ark-path>:<offset>"
+    keys, values = _read_table(path, usage)
+    if not keys.size:
         raise FhvaeError(f"{path}: empty feats.scp")
-    keys, arks, offsets = [], [], []
-    for lineno, parts in enumerate(lines, 1):
-        ark, sep, offset = parts[1].rpartition(":") if len(parts) == 2 else ("", "", "")
-        if not sep or not ark or not offset.isdigit():
-            raise FhvaeError(f"{path}:{lineno}: expected '<utt> <ark-path>:<offset>', got "
-                             f"'{' '.join(parts)}'")
-        keys.append(parts[0])
-        arks.append(ark)
-        offsets.append(offset)
-    keys_arr = np.array(keys)
-    order = _sorted_unique(keys_arr, path)
-    return keys_arr[order], np.array(arks)[order], np.array(offsets, dtype=np.int64)[order]
+    colon = np.strings.rfind(values, b":")
+    offsets = np.strings.slice(values, colon + 1, None)
+    bad = np.flatnonzero((colon < 1) | ~np.strings.isdigit(offsets))
+    if bad.size:
+        raise FhvaeError(f"{path}:{bad[0] + 1}: expected '{usage}', got "
+                         f"'{_text(keys[bad[0]])} {_text(values[bad[0]])}'")
+    order = _sorted_unique(keys, path)
+    arks = np.strings.slice(values, 0, colon)[order]
+    return keys[order], arks, offsets[order].astype(np.int64)
+
+
+def _factorize(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """np.unique(values, return_inverse=True) without sorting all U values: ark paths come
+    in long runs, so only the run heads are sorted (A << U)."""
+    heads = np.flatnonzero(np.concatenate([[True], values[1:] != values[:-1]]))
+    uniq = np.unique(values[heads])
+    return uniq, np.searchsorted(uniq, values)
 
 
 def _align(path: Path, utt_ids: np.ndarray) -> np.ndarray:
-    """Values of the two-column table `path` for every id in sorted `utt_ids`, as strings."""
-    lines = _read_lines(path)
-    for lineno, parts in enumerate(lines, 1):
-        if len(parts) != 2:
-            raise FhvaeError(f"{path}:{lineno}: expected '<utt> <value>'")
-    keys = np.array([p[0] for p in lines])
-    values = np.array([p[1] for p in lines])
-    order = _sorted_unique(keys, path) if keys.size else np.zeros(0, dtype=np.int64)
+    """Values (bytes) of the two-column table `path` for every id in sorted `utt_ids`."""
+    keys, values = _read_table(path, "<utt> <value>")
+    order = _sorted_unique(keys, path)
     keys, values = keys[order], values[order]
-    pos = np.searchsorted(keys, utt_ids)
-    pos_clipped = np.minimum(pos, max(keys.size - 1, 0))
-    missing = (pos >= keys.size) | (keys[pos_clipped] != utt_ids) if keys.size else \
-        np.ones(utt_ids.size, dtype=bool)
+    if keys.shape == utt_ids.shape and bool(np.all(keys == utt_ids)):
+        return values                              # the usual case: same utterances
+    pos = np.minimum(np.searchsorted(keys, utt_ids), max(keys.size - 1, 0))
+    missing = keys[pos] != utt_ids if keys.size else np.ones(utt_ids.size, dtype=bool)
     if missing.any():
-        raise FhvaeError(f"{path}: no entry for utterance '{utt_ids[missing][0]}' "
+        raise FhvaeError(f"{path}: no entry for utterance '{_text(utt_ids[missing][0])}' "
                          f"({int(missing.sum())} of {utt_ids.size} missing)")
-    return values[pos_clipped]
+    return values[pos]
 
 
 def _align_ints(path: Path, utt_ids: np.ndarray) -> np.ndarray:
     values = _align(path, utt_ids)
-    try:
-        return values.astype(np.int64)
-    except ValueError:
-        bad = next(v for v in values if not v.lstrip("-").isdigit())
-        raise FhvaeError(f"{path}: not an integer frame count: '{bad}'") from None
+    bad = ~np.strings.isdigit(values)
+    if bad.any():
+        raise FhvaeError(f"{path}: not an integer frame count: '{_text(values[bad][0])}'")
+    return values.astype(np.int64)
 
 
 def _read_mat(rxfile: str, utt: str) -> np.ndarray:
@@ -294,6 +322,11 @@ def _read_mat(rxfile: str, utt: str) -> np.ndarray:
     if feats.ndim != 2:
         raise FhvaeError(f"utterance '{utt}' ({rxfile}): expected a matrix, got {feats.ndim}-d")
     return feats
+
+
+def _text(value: bytes) -> str:
+    """One byte-string table entry as text for a message."""
+    return bytes(value).decode("utf-8", errors="replace")
 
 
 def _to_bytes(strings: np.ndarray) -> np.ndarray:
