@@ -1,0 +1,485 @@
+"""Corpus recipes egs/{timit,aurora4,ami,librispeech}: data prep on miniature fake copies of
+each corpus (real file formats: NIST SPHERE, raw big-endian PCM, WAV, FLAC; .PHN/.TXT,
+trans.txt, SPEAKERS.TXT, AMI XML), then stages 0-2 of each run.sh in a copy of the recipe
+dir under tmp_path, and the one-line errors for a missing/wrong corpus dir."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+
+from fhvae.errors import FhvaeError
+from fhvae.io.audio import load_audio
+from fhvae.io.datadir import read_dict, read_kv
+from fhvae.io.datadir_writer import Utterance, write_data_dir
+
+ROOT = Path(__file__).resolve().parents[1]
+PYTHON = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv").is_dir() else sys.executable
+RATE = 16000
+
+
+def tone(seconds: float, seed: int) -> np.ndarray:
+    """int16 test signal: a speaker-ish harmonic tone plus noise (never silent)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * RATE)) / RATE
+    f0 = 100 + 20 * seed
+    x = sum(np.sin(2 * np.pi * f0 * k * t) / k for k in range(1, 6)) * 3000
+    return (x + rng.normal(0, 300, t.size)).astype(np.int16)
+
+
+def write_sphere(path: Path, samples: np.ndarray) -> None:
+    """A NIST SPHERE file as TIMIT ships it: 1024-byte ASCII header, int16 little-endian."""
+    header = ("NIST_1A\n   1024\ndatabase_id -s5 TIMIT\n"
+              f"sample_count -i {samples.size}\nsample_rate -i {RATE}\nchannel_count -i 1\n"
+              "sample_n_bytes -i 2\nsample_byte_format -s2 01\nsample_coding -s3 pcm\n"
+              "end_head\n").encode()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(header.ljust(1024, b" ") + samples.astype("<i2").tobytes())
+
+
+def write_wav(path: Path, samples: np.ndarray, fmt: str = "WAV") -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    soundfile.write(path, samples, RATE, format=fmt, subtype="PCM_16")
+
+
+def load_module(corpus: str, name: str):
+    """Import egs/<corpus>/local/<name>.py (its folder on sys.path, like `python local/x.py`)."""
+    local = ROOT / "egs" / corpus / "local"
+    sys.path.insert(0, str(local))
+    try:
+        spec = importlib.util.spec_from_file_location(f"{corpus}_{name}", local / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(local))
+    return module
+
+
+def recipe_copy(tmp_path: Path, corpus: str) -> Path:
+    """egs/<corpus> as symlinks in tmp_path, so data/, fbank/, exp/ land in tmp_path."""
+    dst = tmp_path / "egs" / corpus
+    dst.mkdir(parents=True)
+    for entry in (ROOT / "egs" / corpus).iterdir():
+        if entry.name not in ("data", "exp", "fbank"):
+            (dst / entry.name).symlink_to(entry.resolve())
+    return dst
+
+
+def run_recipe(recipe: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in ("train_cmd", "extract_cmd")}
+    return subprocess.run(["bash", str(recipe / "run.sh"), "--stop-stage", "2", "--nj", "1",
+                           *args], cwd=recipe, env=env, capture_output=True, text=True,
+                          timeout=300)
+
+
+def run_prep(corpus: str, script: str, *args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.run([PYTHON, str(ROOT / "egs" / corpus / "local" / script), *map(str, args)],
+                          env=env, capture_output=True, text=True, timeout=120)
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> None:
+    assert proc.returncode == 1, proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("ERROR")]
+    assert len(errors) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    for needle in needles:
+        assert needle in errors[0], errors[0]
+
+
+def assert_stages_0_to_2(recipe: Path, sets: dict[str, int], proc) -> None:
+    """Every set validated with features; feats.scp has the expected utterance count."""
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for name, count in sets.items():
+        data = recipe / "data" / name
+        check = subprocess.run(["bash", str(ROOT / "utils" / "validate_data_dir.sh"), str(data)],
+                               capture_output=True, text=True)
+        assert check.returncode == 0, check.stderr
+        assert len(read_kv(data / "feats.scp")) == count
+        assert len(read_kv(data / "utt2num_frames")) == count
+        assert (data / "fhvae" / "seg_index.npz").is_file()
+    assert not (ROOT / "egs" / recipe.name / "data").exists()
+
+
+# ---------------------------------------------------------------- shared data-dir writer
+
+def test_write_data_dir_sorts_and_derives_spk2utt(tmp_path):
+    utts = [Utterance("spkb_2", "spkb", "/b2.wav", labels={"gender": "m"}),
+            Utterance("spka_1", "spka", "/a1.wav", text="hello  world", labels={"gender": "f"}),
+            Utterance("spkb_1", "spkb", "/b1.wav", labels={"gender": "m"})]
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "utt2noise").write_text("stale x\n")
+    (tmp_path / "d" / "feats.scp").write_text("stale x\n")
+    write_data_dir(tmp_path / "d", utts)
+    d = tmp_path / "d"
+    assert (d / "utt2spk").read_text() == "spka_1 spka\nspkb_1 spkb\nspkb_2 spkb\n"
+    assert (d / "spk2utt").read_text() == "spka spka_1\nspkb spkb_1 spkb_2\n"
+    assert (d / "wav.scp").read_text().splitlines()[0] == "spka_1 /a1.wav"
+    assert read_dict(d / "utt2gender") == {"spka_1": "f", "spkb_1": "m", "spkb_2": "m"}
+    assert (d / "text").read_text().startswith("spka_1 hello  world\n")
+    assert not (d / "segments").exists()
+    assert not (d / "utt2noise").exists() and not (d / "feats.scp").exists()
+
+
+def test_write_data_dir_segments_share_recordings(tmp_path):
+    utts = [Utterance(f"s_{i}", "s", "/rec.wav", rec="rec1", start=i * 1.0, end=i + 0.5)
+            for i in (1, 0)]
+    write_data_dir(tmp_path, utts)
+    assert (tmp_path / "wav.scp").read_text() == "rec1 /rec.wav\n"
+    assert (tmp_path / "segments").read_text() == ("s_0 rec1 0.000 0.500\n"
+                                                   "s_1 rec1 1.000 1.500\n")
+
+
+@pytest.mark.parametrize("utts, message", [
+    ([], "no utterances"),
+    ([Utterance("a_1", "a", "/x"), Utterance("a_1", "a", "/y")], "duplicate utterance id 'a_1'"),
+    ([Utterance("x_1", "a", "/x")], "does not start with its speaker id 'a'"),
+    ([Utterance("a 1", "a", "/x")], "whitespace"),
+    ([Utterance("a_1", "a", "/x", rec="r", start=0, end=1),
+      Utterance("a_2", "a", "/y", rec="r", start=1, end=2)], "two audio sources"),
+    ([Utterance("a_1", "a", "/x", rec="r", start=2, end=1)], "bad segment times"),
+    ([Utterance("a_1", "a", "/x", labels={"gender": "f"}), Utterance("a_2", "a", "/y")],
+     "has labels []"),
+])
+def test_write_data_dir_rejects_invalid(tmp_path, utts, message):
+    with pytest.raises(FhvaeError, match=None) as err:
+        write_data_dir(tmp_path / "d", utts)
+    assert message in str(err.value) and "\n" not in str(err.value)
+    assert not (tmp_path / "d" / "utt2spk").exists()
+
+
+# ---------------------------------------------------------------- TIMIT
+
+# (start, end, 61-phone) of every fake utterance: 0.6 s with a glottal stop to delete.
+PHN = [(0, 2000, "h#"), (2000, 3600, "sh"), (3600, 4000, "q"), (4000, 6000, "ix"),
+       (6000, 7000, "pcl"), (7000, 8000, "em"), (8000, 9600, "h#")]
+TIMIT_SPEAKERS = [("train", "dr1", "fcjf0"), ("train", "dr2", "mdac2"),
+                  ("test", "dr1", "faks0"),      # dev list
+                  ("test", "dr1", "mdab0"),      # core test list
+                  ("test", "dr3", "mzzz0")]      # test speaker outside both lists
+
+
+def make_timit(root: Path, upper: bool) -> Path:
+    case = str.upper if upper else str.lower
+    for i, (part, region, spk) in enumerate(TIMIT_SPEAKERS):
+        for j, sent in enumerate(("sa1", "si1027", "sx37")):
+            stem = root / case(part) / case(region) / case(spk) / case(sent)
+            write_sphere(stem.with_name(stem.name + case(".wav")), tone(0.6, i * 3 + j))
+            stem.with_name(stem.name + case(".phn")).write_text(
+                "".join(f"{s} {e} {p}\n" for s, e, p in PHN))
+            stem.with_name(stem.name + case(".txt")).write_text(
+                "0 9600 She had your dark suit.\n")
+            stem.with_name(stem.name + case(".wrd")).write_text("2000 9600 she\n")
+    return root
+
+
+def test_timit_phone_tables():
+    phones = load_module("timit", "phones")
+    assert len(phones.PHONES_61) == 61
+    assert len(set(phones.MAP_61_TO_48.values())) == 48
+    assert len(set(phones.MAP_61_TO_39.values())) == 39
+    assert "q" not in phones.MAP_61_TO_39
+    assert [phones.MAP_61_TO_39[p] for p in ("ax-h", "axr", "zh", "kcl", "epi", "ux", "el")] == \
+        ["ah", "er", "sh", "sil", "sil", "uw", "l"]
+    classes = {p: phones.phone_class(p) for p in set(phones.MAP_61_TO_39.values())}
+    assert sum(c == "son" for c in classes.values()) == 21
+    assert sum(c == "obs" for c in classes.values()) == 17
+    assert [k for k, c in classes.items() if c == "sil"] == ["sil"]
+    assert phones.phone_class("dx") == "obs" and phones.phone_class("ng") == "son"
+
+
+def test_timit_lists_are_kaldis_split():
+    conf = ROOT / "egs" / "timit" / "conf"
+    dev = (conf / "dev_spk.list").read_text().split()
+    test = (conf / "test_spk.list").read_text().split()
+    assert (len(dev), len(set(dev)), len(test), len(set(test))) == (50, 50, 24, 24)
+    assert not set(dev) & set(test)
+    # the core test set: 2 men and 1 woman from each of the 8 dialect regions
+    assert sum(s[0] == "m" for s in test) == 16 and sum(s[0] == "f" for s in test) == 8
+
+
+@pytest.mark.parametrize("upper", [True, False])
+def test_timit_prep_both_layouts(tmp_path, upper):
+    timit = make_timit(tmp_path / "TIMIT", upper)
+    module = load_module("timit", "prepare_timit")
+    module.prepare(timit, tmp_path / "data")
+    data = tmp_path / "data"
+    assert list(read_dict(data / "train" / "utt2spk")) == [
+        "fcjf0_si1027", "fcjf0_sx37", "mdac2_si1027", "mdac2_sx37"]       # no SA sentences
+    assert list(read_dict(data / "dev" / "utt2spk")) == ["faks0_si1027", "faks0_sx37"]
+    assert list(read_dict(data / "test" / "utt2spk")) == ["mdab0_si1027", "mdab0_sx37"]
+    assert read_dict(data / "train" / "utt2gender") == {
+        "fcjf0_si1027": "f", "fcjf0_sx37": "f", "mdac2_si1027": "m", "mdac2_sx37": "m"}
+    wav = read_dict(data / "dev" / "wav.scp")["faks0_si1027"]
+    samples, rate = soundfile.read(wav, dtype="int16")
+    assert rate == RATE and np.array_equal(samples, tone(0.6, 2 * 3 + 1))
+    assert read_dict(data / "dev" / "text")["faks0_sx37"] == "She had your dark suit."
+    ctm = (data / "test" / "phone_ali.ctm").read_text().splitlines()
+    assert ctm[:6] == ["mdab0_si1027 1 0.0000 0.1250 sil sil",
+                       "mdab0_si1027 1 0.1250 0.1000 sh obs",
+                       "mdab0_si1027 1 0.2500 0.1250 ih son",
+                       "mdab0_si1027 1 0.3750 0.0625 sil sil",
+                       "mdab0_si1027 1 0.4375 0.0625 m son",
+                       "mdab0_si1027 1 0.5000 0.1000 sil sil"]
+    assert len(ctm) == 12 and ctm[6].startswith("mdab0_sx37 1 0.0000 ")
+
+
+def test_timit_recipe_stages_0_to_2(tmp_path):
+    timit = make_timit(tmp_path / "corpus", upper=True)
+    recipe = recipe_copy(tmp_path, "timit")
+    proc = run_recipe(recipe, "--timit", str(timit))
+    assert_stages_0_to_2(recipe, {"train": 4, "dev": 2, "test": 2}, proc)
+    assert (recipe / "data" / "train" / "fhvae" / "mvn.npz").is_file()
+    frames = read_dict(recipe / "data" / "dev" / "utt2num_frames")
+    assert set(frames.values()) == {"58"}       # 0.6 s, 25 ms windows, 10 ms shift
+
+
+def test_timit_missing_corpus_errors(tmp_path):
+    assert_one_line_error(run_prep("timit", "prepare_timit.py", tmp_path / "none", tmp_path / "d"),
+                          str(tmp_path / "none"), "no such directory")
+    (tmp_path / "t" / "TEST").mkdir(parents=True)
+    assert_one_line_error(run_prep("timit", "prepare_timit.py", tmp_path / "t", tmp_path / "d"),
+                          "no TRAIN/ or train/ folder",
+                          "expected the LDC layout TRAIN/DR1/FCJF0/SI1027.WAV")
+    timit = make_timit(tmp_path / "x", upper=True)
+    (timit / "TRAIN" / "DR1" / "FCJF0" / "SX37.PHN").unlink()
+    assert_one_line_error(run_prep("timit", "prepare_timit.py", timit, tmp_path / "d"),
+                          "SX37.WAV has no SX37.PHN")
+
+
+# ---------------------------------------------------------------- LibriSpeech
+
+LIBRI = {"train-clean-100": {("19", "198"): 2, ("103", "1240"): 1},
+         "train-clean-360": {("1034", "121119"): 2},
+         "dev-clean": {("84", "121123"): 2},
+         "test-clean": {("1089", "134686"): 2}}
+LIBRI_SPEAKERS = """\
+; comment lines start with a semicolon
+;ID  |SEX| SUBSET           |MINUTES| NAME
+19   | F | train-clean-100  | 25.19 | Kara Shallenberg
+84   | F | dev-clean        |  8.02 | Christie Nowak
+103  | F | train-clean-100  | 25.23 | Karen Savage
+1034 | M | train-clean-360  | 25.10 | Kevin O'Coin
+1089 | M | test-clean       |  8.04 | Arthur | with a bar
+"""
+
+
+def make_librispeech(root: Path) -> Path:
+    root.mkdir(parents=True)
+    (root / "SPEAKERS.TXT").write_text(LIBRI_SPEAKERS)
+    for p, (part, chapters) in enumerate(LIBRI.items()):
+        for (spk, chapter), count in chapters.items():
+            folder = root / part / spk / chapter
+            lines = []
+            for n in range(count):
+                utt = f"{spk}-{chapter}-{n:04d}"
+                write_wav(folder / f"{utt}.flac", tone(0.5, p + n), fmt="FLAC")
+                lines.append(f"{utt} SOME WORDS NUMBER {n}\n")
+            (folder / f"{spk}-{chapter}.trans.txt").write_text("".join(lines))
+    return root
+
+
+def test_librispeech_recipe_stages_0_to_2(tmp_path):
+    corpus = make_librispeech(tmp_path / "LibriSpeech")
+    recipe = recipe_copy(tmp_path, "librispeech")
+    proc = run_recipe(recipe, "--librispeech", str(corpus))
+    assert "train_960 is made of train-clean-100 + train-clean-360 (missing: " \
+           "train-other-500)" in proc.stderr
+    assert_stages_0_to_2(recipe, {"train_960": 5, "dev_clean": 2, "test_clean": 2}, proc)
+    data = recipe / "data"
+    assert read_dict(data / "train_960" / "utt2spk") == {
+        "103-1240-0000": "103", "1034-121119-0000": "1034", "1034-121119-0001": "1034",
+        "19-198-0000": "19", "19-198-0001": "19"}
+    assert read_dict(data / "train_960" / "utt2gender")["1034-121119-0001"] == "m"
+    assert read_dict(data / "test_clean" / "utt2gender") == {
+        "1089-134686-0000": "m", "1089-134686-0001": "m"}
+    assert read_dict(data / "dev_clean" / "wav.scp")["84-121123-0001"].endswith(
+        "dev-clean/84/121123/84-121123-0001.flac")
+    assert read_dict(data / "dev_clean" / "text")["84-121123-0001"] == "SOME WORDS NUMBER 1"
+
+
+def test_librispeech_missing_corpus_errors(tmp_path):
+    (tmp_path / "ls").mkdir()
+    assert_one_line_error(run_prep("librispeech", "prepare_librispeech.py", tmp_path / "ls",
+                                   tmp_path / "d"), "no SPEAKERS.TXT")
+    corpus = make_librispeech(tmp_path / "LibriSpeech")
+    (corpus / "dev-clean" / "84" / "121123" / "84-121123-0001.flac").unlink()
+    assert_one_line_error(run_prep("librispeech", "prepare_librispeech.py", corpus,
+                                   tmp_path / "d"),
+                          "84-121123.trans.txt:2: audio file not found")
+
+
+# ---------------------------------------------------------------- AMI
+
+AMI_MEETINGS = {"IS1000a": "train", "TS3005a": "train", "ES2011a": "dev", "ES2004a": "eval"}
+AMI_SPEAKERS = {"A": (1, "FIE038"), "B": (0, "MEE068")}
+AMI_SEGMENTS = {"A": [(0.5, 1.2), (1.31, 2.0), (2.2, 2.2)], "B": [(0.2, 0.9)]}
+
+
+def make_ami(root: Path) -> tuple[Path, Path]:
+    audio, annotations = root / "amicorpus", root / "annotations"
+    meetings_xml = ['<?xml version="1.0" encoding="ISO-8859-1" standalone="yes"?>',
+                    '<nite:root nite:id="meetings" xmlns:nite="http://nite.sourceforge.net/">']
+    for m, meeting in enumerate([*AMI_MEETINGS, "EN2002a"]):     # EN2002a: no audio here
+        meetings_xml.append(f'<meeting nite:id="{meeting}.meeting" observation="{meeting}" '
+                            f'type="scenario">')
+        for agent, (channel, name) in AMI_SPEAKERS.items():
+            meetings_xml.append(f'  <speaker nite:id="{meeting}.sp.{agent}" nxt_agent="{agent}" '
+                                f'channel="{channel}" global_name="{name}" role="PM"/>')
+            segs = [f'<segment nite:id="{meeting}.sync.{i}" transcriber_start="{s}" '
+                    f'transcriber_end="{e}" channel="{channel}">\n'
+                    f'  <nite:child href="{meeting}.{agent}.words.xml#id(w{i})"/>\n</segment>'
+                    for i, (s, e) in enumerate(AMI_SEGMENTS[agent])]
+            seg_file = annotations / "segments" / f"{meeting}.{agent}.segments.xml"
+            seg_file.parent.mkdir(parents=True, exist_ok=True)
+            seg_file.write_text('<?xml version="1.0" encoding="ISO-8859-1" standalone="yes"?>\n'
+                                f'<nite:root nite:id="{meeting}.{agent}.segs" '
+                                'xmlns:nite="http://nite.sourceforge.net/">\n'
+                                + "\n".join(segs) + "\n</nite:root>\n")
+            if meeting in AMI_MEETINGS:
+                write_wav(audio / meeting / "audio" / f"{meeting}.Headset-{channel}.wav",
+                          tone(2.5, m * 2 + channel))
+        if meeting in AMI_MEETINGS:
+            write_wav(audio / meeting / "audio" / f"{meeting}.Array1-01.wav", tone(2.5, 9 + m))
+        meetings_xml.append("</meeting>")
+    meetings_xml.append("</nite:root>")
+    (annotations / "corpusResources").mkdir(parents=True)
+    (annotations / "corpusResources" / "meetings.xml").write_text("\n".join(meetings_xml))
+    return audio, annotations
+
+
+def test_ami_split_lists():
+    lists = {s: (ROOT / "egs" / "ami" / "conf" / f"split_{s}.list").read_text().split()
+             for s in ("train", "dev", "eval")}
+    assert {s: len(v) for s, v in lists.items()} == {"train": 136, "dev": 18, "eval": 16}
+    assert len(set().union(*lists.values())) == 170
+    assert "EN2002a" in lists["eval"] and "IB4010" in lists["dev"]
+
+
+def test_ami_recipe_stages_0_to_2(tmp_path):
+    audio, annotations = make_ami(tmp_path / "ami")
+    recipe = recipe_copy(tmp_path, "ami")
+    proc = run_recipe(recipe, "--ami", str(audio), "--ami-annotations", str(annotations))
+    # 3 non-empty segments per meeting, each cut from the headset and from the array
+    assert_stages_0_to_2(recipe, {"train": 12, "dev": 6, "eval": 6}, proc)
+    dev = recipe / "data" / "dev"
+    segments = [line.split() for line in (dev / "segments").read_text().splitlines()]
+    assert segments[:3] == [["FIE038_ES2011a_ihm_0000050_0000120", "ES2011a_H01", "0.500", "1.200"],
+                            ["FIE038_ES2011a_ihm_0000131_0000200", "ES2011a_H01", "1.310", "2.000"],
+                            ["FIE038_ES2011a_sdm_0000050_0000120", "ES2011a_SDM", "0.500", "1.200"]]
+    wav = read_dict(dev / "wav.scp")
+    assert sorted(wav) == ["ES2011a_H00", "ES2011a_H01", "ES2011a_SDM"]
+    assert wav["ES2011a_H00"].endswith("ES2011a/audio/ES2011a.Headset-0.wav")
+    frames = read_dict(dev / "utt2num_frames")
+    assert frames["FIE038_ES2011a_sdm_0000131_0000200"] == "67"       # 0.69 s
+    channel, room = read_dict(dev / "utt2channel"), read_dict(recipe / "data" / "train" / "utt2room")
+    assert sorted(set(channel.values())) == ["ihm", "sdm"]
+    assert channel["MEE068_ES2011a_sdm_0000020_0000090"] == "sdm"
+    assert sorted(set(room.values())) == ["idiap", "tno"]
+    assert read_dict(dev / "utt2gender")["MEE068_ES2011a_ihm_0000020_0000090"] == "m"
+    assert read_dict(dev / "utt2spk")["MEE068_ES2011a_ihm_0000020_0000090"] == "MEE068"
+    assert "TS3005a" in (recipe / "data" / "train" / "utt2spk").read_text()
+
+
+def test_ami_missing_corpus_errors(tmp_path):
+    audio, annotations = make_ami(tmp_path / "ami")
+    assert_one_line_error(run_prep("ami", "prepare_ami.py", audio, tmp_path / "no", tmp_path / "d"),
+                          "no segments/ folder")
+    (audio / "ES2011a" / "audio" / "ES2011a.Headset-1.wav").unlink()
+    assert_one_line_error(run_prep("ami", "prepare_ami.py", audio, annotations, tmp_path / "d"),
+                          "no ES2011a.Headset-1.wav (headset of speaker A, FIE038)")
+
+
+# ---------------------------------------------------------------- Aurora-4
+
+AURORA_DEV = ["40ao0301", "40bo0302"]
+AURORA_EVAL = ["447c0201"]
+
+
+def make_aurora4(root: Path) -> Path:
+    (root / "lists").mkdir(parents=True)
+    for nn in range(1, 15):
+        ext = ".wv1" if nn <= 7 else ".wv2"
+        dev_lines, eval_lines = [";; Aurora-4 dev list\n"], []
+        for i, utt in enumerate(AURORA_DEV):
+            rel = f"multi_dev/{nn:02d}/{utt[:3]}/{utt}{ext}"
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            (root / rel).write_bytes(tone(0.5, nn + i).astype(">i2").tobytes())
+            dev_lines.append(rel + "\n")
+        for utt in AURORA_EVAL:   # stored in Kaldi's convention: test_0330_NN/ under test0330_NN/
+            rel = f"test_0330_{nn:02d}/{utt[:3]}/{utt}{ext}"
+            path = root / f"test0330_{nn:02d}" / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(tone(0.5, nn).astype(">i2").tobytes())
+            eval_lines.append(rel + "\n")
+        (root / "lists" / f"devtest{nn:02d}_0330_16k.list").write_text("".join(dev_lines))
+        (root / "lists" / f"test{nn:02d}_0330_16k.list").write_text("".join(eval_lines))
+    return root
+
+
+def test_aurora4_conditions():
+    module = load_module("aurora4", "prepare_aurora4")
+    labels = [module.condition_labels(nn) for nn in range(1, 15)]
+    assert [lab["noise"] for lab in labels[:7]] == [lab["noise"] for lab in labels[7:]] == [
+        "clean", "car", "babble", "restaurant", "street", "airport", "train"]
+    assert [lab["channel"] for lab in labels] == ["sennheiser"] * 7 + ["secondary"] * 7
+
+
+def test_aurora4_recipe_stages_0_to_2(tmp_path):
+    corpus = make_aurora4(tmp_path / "aurora4")
+    recipe = recipe_copy(tmp_path, "aurora4")
+    proc = run_recipe(recipe, "--aurora4", str(corpus))
+    assert_stages_0_to_2(recipe, {"dev_0330": 28, "test_eval92": 14}, proc)
+    data = recipe / "data" / "dev_0330"
+    assert (data / "fhvae" / "heldout_index.npz").is_file()     # '-' dev: held-out split
+    noise, channel = read_dict(data / "utt2noise"), read_dict(data / "utt2channel")
+    assert (noise["40ao0301_04"], channel["40ao0301_04"]) == ("restaurant", "sennheiser")
+    assert (noise["40bo0302_08"], channel["40bo0302_08"]) == ("clean", "secondary")
+    assert (noise["40bo0302_14"], channel["40bo0302_14"]) == ("train", "secondary")
+    assert read_dict(data / "utt2spk")["40bo0302_11"] == "40b"
+    assert read_dict(data / "wav.scp")["40ao0301_09"].startswith("sox -B -r 16000 ")
+    # the sox pipe decodes the headerless big-endian file to exactly the written samples
+    entry = read_dict(recipe / "data" / "test_eval92" / "wav.scp")["447c0201_13"]
+    samples, rate = load_audio(entry, "test")
+    assert rate == RATE and np.array_equal(samples[:, 0], tone(0.5, 13).astype(np.float64))
+    assert read_dict(recipe / "data" / "test_eval92" / "utt2noise")["447c0201_13"] == "airport"
+
+
+def test_aurora4_missing_corpus_errors(tmp_path):
+    (tmp_path / "a4").mkdir()
+    assert_one_line_error(run_prep("aurora4", "prepare_aurora4.py", tmp_path / "a4",
+                                   tmp_path / "d"), "no lists/ folder")
+    corpus = make_aurora4(tmp_path / "aurora4")
+    (corpus / "lists" / "devtest05_0330_16k.list").unlink()
+    assert_one_line_error(run_prep("aurora4", "prepare_aurora4.py", corpus, tmp_path / "d"),
+                          "no devtest05_0330_16k.list")
+    (corpus / "lists" / "devtest05_0330_16k.list").write_text("multi_dev/05/40a/missing.wv1\n")
+    assert_one_line_error(run_prep("aurora4", "prepare_aurora4.py", corpus, tmp_path / "d"),
+                          "devtest05_0330_16k.list:1: audio file not found")
+
+
+# ---------------------------------------------------------------- training configs
+
+@pytest.mark.parametrize("corpus, k", [("timit", 2000), ("aurora4", 2000), ("ami", 5000),
+                                       ("librispeech", 5000)])
+def test_recipe_config_is_paper_defaults_with_k(corpus, k):
+    from fhvae.train import TrainConfig
+
+    cfg = TrainConfig.load(ROOT / "egs" / corpus / "conf" / "fhvae.yaml").to_dict()
+    paper = TrainConfig.load(ROOT / "conf" / "fhvae.yaml").to_dict()
+    assert cfg.pop("seq_batch_size") == k
+    paper.pop("seq_batch_size")
+    assert cfg == paper
+
+
+def test_recipe_help_lists_corpus_option():
+    proc = subprocess.run(["bash", str(ROOT / "egs" / "ami" / "run.sh"), "--help"],
+                          capture_output=True, text=True, timeout=60)
+    assert "--ami-annotations" in proc.stdout + proc.stderr
+    assert "official full-corpus-ASR" in proc.stdout + proc.stderr
