@@ -1,0 +1,68 @@
+"""Stage 5: speaker verification (EER/minDCF), factor probes, t-SNE and re-combination figures.
+
+Usage: python -m fhvae.bin.evaluate [options] <data-dir> <latents-dir> <eval-dir>
+e.g.   python -m fhvae.bin.evaluate --seed 777 --model exp/fhvae/final.pt \\
+         --train-data data/train --train-latents exp/fhvae/latents_train \\
+         data/test exp/fhvae/latents_test exp/fhvae/eval_test
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from fhvae.bin.cli import run_main
+from fhvae.evaluate.pipeline import BACKENDS, EvalConfig, run_evaluation
+from fhvae.evaluate.report import eer_table, probe_table
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="evaluate", description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("data", type=Path, help="evaluated data dir (utt2spk, feats.scp, ...)")
+    parser.add_argument("latents", type=Path, help="its latents dir (z1/z2/svector .scp)")
+    parser.add_argument("out_dir", type=Path, help="output dir (results.md, eer.txt, figures)")
+    parser.add_argument("--model", type=Path, required=True, help="checkpoint (final.pt)")
+    parser.add_argument("--train-data", type=Path, required=True,
+                        help="training data dir (speaker labels, FBank for the baseline)")
+    parser.add_argument("--train-latents", type=Path, required=True,
+                        help="training latents dir (svector.scp for the back-ends)")
+    parser.add_argument("--seed", type=int, default=777)
+    parser.add_argument("--trials", type=Path, default=None,
+                        help="Kaldi trials file; default <out-dir>/trials, generated if absent")
+    parser.add_argument("--backend", default=",".join(BACKENDS),
+                        help=f"comma-separated back-ends from: {', '.join(BACKENDS)}")
+    parser.add_argument("--max-targets-per-utt", type=int, default=10,
+                        help="generated trials: target (and as many nontarget) trials per utt")
+    parser.add_argument("--lda-dim", type=int, default=None,
+                        help="LDA output dim (default: min(#train speakers - 1, input dim))")
+    parser.add_argument("--p-target", type=float, default=0.01, help="prior for minDCF")
+    parser.add_argument("--probe-stride", type=int, default=20,
+                        help="probe/t-SNE vectors: one frame every this many frames")
+    parser.add_argument("--tsne-speakers", type=int, default=10)
+    parser.add_argument("--tsne-points", type=int, default=1500)
+    parser.add_argument("--num-a", type=int, default=8, help="re-combination: x^A segments")
+    parser.add_argument("--num-b", type=int, default=3, help="re-combination: x^B segments")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    cfg = EvalConfig(
+        model=args.model, train_data=args.train_data, train_latents=args.train_latents,
+        data=args.data, latents=args.latents, out_dir=args.out_dir, seed=args.seed,
+        trials=args.trials, backends=tuple(b for b in args.backend.split(",") if b),
+        max_targets_per_utt=args.max_targets_per_utt, lda_dim=args.lda_dim,
+        p_target=args.p_target, probe_stride=args.probe_stride,
+        tsne_speakers=args.tsne_speakers, tsne_points=args.tsne_points,
+        num_a=args.num_a, num_b=args.num_b)
+    summary = run_evaluation(cfg)
+    print(eer_table(summary.systems))
+    print(probe_table(summary.probes))
+    print(f"wrote {args.out_dir / 'results.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)

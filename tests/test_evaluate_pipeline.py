@@ -1,0 +1,212 @@
+"""Stage 5 on a tiny synthetic corpus: latents where z2 carries the speaker and z1 the phone
+class, a random tiny FHVAE checkpoint, and the whole `fhvae.bin.evaluate` run."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from threadpoolctl import threadpool_limits
+
+from fhvae.bin.cli import run_main
+from fhvae.bin.evaluate import main
+from fhvae.checkpoint import load_model, save_checkpoint
+from fhvae.errors import FhvaeError
+from fhvae.evaluate.inputs import load_eval_set, read_ctm_frame_labels
+from fhvae.evaluate.probes import PHONE_FACTOR, run_probes, split_utterances
+from fhvae.evaluate.recombine import make_recombine_figure, recombine
+from fhvae.evaluate.tsne import make_tsne_figures, sample_points
+from fhvae.features.mvn import compute_mvn
+from fhvae.io.datadir import write_kv
+from fhvae.io.tables import write_table
+from fhvae.model import FHVAE, ModelConfig
+
+CLASSES = ("silence", "sonorant", "obstruent")
+ZDIM = 4
+
+
+def make_set(root: Path, name: str, num_spk: int, utts_per_spk: int, seed: int):
+    """Data dir + latents dir. Per frame: z2 = speaker centre + noise, z1 = phone-class centre
+    + noise; phone classes come in runs of 5-15 frames written to phone_ali.ctm."""
+    rng = np.random.default_rng(seed)
+    data, lat = root / "data" / name, root / "exp" / f"latents_{name}"
+    phone_centres = np.random.default_rng(99).normal(0, 3, (len(CLASSES), ZDIM))
+    utt2spk, utt2noise, frames, ctm = [], [], [], []
+    feats, z1, z2, svec = {}, {}, {}, {}
+    for s in range(num_spk):
+        spk = f"{name}{s:02d}"
+        spk_centre = rng.normal(0, 3, ZDIM)
+        for u in range(utts_per_spk):
+            utt = f"{spk}-u{u}"
+            num = int(rng.integers(70, 110))
+            cls = np.empty(num, dtype=int)
+            start = 0
+            while start < num:
+                end = min(num, start + int(rng.integers(5, 16)))
+                c = int(rng.integers(len(CLASSES)))
+                ctm.append(f"{utt} 1 {start * 0.01:.2f} {(end - start) * 0.01:.2f} p{c} {CLASSES[c]}\n")
+                # frame t's centre t*0.01+0.0125 lies in [start, end)*0.01 for t in [start-1, end-2]
+                cls[max(0, start - 1):end - 1] = c
+                start = end
+            cls[-1] = cls[-2]  # last frame: centre past the last segment end -> unlabelled
+            z1[utt] = phone_centres[cls] + rng.normal(0, 0.5, (num, ZDIM))
+            z2[utt] = spk_centre + rng.normal(0, 0.3, (num, ZDIM))
+            svec[utt] = spk_centre + rng.normal(0, 0.3, ZDIM)
+            feats[utt] = rng.normal(0, 1, (num, 80)) + 0.2 * spk_centre.mean()
+            utt2spk.append((utt, spk))
+            utt2noise.append((utt, ["clean", "babble"][u % 2]))
+            frames.append((utt, num))
+    write_kv(data / "utt2spk", utt2spk)
+    write_kv(data / "utt2noise", utt2noise)
+    write_kv(data / "utt2num_frames", frames)
+    (data / "phone_ali.ctm").write_text("".join(ctm))
+    write_table(data / "feats.ark", data / "feats.scp", sorted(feats.items()))
+    for key, table in (("z1", z1), ("z2", z2), ("svector", svec)):
+        write_table(lat / f"{key}.ark", lat / f"{key}.scp", sorted(table.items()))
+    return data, lat, feats
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """The test machine's cores are shared: OpenMP spinning in t-SNE slows it down tenfold."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with threadpool_limits(1):
+        yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    torch.manual_seed(0)
+    root = tmp_path_factory.mktemp("eval")
+    train = make_set(root, "train", 6, 4, seed=1)
+    test = make_set(root, "test", 5, 4, seed=2)
+    cfg = ModelConfig(hidden=16, z1_dim=ZDIM, z2_dim=ZDIM, num_seqs=4)
+    mvn = compute_mvn(train[2].values())
+    model_path = root / "exp" / "final.pt"
+    save_checkpoint(model_path, {"model_config": cfg.to_dict(), "model": FHVAE(cfg).state_dict(),
+                                 "mvn_mean": torch.from_numpy(mvn.mean),
+                                 "mvn_std": torch.from_numpy(mvn.std),
+                                 "train_config": {}, "step": 0})
+    return root, train, test, model_path
+
+
+def test_ctm_frame_labels_use_frame_centres(tmp_path):
+    ctm = tmp_path / "phone_ali.ctm"
+    ctm.write_text("u 1 0.00 0.05 sil silence\nu 1 0.05 0.10 a sonorant\n"
+                   "u 1 0.15 0.03 s obstruent\nother 1 0 1 x silence\n")
+    labels = read_ctm_frame_labels(ctm, {"u": 20, "v": 2})
+    expect = ["silence"] * 4 + ["sonorant"] * 10 + ["obstruent"] * 3 + [""] * 3
+    assert list(labels["u"]) == expect
+    assert list(labels["v"]) == ["", ""]
+    ctm.write_text("u 1 0.00 zero sil silence\n")
+    with pytest.raises(FhvaeError, match="phone_ali.ctm:1: expected"):
+        read_ctm_frame_labels(ctm, {"u": 3})
+
+
+def test_load_eval_set_checks_frames_and_keys(setup, tmp_path):
+    _, _, (data, lat, _), _ = setup
+    evalset = load_eval_set(data, lat)
+    assert len(evalset.utts) == 20 and set(evalset.factors) == {"speaker", "noise"}
+    assert evalset.phone_class is not None
+    bad = tmp_path / "data"
+    bad.mkdir()
+    (bad / "utt2spk").write_text("".join(f"{u} {s}\n" for u, s in evalset.utt2spk.items()
+                                         if u != evalset.utts[3]))
+    with pytest.raises(FhvaeError, match=f"'{evalset.utts[3]}' is not in"):
+        load_eval_set(bad, lat)
+    (bad / "utt2spk").write_text("".join(f"{u} {s}\n" for u, s in evalset.utt2spk.items()))
+    (bad / "utt2num_frames").write_text("".join(f"{u} 7\n" for u in evalset.utts))
+    with pytest.raises(FhvaeError, match="rows but .*utt2num_frames says 7"):
+        load_eval_set(bad, lat)
+
+
+def test_probes_find_speaker_in_z2_and_phone_class_in_z1(setup):
+    _, _, (data, lat, _), _ = setup
+    evalset = load_eval_set(data, lat)
+    train, test = split_utterances(evalset.utt2spk, seed=0)
+    assert len(train) == len(test) == 10 and not set(train) & set(test)
+    results = {p.factor: p for p in run_probes(evalset, seed=0, stride=5)}
+    assert set(results) == {"speaker", "noise", PHONE_FACTOR}
+    spk, phone = results["speaker"], results[PHONE_FACTOR]
+    assert spk.num_classes == 5 and phone.num_classes == 3
+    assert spk.acc_z2 > 0.95 and spk.acc_z1 < 0.5
+    assert phone.acc_z1 > 0.9 and phone.acc_z2 < 0.6
+    assert spk.chance == pytest.approx(0.2, abs=0.05)
+    # noise alternates within each speaker, so nothing in z1 or z2 carries it
+    assert results["noise"].acc_z2 < 0.75
+
+
+def test_tsne_figures_written(setup, tmp_path):
+    _, _, (data, lat, _), _ = setup
+    evalset = load_eval_set(data, lat)
+    points = sample_points(evalset, seed=0, num_speakers=3, max_points=150)
+    assert 0 < points.z1.shape[0] <= 150
+    assert len(set(points.labels["speaker"])) == 3
+    paths = make_tsne_figures(evalset, tmp_path, seed=0, num_speakers=3, max_points=120)
+    assert [p.name for p in paths] == ["tsne_z1.png", "tsne_z2.png", "tsne.png"]
+    for path in paths:
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 5000
+
+
+def test_recombine_with_own_z2_is_the_reconstruction(setup, tmp_path):
+    _, _, (data, lat, feats), model_path = setup
+    model, mvn, _ = load_model(model_path)
+    utts = sorted(feats)
+    seg_a = np.stack([feats[u][:20] for u in utts[:4]])
+    seg_b = np.stack([feats[u][:20] for u in utts[4:6]])
+    out = recombine(model, mvn, seg_a, np.concatenate([seg_b, seg_a[1:2]]))
+    assert out.shape == (3, 4, 20, 80)
+    with torch.no_grad():
+        recon = model(torch.from_numpy(mvn.apply(seg_a[1:2])), sample=False).x_mu.numpy()
+    np.testing.assert_allclose(out[2, 1], recon[0] * mvn.std + mvn.mean, rtol=1e-4, atol=1e-4)
+    assert not np.allclose(out[0, 1], out[1, 1])     # a different z2 changes the output
+    path = make_recombine_figure(load_eval_set(data, lat), data, model, mvn,
+                                 tmp_path / "recombine.png", seed=0, num_a=4, num_b=2)
+    assert path.read_bytes()[:4] == b"\x89PNG" and path.stat().st_size > 5000
+
+
+def _argv(setup, out, *extra):
+    root, (tr_data, tr_lat, _), (data, lat, _), model_path = setup
+    return ["--seed", "5", "--model", str(model_path), "--train-data", str(tr_data),
+            "--train-latents", str(tr_lat), "--tsne-speakers", "3", "--tsne-points", "150",
+            "--probe-stride", "5", "--num-a", "4", "--num-b", "2", *extra,
+            str(data), str(lat), str(out)]
+
+
+def test_evaluate_end_to_end(setup, tmp_path, capsys):
+    out = tmp_path / "eval_test"
+    assert main(_argv(setup, out)) == 0
+    stdout = capsys.readouterr().out
+    assert "| svector_cosine |" in stdout and "| phone class (3 classes) |" in stdout
+    for name in ("results.md", "eer.txt", "trials", "tsne.png", "tsne_z1.png", "tsne_z2.png",
+                 "recombine.png", "scores_svector_cosine", "scores_fbank-mean_lda-plda"):
+        assert (out / name).is_file(), name
+    eer = dict((line.split()[0], float(line.split()[2].rstrip("%")))
+               for line in (out / "eer.txt").read_text().splitlines())
+    assert set(eer) == {"svector_cosine", "svector_lda-plda", "fbank-mean_cosine",
+                        "fbank-mean_lda-plda"}
+    # 30 target trials: one miss is 3.3 %; s-vectors separate speakers, FBank means barely
+    assert eer["svector_cosine"] <= 10.0 and eer["svector_lda-plda"] <= 20.0
+    assert eer["svector_cosine"] < eer["fbank-mean_cosine"]
+    results = (out / "results.md").read_text()
+    trials = (out / "trials").read_text().splitlines()
+    assert f"{len(trials)} trials ({len(trials) // 2} target" in results
+    assert "20 utterances, 5 speakers" in results and "24 utterances, 6 speakers" in results
+    assert "| factor | chance | acc(z1) | acc(z2) |" in results
+    assert "![t-SNE of z1](tsne_z1.png)" in results and "(recombine.png)" in results
+    # a second run reuses the trials file and reproduces every number
+    first = (out / "eer.txt").read_text()
+    assert main(_argv(setup, out)) == 0
+    assert (out / "eer.txt").read_text() == first
+
+
+def test_evaluate_unknown_trial_utterance_is_one_line_error(setup, tmp_path, capsys):
+    trials = tmp_path / "my_trials"
+    trials.write_text("test00-u0 test00-u1 target\ntest00-u0 nobody nontarget\n")
+    with pytest.raises(SystemExit) as exit_info:
+        run_main(main, _argv(setup, tmp_path / "out", "--trials", str(trials)))
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("ERROR (") and f"{trials}:2: unknown utterance 'nobody'" in err
