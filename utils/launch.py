@@ -145,11 +145,12 @@ def run(mode: str, req: Request) -> list[Job]:
     failed: list[Job] = []
 
     def stop(signum: int, _frame: object) -> None:
-        for proc, _ in running.values():
+        for proc, job in running.values():
             try:
                 os.killpg(proc.pid, signal.SIGTERM)
             except ProcessLookupError:
                 pass
+            _finish(job, 128 + signum)
         sys.exit(128 + signum)
 
     signal.signal(signal.SIGINT, stop)

@@ -46,7 +46,7 @@ def read_dict(path: str | os.PathLike) -> dict[str, str]:
 
 def write_kv(path: str | os.PathLike, pairs: list[tuple[str, object]]) -> None:
     """Write `<key> <value>` lines atomically, sorted as LC_ALL=C sort would sort them."""
-    ordered = sorted(pairs, key=lambda kv: kv[0].encode("utf-8"))
+    ordered = sorted(pairs, key=lambda kv: c_order(kv[0]))
     write_text_atomic(path, "".join(f"{k} {v}\n" for k, v in ordered))
 
 
