@@ -319,7 +319,9 @@ def test_librispeech_missing_corpus_errors(tmp_path):
 
 AMI_MEETINGS = {"IS1000a": "train", "TS3005a": "train", "ES2011a": "dev", "ES2004a": "eval"}
 AMI_SPEAKERS = {"A": (1, "FIE038"), "B": (0, "MEE068")}
-AMI_SEGMENTS = {"A": [(0.5, 1.2), (1.31, 2.0), (2.2, 2.2)], "B": [(0.2, 0.9)]}
+# A: two segments, an empty one, one running past the 2.5 s files, one after their end
+AMI_SEGMENTS = {"A": [(0.5, 1.2), (1.31, 2.0), (2.2, 2.2), (2.3, 2.9), (2.6, 3.0)],
+                "B": [(0.2, 0.9)]}
 
 
 def make_ami(root: Path) -> tuple[Path, Path]:
@@ -366,12 +368,13 @@ def test_ami_recipe_stages_0_to_2(tmp_path):
     audio, annotations = make_ami(tmp_path / "ami")
     recipe = recipe_copy(tmp_path, "ami")
     proc = run_recipe(recipe, "--ami", str(audio), "--ami-annotations", str(annotations))
-    # 3 non-empty segments per meeting, each cut from the headset and from the array
-    assert_stages_0_to_2(recipe, {"train": 12, "dev": 6, "eval": 6}, proc)
+    # 4 segments with audio per meeting, each cut from the headset and from the array
+    assert_stages_0_to_2(recipe, {"train": 16, "dev": 8, "eval": 8}, proc)
     dev = recipe / "data" / "dev"
     segments = [line.split() for line in (dev / "segments").read_text().splitlines()]
-    assert segments[:3] == [["FIE038_ES2011a_ihm_0000050_0000120", "ES2011a_H01", "0.500", "1.200"],
+    assert segments[:4] == [["FIE038_ES2011a_ihm_0000050_0000120", "ES2011a_H01", "0.500", "1.200"],
                             ["FIE038_ES2011a_ihm_0000131_0000200", "ES2011a_H01", "1.310", "2.000"],
+                            ["FIE038_ES2011a_ihm_0000230_0000250", "ES2011a_H01", "2.300", "2.500"],
                             ["FIE038_ES2011a_sdm_0000050_0000120", "ES2011a_SDM", "0.500", "1.200"]]
     wav = read_dict(dev / "wav.scp")
     assert sorted(wav) == ["ES2011a_H00", "ES2011a_H01", "ES2011a_SDM"]

@@ -24,6 +24,8 @@ import logging
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import soundfile
+
 from fhvae.bin.cli import run_main
 from fhvae.errors import FhvaeError
 from fhvae.io.datadir_writer import Utterance, write_data_dir
@@ -78,6 +80,14 @@ def read_segments(path: Path) -> list[tuple[float, float]]:
     return times
 
 
+def duration(wav: Path) -> float:
+    """Seconds of audio in a WAV file (header only)."""
+    try:
+        return soundfile.info(str(wav)).duration
+    except RuntimeError as err:
+        raise FhvaeError(f"{wav}: unreadable audio ({str(err).strip()})") from None
+
+
 def meeting_utterances(meeting: str, audio_dir: Path, annotations: Path,
                        speakers: dict[str, tuple[int, str]]) -> list[Utterance]:
     """IHM and SDM utterances of one meeting, from every speaker's segments file."""
@@ -97,11 +107,14 @@ def meeting_utterances(meeting: str, audio_dir: Path, annotations: Path,
         if not ihm.is_file():
             raise FhvaeError(f"{audio_dir}: no {ihm.name} (headset of speaker {agent}, {spk})")
         sources = {"ihm": (f"{meeting}_H{channel:02d}", ihm), "sdm": (f"{meeting}_SDM", sdm)}
+        lengths = {mic: duration(wav) for mic, (_, wav) in sources.items()}
         for start, end in read_segments(seg_file):
-            begin_cs, end_cs = round(start * 100), round(end * 100)
-            if end_cs <= begin_cs:
-                continue  # empty at 10 ms resolution
             for mic, (rec, wav) in sources.items():
+                # Annotations may run past a file's end: keep the part that has audio.
+                begin_cs = round(start * 100)
+                end_cs = min(round(end * 100), int(lengths[mic] * 100))
+                if end_cs <= begin_cs:
+                    continue  # empty at 10 ms resolution, or after the end of the file
                 utt = f"{spk}_{meeting}_{mic}_{begin_cs:07d}_{end_cs:07d}"
                 utts.setdefault(utt, Utterance(
                     utt=utt, spk=spk, wav=str(wav.resolve()), rec=rec, start=begin_cs / 100,
