@@ -114,6 +114,9 @@ def test_empty_data_dir_and_bad_segments(computer, tmp_path):
         run_job(computer, tmp_path, f"a {tmp_path}/a.wav\n", "s1 zz 0.0 0.2\n")
     with pytest.raises(FhvaeError, match="utterance 's1': segment ends at 1.5s"):
         run_job(computer, tmp_path, f"a {tmp_path}/a.wav\n", "s1 a 0.0 1.5\n")
+    with pytest.raises(FhvaeError, match="segments: utterance 's1' \\(recording 'b' of .*wav.scp"
+                                         "\\): audio file not found"):
+        run_job(computer, tmp_path, f"b {tmp_path}/b.wav\n", "s1 b 0.0 0.2\n")
 
 
 def test_non_finite_features_are_an_error(computer):

@@ -90,8 +90,8 @@ def test_make_fbank_then_index(recipe, with_segments):
 
 def test_failed_job_leaves_no_feats_scp(recipe):
     data = recipe / "data" / "tiny"
-    first = make_fbank(recipe)
-    assert first.returncode == 0, first.stderr
+    for name in ("feats.scp", "utt2num_frames"):  # outputs of an earlier run
+        (data / name).write_text("r0 fbank/raw_fbank_tiny.1.ark:3\n")
     with open(data / "wav.scp", "a") as handle:
         handle.write(f"r3 {recipe}/wav/missing.wav\n")
     proc = make_fbank(recipe)

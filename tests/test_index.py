@@ -40,6 +40,7 @@ def test_counts_against_hand_counts(data_dir, caplog):
         index = SegmentIndex.build(data)
     assert "excluded 1 utterance(s) shorter than 20 frames: B9" in caplog.text
     assert list(index.utt_ids) == ["_x", "a0", "a1", "a2", "a3"]       # LC_ALL=C order
+    assert index.utt_ids.dtype == np.dtype("<U2")                     # not the ark width
     assert index.num_frames.dtype == np.int32 and index.ark_offset.dtype == np.int64
     assert list(index.num_frames) == [20, 20, 25, 60, 44]
     assert list(index.num_segments(1)) == [1, 1, 6, 41, 25]             # T - 20 + 1

@@ -89,7 +89,8 @@ class SegmentIndex:
         expected = (int(self.num_frames[u]), self.feat_dim)
         if feats.shape != expected:
             raise FhvaeError(f"utterance '{utt}' ({self.rxfile(u)}): features have shape "
-                             f"{feats.shape}, index expects {expected} (stale index? rerun stage 2)")
+                             f"{feats.shape}, index expects {expected} "
+                             f"(stale index? rerun stage 2)")
         return feats
 
     # ----------------------------------------------------------------- subsets
@@ -254,7 +255,14 @@ def _read_table(path: Path, usage: str) -> tuple[np.ndarray, np.ndarray]:
         line = raw.split(b"\n")[bad[0]].decode("utf-8", errors="replace")
         raise FhvaeError(f"{path}:{bad[0] + 1}: expected '{usage}', got '{line}'")
     tokens = np.array(raw.split(), dtype=np.bytes_)
-    return tokens[0::2], tokens[1::2]
+    return _shrink(tokens[0::2]), _shrink(tokens[1::2])
+
+
+def _shrink(strings: np.ndarray) -> np.ndarray:
+    """Narrowest fixed width holding every entry (keys and values share the width of the
+    longest token when split together)."""
+    width = int(np.strings.str_len(strings).max()) if strings.size else 1
+    return strings.astype(f"S{max(width, 1)}")
 
 
 def _sorted_unique(keys: np.ndarray, path: Path) -> np.ndarray:

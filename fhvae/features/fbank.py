@@ -20,7 +20,6 @@ Backends:
 from __future__ import annotations
 
 import dataclasses
-import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,8 +29,6 @@ import numpy as np
 import python_speech_features as psf
 
 from fhvae.errors import FhvaeError
-
-logger = logging.getLogger(__name__)
 
 BACKENDS = ("knf", "psf")
 WINDOW_TYPES = ("povey", "hamming", "hanning", "rectangular", "blackman", "sine")
@@ -81,9 +78,9 @@ class FbankConfig:
 
 
 def _parse_bool(text: str) -> bool:
-    if text.lower() in ("true", "1"):
+    if text.lower() in ("true", "t", "1"):
         return True
-    if text.lower() in ("false", "0"):
+    if text.lower() in ("false", "f", "0"):
         return False
     raise ValueError(f"not a boolean: '{text}'")
 

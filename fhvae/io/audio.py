@@ -7,7 +7,6 @@ FBank log energies, and every threshold tuned on Kaldi features, assume that sca
 from __future__ import annotations
 
 import io
-import logging
 import os
 import subprocess
 from dataclasses import dataclass
@@ -19,8 +18,6 @@ import soundfile
 
 from fhvae.errors import FhvaeError
 from fhvae.io.datadir import read_kv
-
-logger = logging.getLogger(__name__)
 
 # Kaldi's extract-segments accepts a segment ending this far past the end of the recording
 # (rounding in the segmentation) and truncates it; anything further is an error.
@@ -88,8 +85,8 @@ def load_audio(rxfile: str, where: str) -> tuple[np.ndarray, int]:
     try:
         samples, rate = soundfile.read(source, dtype="float64", always_2d=True)
     except Exception as err:  # libsndfile reports every format problem as a RuntimeError
-        raise FhvaeError(f"{where}: unreadable audio ({type(err).__name__}: "
-                         f"{str(err).strip().splitlines()[0] if str(err).strip() else ''})") from None
+        reason = (str(err).strip().splitlines() or [""])[0]
+        raise FhvaeError(f"{where}: unreadable audio ({type(err).__name__}: {reason})") from None
     return samples * 32768.0, int(rate)
 
 
@@ -143,7 +140,8 @@ def iter_utterances(wav_scp: str | os.PathLike, segments: str | os.PathLike | No
         if seg.rec not in rxfiles:
             raise FhvaeError(f"{where}: recording '{seg.rec}' is not in {wav_scp}")
         if cached is None or cached[0] != seg.rec:
-            samples, rate = load_audio(rxfiles[seg.rec], f"{wav_scp}: recording '{seg.rec}'")
+            samples, rate = load_audio(rxfiles[seg.rec],
+                                       f"{where} (recording '{seg.rec}' of {wav_scp})")
             cached = (seg.rec, select_channel(samples, channel, where), rate)
         _, samples, rate = cached
         yield seg.utt, cut_segment(samples, rate, seg, where), rate
