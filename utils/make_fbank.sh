@@ -5,16 +5,17 @@
 # `python -m fhvae.bin.compute_fbank` per part through --cmd (logs in
 # <log-dir>/make_fbank.JOB.log), writes <fbank-dir>/raw_fbank_<set>.JOB.{ark,scp}
 # (absolute ark paths) and <data-dir>/{feats.scp,utt2num_frames,utt2dur}, sorted.
-# Run it from the recipe dir (the one holding utils/, path.sh already sourced).
+# Works from any directory (paths are relative to it) once path.sh has been sourced.
 set -euo pipefail
 
 nj=4                          # number of parallel jobs
-cmd=utils/run_local.sh        # job launcher, e.g. "$train_cmd" from cmd.sh
+cmd=                          # job launcher, e.g. "$train_cmd" (default: local jobs)
 fbank_config=conf/fbank.conf  # Kaldi-style options (--name=value lines)
 backend=knf                   # knf (kaldi-native-fbank, Kaldi's numbers) | psf
 
+. "$(dirname "$0")/parse_options.sh"
 utils=$(dirname "$0")
-. "$utils/parse_options.sh"
+[ -n "$cmd" ] || cmd=$utils/run_local.sh
 
 if [ $# -ne 3 ]; then
   sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2
