@@ -235,7 +235,7 @@ _IS_SPACE[[9, 10, 11, 12, 13, 32]] = True
 def _read_table(path: Path, usage: str) -> tuple[np.ndarray, np.ndarray]:
     """(keys, values) of a two-column text table as byte-string arrays, in file order.
 
-    Vectorised over the bytes so a million lines take well under a second: every line must
+    Vectorised over the bytes (no per-line Python) for million-line tables: every line must
     hold exactly two fields, else FhvaeError names the first bad line.
     """
     if not path.is_file():
