@@ -93,7 +93,13 @@ def resolve_device(name: str) -> torch.device:
     """'auto' means the GPU when there is one."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise FhvaeError(f"unknown device '{name}' (auto, cpu, cuda or cuda:N)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise FhvaeError(f"device '{name}' requested but torch sees no CUDA device")
+    return device
 
 
 def _utterance_noise(key: str, num_frames: int, model: FHVAE,
@@ -143,6 +149,7 @@ def _encode_group(model: FHVAE, mvn: MVN, group: list[tuple[str, np.ndarray]],
     frames = torch.from_numpy(np.concatenate([mvn.apply(f) for _, f in group])).to(device)
     index = torch.from_numpy(np.concatenate(
         [window_index(n, seg_len) + s for n, s in zip(lengths, starts)])).to(device)
+    eps2 = eps1 = None
     if opts.sample:
         noise = [_utterance_noise(key, n, model, opts.seed) for (key, _), n in zip(group, lengths)]
         eps2 = torch.cat([e2 for e2, _ in noise]).to(device)
@@ -207,13 +214,28 @@ def _marker_path(out_dir: Path, job: int | None) -> Path:
     return out_dir / (f"extract.{job}.done" if job is not None else "extract.done")
 
 
-def _fingerprint(model_path: Path, part: Sequence[tuple[str, str]],
+def _file_stamp(path: Path) -> str:
+    stat = path.stat()
+    return f"{path.resolve()} {stat.st_size} {stat.st_mtime_ns}"
+
+
+def _fingerprint(model_path: Path, part: Sequence[tuple[int, str, str]],
                  opts: ExtractOptions) -> dict[str, str]:
-    """What a job's outputs depend on; a re-run with the same fingerprint may skip the job."""
-    stat = model_path.stat()
-    digest = hashlib.sha1("".join(f"{k} {v}\n" for k, v in part).encode()).hexdigest()
-    return {"model": f"{model_path.resolve()} {stat.st_size} {stat.st_mtime_ns}",
-            "data": digest, "sample": str(int(opts.sample)), "seed": str(opts.seed)}
+    """What a job's outputs depend on; a re-run with the same fingerprint may skip the job.
+
+    The data part is its feats.scp lines plus the size and mtime of every ark they point
+    into, so features re-computed in place also invalidate the job.
+    """
+    digest = hashlib.sha1()
+    arks = set()
+    for _, key, rxfile in part:
+        digest.update(f"{key} {rxfile}\n".encode())
+        ark = Path(rxfile.rsplit(":", 1)[0])
+        if ark not in arks and ark.is_file():  # pipes ("cmd |") have no file to stamp
+            arks.add(ark)
+            digest.update(_file_stamp(ark).encode())
+    return {"model": _file_stamp(model_path), "data": digest.hexdigest(),
+            "sample": str(int(opts.sample)), "seed": str(opts.seed)}
 
 
 def _job_is_done(out_dir: Path, job: int | None, fingerprint: dict[str, str]) -> bool:
@@ -225,11 +247,9 @@ def _job_is_done(out_dir: Path, job: int | None, fingerprint: dict[str, str]) ->
             and all(p.is_file() for name in TABLES for p in table_paths(out_dir, name, job)))
 
 
-def _feats_part(data_dir: Path, job: int | None, num_jobs: int) -> list[tuple[int, str, str]]:
-    """(line number, utterance, rxfile) of this job's contiguous part of feats.scp."""
-    feats_scp = data_dir / "feats.scp"
-    entries = [(n, k, v) for n, (k, v) in enumerate(read_kv(feats_scp), 1)]
-    return list(split_contiguous(entries, job, num_jobs)) if job is not None else entries
+def _feats_entries(data_dir: Path) -> list[tuple[int, str, str]]:
+    """(line number, utterance, rxfile) of every line of feats.scp."""
+    return [(n, k, v) for n, (k, v) in enumerate(read_kv(data_dir / "feats.scp"), 1)]
 
 
 def run_job(model_path: str | os.PathLike, data_dir: str | os.PathLike,
@@ -244,8 +264,10 @@ def run_job(model_path: str | os.PathLike, data_dir: str | os.PathLike,
     model_path, data_dir, out_dir = Path(model_path), Path(data_dir), Path(out_dir)
     if not model_path.is_file():
         raise FhvaeError(f"{model_path}: model not found")
-    part = _feats_part(data_dir, job, num_jobs)
-    fingerprint = _fingerprint(model_path, [(k, v) for _, k, v in part], opts)
+    part = _feats_entries(data_dir)
+    if job is not None:
+        part = list(split_contiguous(part, job, num_jobs))
+    fingerprint = _fingerprint(model_path, part, opts)
     marker = _marker_path(out_dir, job)
     if _job_is_done(out_dir, job, fingerprint):
         logger.info("%s matches this model and data: job already done", marker)
@@ -293,10 +315,10 @@ def merge_jobs(model_path: str | os.PathLike, data_dir: str | os.PathLike,
     opts = opts or ExtractOptions()
     model_path, data_dir, out_dir = Path(model_path), Path(data_dir), Path(out_dir)
     total = skipped = 0
+    entries = _feats_entries(data_dir)
     for job in range(1, num_jobs + 1):
-        part = _feats_part(data_dir, job, num_jobs)
-        if not _job_is_done(out_dir, job, _fingerprint(model_path, [(k, v) for _, k, v in part],
-                                                       opts)):
+        part = split_contiguous(entries, job, num_jobs)
+        if not _job_is_done(out_dir, job, _fingerprint(model_path, part, opts)):
             raise FhvaeError(f"{_marker_path(out_dir, job)}: job {job} of {num_jobs} has not "
                              "finished with this model and data; re-run the extraction")
         counts = read_dict(_marker_path(out_dir, job))

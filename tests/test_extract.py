@@ -186,6 +186,8 @@ def test_bad_inputs_name_the_culprit(setup, tmp_path):
     assert not list((tmp_path / "o2").glob("*"))   # nothing half-written is left
     with pytest.raises(FhvaeError, match="nope.pt: model not found"):
         run_job(tmp_path / "nope.pt", nan, tmp_path / "o3", device="cpu")
+    with pytest.raises(FhvaeError, match="unknown device 'tpu9'"):
+        run_job(model_path, nan, tmp_path / "o4", device="tpu9")
 
 
 def test_cli_error_is_one_line(setup, tmp_path):
@@ -213,7 +215,8 @@ def test_empty_utterance_is_skipped_and_counted(setup, tmp_path, caplog):
 
 
 def test_stale_temporaries_and_half_jobs_never_reach_an_scp(setup, tmp_path):
-    model_path, data, _ = setup
+    model_path, _, _ = setup
+    data = make_data(tmp_path / "data", LENGTHS)
     out = tmp_path / "out"
     out.mkdir()
     opts = ExtractOptions()
@@ -232,10 +235,13 @@ def test_stale_temporaries_and_half_jobs_never_reach_an_scp(setup, tmp_path):
     assert merge_jobs(model_path, data, out, 2, opts) == len(LENGTHS)
     assert not list(out.glob(".*tmp*"))
     assert {k: v.shape[0] for k, v in read_table(out / "z1.scp").items()} == LENGTHS
-    # a different model invalidates the markers: the merge refuses stale outputs
-    save_model(model_path.parent / "other.pt", seed=1)
+    # another model, or features rewritten in place, invalidate the markers
+    save_model(tmp_path / "other.pt", seed=1)
     with pytest.raises(FhvaeError, match="job 1 of 2 has not finished"):
-        merge_jobs(model_path.parent / "other.pt", data, out, 2, opts)
+        merge_jobs(tmp_path / "other.pt", data, out, 2, opts)
+    os.utime(data / "feats.ark", ns=(1, 1))
+    with pytest.raises(FhvaeError, match="job 1 of 2 has not finished"):
+        merge_jobs(model_path, data, out, 2, opts)
 
 
 def test_extract_latents_sh_two_jobs_equal_one(setup, tmp_path):
