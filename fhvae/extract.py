@@ -166,13 +166,12 @@ def _encode_group(model: FHVAE, mvn: MVN, group: list[tuple[str, np.ndarray]],
         z1_rows.append(z1.float())
         z2_rows.append(z2.float())
         z2_mu_rows.append(z2_mu.float())
-    z2_mu_all = torch.cat(z2_mu_rows)
 
     seg_rows = [svector_rows(n, seg_len) + s for n, s in zip(lengths, starts)]
     seg_utt = torch.from_numpy(np.repeat(np.arange(len(group)), [len(r) for r in seg_rows]))
+    seg_index = torch.from_numpy(np.concatenate(seg_rows)).to(device)
     sums = torch.zeros(len(group), model.cfg.z2_dim, device=device)
-    sums.index_add_(0, seg_utt.to(device), z2_mu_all[torch.from_numpy(np.concatenate(seg_rows))
-                                                     .to(device)])
+    sums.index_add_(0, seg_utt.to(device), torch.cat(z2_mu_rows)[seg_index])
     counts = torch.tensor([len(r) for r in seg_rows], device=device)
     svectors = map_mu2(sums, counts, sigma2).cpu().numpy()
 
