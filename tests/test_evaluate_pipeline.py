@@ -14,7 +14,7 @@ from fhvae.checkpoint import load_model, save_checkpoint
 from fhvae.errors import FhvaeError
 from fhvae.evaluate.inputs import load_eval_set, read_ctm_frame_labels
 from fhvae.evaluate.probes import PHONE_FACTOR, run_probes, split_utterances
-from fhvae.evaluate.recombine import make_recombine_figure, recombine
+from fhvae.evaluate.recombine import choose_utterances, make_recombine_figure, recombine
 from fhvae.evaluate.tsne import make_tsne_figures, sample_points
 from fhvae.features.mvn import compute_mvn
 from fhvae.io.datadir import write_kv
@@ -148,6 +148,17 @@ def test_tsne_figures_written(setup, tmp_path):
     assert [p.name for p in paths] == ["tsne_z1.png", "tsne_z2.png", "tsne.png"]
     for path in paths:
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 5000
+
+
+def test_choose_utterances_distinct_speakers_and_conditions(setup):
+    _, _, (data, lat, _), _ = setup
+    evalset = load_eval_set(data, lat)
+    spk, noise = evalset.utt2spk, evalset.factors["noise"]
+    utts_a, utts_b = choose_utterances(evalset, seed=0, num_a=3, num_b=2, min_frames=20)
+    assert len({spk[u] for u in utts_a + utts_b}) == 5            # A and B speakers disjoint
+    assert len({noise[u] for u in utts_b}) == 2                   # B conditions differ
+    utts_a, utts_b = choose_utterances(evalset, seed=0, num_a=4, num_b=2, min_frames=20)
+    assert len({spk[u] for u in utts_a}) == 4 and not set(utts_a) & set(utts_b)
 
 
 def test_recombine_with_own_z2_is_the_reconstruction(setup, tmp_path):

@@ -11,6 +11,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import torch
+from threadpoolctl import threadpool_limits
+
 from fhvae.bin.cli import run_main
 from fhvae.evaluate.pipeline import BACKENDS, EvalConfig, run_evaluation
 from fhvae.evaluate.report import eer_table, probe_table
@@ -44,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--tsne-points", type=int, default=1500)
     parser.add_argument("--num-a", type=int, default=8, help="re-combination: x^A segments")
     parser.add_argument("--num-b", type=int, default=3, help="re-combination: x^B segments")
+    parser.add_argument("--num-threads", type=int, default=1,
+                        help="CPU threads for torch/BLAS/OpenMP (t-SNE slows down badly when "
+                             "its threads compete with other jobs for the cores)")
     return parser
 
 
@@ -57,7 +63,9 @@ def main(argv: list[str] | None = None) -> int:
         p_target=args.p_target, probe_stride=args.probe_stride,
         tsne_speakers=args.tsne_speakers, tsne_points=args.tsne_points,
         num_a=args.num_a, num_b=args.num_b)
-    summary = run_evaluation(cfg)
+    torch.set_num_threads(args.num_threads)
+    with threadpool_limits(args.num_threads):
+        summary = run_evaluation(cfg)
     print(eer_table(summary.systems))
     print(probe_table(summary.probes))
     print(f"wrote {args.out_dir / 'results.md'}")

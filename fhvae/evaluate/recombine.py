@@ -46,8 +46,9 @@ def loudest_start(feats: np.ndarray, seg_len: int) -> int:
 
 def choose_utterances(evalset: EvalSet, seed: int, num_a: int, num_b: int,
                       min_frames: int) -> tuple[list[str], list[str]]:
-    """A: one utterance from each of `num_a` speakers. B: utterances of different speakers,
-    preferring ones whose other labels (noise/channel/gender) also differ."""
+    """B: utterances of different speakers, preferring ones whose other labels
+    (noise/channel/gender) also differ. A: one utterance from each of `num_a` speakers,
+    other than B's speakers when there are enough."""
     rng = np.random.default_rng(seed)
     long_enough = [u for u in evalset.utts if evalset.z1[u].shape[0] >= min_frames]
     order = [long_enough[i] for i in rng.permutation(len(long_enough))]
@@ -56,22 +57,26 @@ def choose_utterances(evalset: EvalSet, seed: int, num_a: int, num_b: int,
     def condition(utt: str) -> tuple[str, ...]:
         return tuple(evalset.factors[f].get(utt, "") for f in OTHER_FACTORS if f in evalset.factors)
 
-    def pick(count: int, exclude: set[str], strict: bool) -> list[str]:
+    def pick(candidates: list[str], count: int, strict: bool) -> list[str]:
+        """Up to `count` of `candidates`, in order, with distinct speakers (and conditions)."""
         picked: list[str] = []
-        for utt in order:
+        for utt in candidates:
             if len(picked) == count:
                 break
-            if utt in exclude or spk[utt] in {spk[p] for p in picked}:
+            if spk[utt] in {spk[p] for p in picked}:
                 continue
             if strict and condition(utt) in {condition(p) for p in picked}:
                 continue
             picked.append(utt)
         return picked
 
-    utts_b = pick(num_b, set(), strict=True)
+    utts_b = pick(order, num_b, strict=True)
     if len(utts_b) < num_b:
-        utts_b = pick(num_b, set(), strict=False)
-    utts_a = pick(num_a, set(utts_b), strict=False)
+        utts_b = pick(order, num_b, strict=False)
+    spk_b = {spk[u] for u in utts_b}
+    utts_a = pick([u for u in order if spk[u] not in spk_b], num_a, strict=False)
+    if len(utts_a) < num_a:          # too few speakers to keep A and B apart
+        utts_a = pick([u for u in order if u not in utts_b], num_a, strict=False)
     if len(utts_a) < 1 or len(utts_b) < 1:
         raise FhvaeError(f"no utterance of at least {min_frames} frames to re-combine")
     return utts_a, utts_b
