@@ -110,9 +110,9 @@ def assert_stages_0_to_2(recipe: Path, sets: dict[str, int], proc) -> None:
 # ---------------------------------------------------------------- shared data-dir writer
 
 def test_write_data_dir_sorts_and_derives_spk2utt(tmp_path):
-    utts = [Utterance("spkb_2", "spkb", "/b2.wav", labels={"gender": "m"}),
-            Utterance("spka_1", "spka", "/a1.wav", text="hello  world", labels={"gender": "f"}),
-            Utterance("spkb_1", "spkb", "/b1.wav", labels={"gender": "m"})]
+    utts = [Utterance("spkb_2", "spkb", "/b2.wav", text="b two", labels={"gender": "m"}),
+            Utterance("spka_1", "spka", "/a1.wav", text="hello \t world", labels={"gender": "f"}),
+            Utterance("spkb_1", "spkb", "/b1.wav", text="b one", labels={"gender": "m"})]
     (tmp_path / "d").mkdir()
     (tmp_path / "d" / "utt2noise").write_text("stale x\n")
     (tmp_path / "d" / "feats.scp").write_text("stale x\n")
@@ -122,7 +122,7 @@ def test_write_data_dir_sorts_and_derives_spk2utt(tmp_path):
     assert (d / "spk2utt").read_text() == "spka spka_1\nspkb spkb_1 spkb_2\n"
     assert (d / "wav.scp").read_text().splitlines()[0] == "spka_1 /a1.wav"
     assert read_dict(d / "utt2gender") == {"spka_1": "f", "spkb_1": "m", "spkb_2": "m"}
-    assert (d / "text").read_text().startswith("spka_1 hello  world\n")
+    assert (d / "text").read_text() == "spka_1 hello world\nspkb_1 b one\nspkb_2 b two\n"
     assert not (d / "segments").exists()
     assert not (d / "utt2noise").exists() and not (d / "feats.scp").exists()
 
@@ -146,6 +146,8 @@ def test_write_data_dir_segments_share_recordings(tmp_path):
     ([Utterance("a_1", "a", "/x", rec="r", start=2, end=1)], "bad segment times"),
     ([Utterance("a_1", "a", "/x", labels={"gender": "f"}), Utterance("a_2", "a", "/y")],
      "has labels []"),
+    ([Utterance("a_1", "a", "/x", text="hi"), Utterance("a_2", "a", "/y")], "transcript"),
+    ([Utterance("ab_1", "ab", "/x"), Utterance("ab1_1", "ab1", "/y")], "sorts after"),
 ])
 def test_write_data_dir_rejects_invalid(tmp_path, utts, message):
     with pytest.raises(FhvaeError, match=None) as err:

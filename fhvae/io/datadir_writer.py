@@ -75,11 +75,21 @@ def _check(data_dir: Path, utts: list[Utterance]) -> None:
         if rec_wav.setdefault(u.recording, u.wav) != u.wav:
             raise FhvaeError(f"{data_dir}: recording '{u.recording}' has two audio sources: "
                              f"'{rec_wav[u.recording]}' and '{u.wav}'")
+        if bool(u.text) != bool(utts[0].text):
+            raise FhvaeError(f"{data_dir}: utterance '{u.utt}': either every utterance has a "
+                             f"transcript or none has")
         if set(u.labels) != label_names:
             raise FhvaeError(f"{data_dir}: utterance '{u.utt}' has labels {sorted(u.labels)}, "
                              f"others have {sorted(label_names)}")
         for name, value in u.labels.items():
             _check_token(value, f"{name} label", u.utt, data_dir)
+    # Kaldi needs utt2spk sorted by utterance to also be sorted by speaker.
+    by_utt = sorted(utts, key=lambda u: u.utt.encode("utf-8"))
+    for prev, cur in zip(by_utt, by_utt[1:]):
+        if cur.spk.encode("utf-8") < prev.spk.encode("utf-8"):
+            raise FhvaeError(f"{data_dir}: utterance '{cur.utt}' (speaker '{cur.spk}') sorts "
+                             f"after '{prev.utt}' (speaker '{prev.spk}'); give speakers "
+                             f"equal-length ids or a separator that sorts first")
 
 
 def write_data_dir(data_dir: str | os.PathLike, utts: list[Utterance]) -> None:
@@ -105,8 +115,8 @@ def write_data_dir(data_dir: str | os.PathLike, utts: list[Utterance]) -> None:
     if segmented:
         optional["segments"] = [(u.utt, f"{u.recording} {u.start:.3f} {u.end:.3f}")
                                 for u in utts]
-    if any(u.text for u in utts):
-        optional["text"] = [(u.utt, u.text or "") for u in utts]
+    if utts[0].text:
+        optional["text"] = [(u.utt, " ".join(u.text.split())) for u in utts]  # type: ignore[union-attr]
     for name in utts[0].labels:
         optional[f"utt2{name}"] = [(u.utt, u.labels[name]) for u in utts]
     derived = ["segments", "text", "feats.scp", "cmvn.scp", "spk2gender",

@@ -20,15 +20,12 @@ under 14 conditions.
 from __future__ import annotations
 
 import argparse
-import logging
 import shlex
 from pathlib import Path
 
 from fhvae.bin.cli import run_main
 from fhvae.errors import FhvaeError
 from fhvae.io.datadir_writer import Utterance, write_data_dir
-
-logger = logging.getLogger("prepare_aurora4")
 
 NOISES = ("clean", "car", "babble", "restaurant", "street", "airport", "train")
 MICS = ("sennheiser", "secondary")
