@@ -9,7 +9,6 @@ current one trains (disk and MVN run outside the GIL-heavy training step).
 
 from __future__ import annotations
 
-import logging
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
@@ -18,8 +17,6 @@ import torch
 from fhvae.data.index import SegmentIndex
 from fhvae.data.sampler import SeqBatch
 from fhvae.features.mvn import MVN
-
-logger = logging.getLogger(__name__)
 
 
 class SegmentBuffer:

@@ -1,0 +1,180 @@
+"""Training loop: learning, exact resume, untouched RNG streams during evaluation,
+non-finite loss handling, flat == hierarchical when K = M, config errors, the CLI."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+import fhvae.train as train_mod
+from fhvae.bin.train import main as train_main
+from fhvae.checkpoint import load_checkpoint, load_model
+from fhvae.errors import FhvaeError
+from fhvae.model import ModelConfig
+from fhvae.train import TrainConfig, Trainer, train
+from test_train_data import index_mvn, make_index
+
+TINY = dict(hidden=16, num_layers=1, z1_dim=4, z2_dim=4)
+
+
+def tiny_config(**overrides) -> TrainConfig:
+    base = dict(model=ModelConfig(**TINY), seq_batch_size=5, batch_size=16, max_steps=10,
+                dev_every=1000, log_every=1, ckpt_every=4, device="cpu")
+    base.update(overrides)
+    return TrainConfig(**base)
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    """24 utterance sequences of 16-dim features, and a dev set of the same speakers."""
+    root = tmp_path_factory.mktemp("small")
+    train_index = make_index(root / "train", feat_dim=16)
+    dev_index = make_index(root / "dev", feat_dim=16, utts_per_spk=1, utt_seed=1)
+    return train_index, dev_index, index_mvn(train_index)
+
+
+def read_tsv(path):
+    lines = path.read_text().splitlines()
+    header = lines[0].split("\t")
+    return [dict(zip(header, line.split("\t"))) for line in lines[1:]]
+
+
+def test_training_raises_dev_bound_and_discriminates(tmp_path):
+    torch.set_num_threads(1)
+    train_index = make_index(tmp_path / "train", seq_unit="spk")          # 6 x 4 utts, 80-dim
+    dev_index = make_index(tmp_path / "dev", seq_unit="spk", utts_per_spk=2, utt_seed=1)
+    cfg = tiny_config(model=ModelConfig(hidden=32, num_layers=1, z1_dim=8, z2_dim=8),
+                      seq_batch_size=4, batch_size=32, max_steps=120, dev_every=40,
+                      log_every=20, ckpt_every=40, patience=1000)
+    final = train(cfg, train_index, dev_index, index_mvn(train_index), tmp_path / "exp")
+    rows = read_tsv(tmp_path / "exp" / "train_metrics.tsv")
+    dev = [float(r["dev_lb"]) for r in rows if r["dev_lb"]]
+    assert len(dev) == 3 and dev[-1] > dev[0] + 100, dev
+    assert float(rows[-1]["acc"]) >= 0.9
+    assert float(rows[-1]["lb"]) > float(rows[0]["lb"]) + 100
+    model, mvn, payload = load_model(final)
+    assert payload["step"] == 120 and model.cfg.num_seqs == 4 and model.cfg.feat_dim == 80
+    assert (tmp_path / "exp" / "loss.png").stat().st_size > 1000
+    saved = yaml.safe_load((tmp_path / "exp" / "config.yaml").read_text())
+    assert saved["model"]["num_seqs"] == 4 and saved["max_steps"] == 120
+
+
+def test_resume_reproduces_the_uninterrupted_run(small, tmp_path):
+    train_index, _, mvn = small
+    train(tiny_config(max_steps=11), train_index, None, mvn, tmp_path / "full")
+    train(tiny_config(max_steps=5), train_index, None, mvn, tmp_path / "cut")   # "killed"
+    torch.manual_seed(999)                     # the resumed run must not depend on this
+    np.random.seed(999)
+    train(tiny_config(max_steps=11), train_index, None, mvn, tmp_path / "cut")
+    full = load_checkpoint(tmp_path / "full" / "ckpt" / "last.pt")
+    cut = load_checkpoint(tmp_path / "cut" / "ckpt" / "last.pt")
+    assert full["step"] == cut["step"] == 11
+    assert (cut["seq_batch"], cut["inner"]) == (full["seq_batch"], full["inner"])
+    for name, value in full["model"].items():
+        assert torch.equal(value, cut["model"][name]), name
+    without_time = [{k: v for k, v in r.items() if k != "elapsed"}
+                    for r in read_tsv(tmp_path / "full" / "train_metrics.tsv")]
+    assert without_time == [{k: v for k, v in r.items() if k != "elapsed"}
+                            for r in read_tsv(tmp_path / "cut" / "train_metrics.tsv")]
+    assert len(without_time) == 11
+
+
+def test_dev_evaluation_leaves_training_untouched(small, tmp_path):
+    train_index, dev_index, mvn = small
+    train(tiny_config(max_steps=8), train_index, None, mvn, tmp_path / "nodev")
+    train(tiny_config(max_steps=8, dev_every=3), train_index, dev_index, mvn, tmp_path / "dev")
+    a = load_checkpoint(tmp_path / "nodev" / "ckpt" / "last.pt")["model"]
+    b = load_checkpoint(tmp_path / "dev" / "ckpt" / "last.pt")["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    dev = [r["dev_lb"] for r in read_tsv(tmp_path / "dev" / "train_metrics.tsv") if r["dev_lb"]]
+    assert len(dev) == 2
+    # Deterministic: the same parameters give the same dev bound.
+    trainer = Trainer(tiny_config(max_steps=8, dev_every=3), train_index, dev_index, mvn,
+                      tmp_path / "dev")
+    again = [train_mod.evaluate(trainer.model, trainer.dev_loader, dev_index, 16,
+                                trainer._amp) for _ in range(2)]
+    assert again[0] == again[1] and math.isfinite(again[0])
+
+
+def _nan_at(call_number):
+    calls = {"n": 0}
+    original = train_mod.fhvae_loss
+
+    def patched(*args, **kwargs):
+        loss, metrics = original(*args, **kwargs)
+        calls["n"] += 1
+        return (loss * float("nan"), metrics) if calls["n"] == call_number else (loss, metrics)
+    return patched
+
+
+def test_nonfinite_loss_stops_naming_the_step(small, tmp_path, monkeypatch):
+    train_index, dev_index, mvn = small
+    monkeypatch.setattr(train_mod, "fhvae_loss", _nan_at(7))
+    with pytest.raises(FhvaeError, match=r"^non-finite loss at step 7 \(sequence batch"):
+        train(tiny_config(dev_every=4), train_index, dev_index, mvn, tmp_path / "exp")
+    last = load_checkpoint(tmp_path / "exp" / "ckpt" / "last.pt")
+    assert last["step"] == 4
+    assert all(torch.isfinite(v).all() for v in last["model"].values())
+    assert load_checkpoint(tmp_path / "exp" / "ckpt" / "best.pt")["step"] == 4
+    assert not (tmp_path / "exp" / "final.pt").exists()
+
+
+def test_skip_nonfinite_counts_and_continues(small, tmp_path, monkeypatch):
+    train_index, _, mvn = small
+    monkeypatch.setattr(train_mod, "fhvae_loss", _nan_at(3))
+    train(tiny_config(max_steps=6, skip_nonfinite=True), train_index, None, mvn, tmp_path / "e")
+    last = load_checkpoint(tmp_path / "e" / "ckpt" / "last.pt")
+    assert last["step"] == 6 and last["skipped"] == 1
+    assert all(torch.isfinite(v).all() for v in last["model"].values())
+
+
+def test_flat_equals_hierarchical_when_k_is_m(tmp_path):
+    index = make_index(tmp_path / "d", seq_unit="spk", feat_dim=16)   # M = 6 sequences
+    mvn = index_mvn(index)
+    for mode in ("flat", "hierarchical"):
+        train(tiny_config(mode=mode, seq_batch_size=6, max_steps=4), index, None, mvn,
+              tmp_path / mode)
+    flat = read_tsv(tmp_path / "flat" / "train_metrics.tsv")
+    hier = read_tsv(tmp_path / "hierarchical" / "train_metrics.tsv")
+    assert [r["seq_batch"] for r in hier] == ["0"] * 4        # one sequence batch covers all
+    for key in ("loss", "lb", "log_qy"):
+        np.testing.assert_allclose([float(r[key]) for r in flat],
+                                   [float(r[key]) for r in hier], rtol=1e-5, atol=2e-4)
+    a = load_checkpoint(tmp_path / "flat" / "ckpt" / "last.pt")
+    b = load_checkpoint(tmp_path / "hierarchical" / "ckpt" / "last.pt")
+    assert a["model_config"]["num_seqs"] == b["model_config"]["num_seqs"] == 6
+    for name in a["model"]:
+        if name != "mu2":     # same rows, listed in a different order
+            torch.testing.assert_close(a["model"][name], b["model"][name], rtol=1e-4, atol=1e-5)
+
+
+def test_configuration_errors(small, tmp_path):
+    train_index, _, mvn = small
+    with pytest.raises(FhvaeError, match=r"K=30 exceeds the 24 training sequences"):
+        train(tiny_config(seq_batch_size=30), train_index, None, mvn, tmp_path / "k")
+    train(tiny_config(max_steps=2), train_index, None, mvn, tmp_path / "exp")
+    other = tiny_config(model=ModelConfig(**{**TINY, "hidden": 8}), max_steps=4)
+    with pytest.raises(FhvaeError, match=r"last\.pt: model config differs.*hidden: 16 -> 8"):
+        train(other, train_index, None, mvn, tmp_path / "exp")
+
+
+def test_cli_resolves_overrides_and_rejects_unknown_keys(small, tmp_path):
+    train_index, dev_index, mvn = small
+    train_index.save(tmp_path / "train.npz")
+    dev_index.save(tmp_path / "dev.npz")
+    mvn.save(tmp_path / "mvn.npz")
+    conf = tmp_path / "conf.yaml"
+    conf.write_text(yaml.safe_dump({**tiny_config().to_dict(), "device": "auto"}))
+    args = ["--config", str(conf), "--train-index", str(tmp_path / "train.npz"),
+            "--dev-index", str(tmp_path / "dev.npz"), "--mvn", str(tmp_path / "mvn.npz"),
+            "--seq-batch-size", "3", "--max-steps", "3", "--device", "cpu", "--seed", "5",
+            "--set", "model.hidden=8", "--set", "dev_every=3"]
+    assert train_main(args + [str(tmp_path / "exp")]) == 0
+    saved = TrainConfig.load(tmp_path / "exp" / "config.yaml")
+    assert (saved.seq_batch_size, saved.model.num_seqs, saved.model.hidden) == (3, 3, 8)
+    assert (saved.seed, saved.max_steps, saved.model.feat_dim, saved.device) == (5, 3, 16, "cpu")
+    assert load_checkpoint(tmp_path / "exp" / "final.pt")["step"] == 3
+    with pytest.raises(FhvaeError, match="unknown option 'no_such'"):
+        train_main(args + ["--set", "no_such=1", str(tmp_path / "exp2")])
