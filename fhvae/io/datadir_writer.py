@@ -103,14 +103,6 @@ def write_data_dir(data_dir: str | os.PathLike, utts: list[Utterance]) -> None:
     _check(data_dir, utts)
     data_dir.mkdir(parents=True, exist_ok=True)
     segmented = utts[0].start is not None
-    recordings = {u.recording: u.wav for u in utts}
-    write_kv(data_dir / "wav.scp", list(recordings.items()))
-    write_kv(data_dir / "utt2spk", [(u.utt, u.spk) for u in utts])
-    spk2utt: dict[str, list[str]] = {}
-    for u in sorted(utts, key=lambda u: u.utt.encode("utf-8")):
-        spk2utt.setdefault(u.spk, []).append(u.utt)
-    write_kv(data_dir / "spk2utt", [(s, " ".join(us)) for s, us in spk2utt.items()])
-
     optional: dict[str, list[tuple[str, object]]] = {}
     if segmented:
         optional["segments"] = [(u.utt, f"{u.recording} {u.start:.3f} {u.end:.3f}")
@@ -119,11 +111,21 @@ def write_data_dir(data_dir: str | os.PathLike, utts: list[Utterance]) -> None:
         optional["text"] = [(u.utt, " ".join(u.text.split())) for u in utts]  # type: ignore[union-attr]
     for name in utts[0].labels:
         optional[f"utt2{name}"] = [(u.utt, u.labels[name]) for u in utts]
+    # Stale files go first: an interrupted run must not leave old features beside new lists.
     derived = ["segments", "text", "feats.scp", "cmvn.scp", "spk2gender",
                *(p.name for p in data_dir.glob("utt2*"))]
     for stale in derived:
         if stale not in optional and stale != "utt2spk" and (data_dir / stale).is_file():
             (data_dir / stale).unlink()
+
+    recordings = {u.recording: u.wav for u in utts}
+    write_kv(data_dir / "wav.scp", list(recordings.items()))
+    write_kv(data_dir / "utt2spk", [(u.utt, u.spk) for u in utts])
+    spk2utt: dict[str, list[str]] = {}
+    for u in sorted(utts, key=lambda u: u.utt.encode("utf-8")):
+        spk2utt.setdefault(u.spk, []).append(u.utt)
+    write_kv(data_dir / "spk2utt", [(s, " ".join(us)) for s, us in spk2utt.items()])
+
     for name, pairs in optional.items():
         write_kv(data_dir / name, pairs)
     logger.info("%s: %d utterances, %d speakers, %d recordings", data_dir, len(utts),
