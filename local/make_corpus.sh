@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Stage 0 of run.sh: synthesise the built-in corpus and write Kaldi data dirs.
+# Usage: local/make_corpus.sh [--seed N] [--nj N] [--num-train-spk N] [--num-dev-spk N]
+#          [--num-test-spk N] [--utts-per-spk N] <corpus-audio-dir> <data-root>
+# A thin wrapper: options are parsed by local/make_corpus.py (see --help).
+set -euo pipefail
+root=$(cd "$(dirname "$(readlink -f "$0")")/.." && pwd)
+python=python3
+[ -x "$root/.venv/bin/python" ] && python="$root/.venv/bin/python"
+export PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}"
+export LC_ALL=C
+exec "$python" "$root/local/make_corpus.py" "$@"

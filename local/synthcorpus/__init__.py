@@ -1,0 +1,1 @@
+"""The built-in synthesised multi-speaker corpus (espeak-ng speech, noise, channels)."""

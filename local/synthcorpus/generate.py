@@ -1,0 +1,270 @@
+"""Generate the corpus audio (in parallel, resumable) and write Kaldi data dirs.
+
+Every utterance is planned up front from `--seed` (speaker, noise, SNR, channel, target
+duration and its own seed tuple); its rendering depends only on that plan, so the result
+is byte-identical for any `--nj` and after an interrupted run. Per utterance:
+
+1. espeak-ng speaks random words from words.py (with some commas and full stops, for
+   phrase pauses) padded with 0.1-0.3 s of silence at both ends to 3-5 s in all, in a
+   fresh process (espeak.run_fresh), also giving the phoneme events and babble talkers;
+2. resample 22,050 -> 16,000 Hz, add noise at the planned SNR and a faint noise floor
+   (so that no utterance holds digital silence), apply the channel;
+3. write `<utt>.json` (text, length, alignment) and then `<utt>.wav`, each atomically.
+   A wav that exists with the length recorded in its json is complete and is skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from fhvae.errors import FhvaeError
+from fhvae.io.atomic import write_text_atomic
+from fhvae.io.datadir import write_kv
+from synthcorpus import conditions
+from synthcorpus.audio import complete_wav_length, resample, write_wav
+from synthcorpus.espeak import SAMPLE_RATE as ESPEAK_RATE
+from synthcorpus.espeak import Engine, Synthesis, Voice, run_fresh
+from synthcorpus.phones import PhoneSegment, align, ctm_lines
+from synthcorpus.speakers import SETS, Speaker, make_speakers, random_voice
+from synthcorpus.words import random_words
+
+logger = logging.getLogger(__name__)
+
+RATE = 16000
+DUR_RANGE_S = (3.0, 5.0)
+MAX_WORDS = 24  # words drawn per utterance before trimming to the target duration
+BABBLE_WORDS = 12
+PHRASE_MARKS = {"": 0.84, ",": 0.10, ".": 0.06}  # after each word: phrase pauses
+PAD_RANGE_S = (0.1, 0.3)  # silence before and after the speech
+NOISE_FLOOR = 1e-4  # RMS of the recording's own noise (~3 LSB): no digital silence
+PEAK_LIMIT = 0.99
+CONF_NAME = "corpus.conf"
+CONF_VERSION = 1  # bump when the generated audio changes for the same options
+
+
+@dataclass(frozen=True)
+class UttSpec:
+    """Everything that determines one utterance."""
+
+    utt_id: str
+    speaker: Speaker
+    seed: tuple[int, ...]
+    noise: str
+    snr_db: int | None  # None for clean
+    channel: str
+    target_s: float
+    wav_path: str
+
+
+@dataclass
+class UttRecord:
+    """What rendering produced: the text, the length and the phone alignment."""
+
+    utt_id: str
+    text: str
+    num_samples: int
+    segments: list[PhoneSegment]
+
+
+@dataclass
+class SetSummary:
+    """Sizes and condition counts of one generated set (for logs and reports)."""
+
+    speakers: int = 0
+    utterances: int = 0
+    hours: float = 0.0
+    noise: Counter = field(default_factory=Counter)
+    channel: Counter = field(default_factory=Counter)
+
+
+def plan_utterances(speakers: dict[str, list[Speaker]], utts_per_spk: int, seed: int,
+                    corpus_dir: Path) -> dict[str, list[UttSpec]]:
+    """Draw each utterance's conditions from its own seed (independent of order and nj)."""
+    width = max(3, len(str(utts_per_spk)))
+    plan: dict[str, list[UttSpec]] = {}
+    for set_index, name in enumerate(SETS):
+        plan[name] = []
+        for spk_index, spk in enumerate(speakers[name]):
+            for u in range(utts_per_spk):
+                utt_seed = (seed, 1, set_index, spk_index, u)
+                rng = np.random.default_rng(utt_seed)
+                noise = conditions.NOISE_TYPES[rng.integers(len(conditions.NOISE_TYPES))]
+                snr = int(rng.integers(conditions.SNR_RANGE_DB[0], conditions.SNR_RANGE_DB[1] + 1))
+                channel = conditions.CHANNELS[rng.integers(len(conditions.CHANNELS))]
+                target = float(rng.uniform(*DUR_RANGE_S))
+                utt_id = f"{spk.spk_id}-{u + 1:0{width}d}"
+                wav = corpus_dir.resolve() / name / spk.spk_id / f"{utt_id}.wav"
+                plan[name].append(UttSpec(utt_id, spk, utt_seed, noise,
+                                          None if noise == "clean" else snr, channel,
+                                          target, str(wav)))
+    return plan
+
+
+def _words_for_duration(full: Synthesis, num_words: int, target: float) -> int:
+    """Word count whose prefix of the long synthesis ends closest to `target` samples."""
+    ends = full.word_starts[1:] + [len(full.samples)]  # prefix of k words ends at ends[k-1]
+    if len(ends) != num_words:  # espeak merged/split words: estimate proportionally
+        return max(1, min(num_words, round(num_words * target / len(full.samples))))
+    return 1 + int(np.argmin(np.abs(np.asarray(ends) - target)))
+
+
+def _pad(speech: Synthesis, lead: int, trail: int) -> Synthesis:
+    """Add leading/trailing silence (a recording starts and stops around the speech)."""
+    samples = np.concatenate([np.zeros(lead, np.int16), speech.samples, np.zeros(trail, np.int16)])
+    return Synthesis(samples, [(t + lead, p) for t, p in speech.phonemes],
+                     [t + lead for t in speech.word_starts])
+
+
+def _speak(engine: Engine, voice: Voice, seed: tuple[int, ...], target_s: float,
+           babble: bool) -> tuple[str, Synthesis, list[np.ndarray]]:
+    """Runs in a fresh child: the utterance text and padded speech, plus babble talkers."""
+    rng = np.random.default_rng(seed + (1,))
+    words = random_words(rng, MAX_WORDS)
+    marks = rng.choice(list(PHRASE_MARKS), size=MAX_WORDS, p=list(PHRASE_MARKS.values()))
+    lead, trail = (int(rng.uniform(*PAD_RANGE_S) * ESPEAK_RATE) for _ in range(2))
+
+    def say(count: int) -> Synthesis:  # punctuation gives espeak's phrase pauses
+        return engine.synth(" ".join(w + m for w, m in zip(words[:count], marks)), voice)
+
+    low, high = (d * ESPEAK_RATE - lead - trail for d in DUR_RANGE_S)
+    count = _words_for_duration(say(len(words)), len(words),
+                                target_s * ESPEAK_RATE - lead - trail)
+    speech = say(count)
+    step = 1 if len(speech.samples) < low else -1 if len(speech.samples) > high else 0
+    while step and 1 <= count + step <= len(words):  # nudge into range, one direction only
+        count += step
+        speech = say(count)
+        if (step > 0 and len(speech.samples) >= low) or (step < 0 and len(speech.samples) <= high):
+            break
+    talkers = []
+    if babble:
+        talker_rng = np.random.default_rng(seed + (2,))
+        for _ in range(conditions.BABBLE_TALKERS):
+            text = " ".join(random_words(talker_rng, BABBLE_WORDS))
+            talkers.append(engine.synth(text, random_voice(talker_rng)).samples)
+    return " ".join(words[:count]), _pad(speech, lead, trail), talkers
+
+
+def _to_float(samples: np.ndarray) -> np.ndarray:
+    return resample(samples.astype(np.float64) / 32768.0, ESPEAK_RATE, RATE)
+
+
+def _load_done(spec: UttSpec) -> UttRecord | None:
+    """The record of an utterance already rendered completely, else None."""
+    sidecar = Path(spec.wav_path).with_suffix(".json")
+    length = complete_wav_length(spec.wav_path, RATE)
+    if length is None or not sidecar.is_file():
+        return None
+    try:
+        meta = json.loads(sidecar.read_text())
+        segments = [PhoneSegment(*seg) for seg in meta["segments"]]
+    except (ValueError, KeyError, TypeError):
+        return None
+    if meta["num_samples"] != length:
+        return None
+    return UttRecord(spec.utt_id, meta["text"], length, segments)
+
+
+def render_utterance(spec: UttSpec) -> UttRecord:
+    """Synthesise, degrade and write one utterance (or reuse a complete earlier one)."""
+    done = _load_done(spec)
+    if done is not None:
+        return done
+    text, speech, talkers = run_fresh(_speak, spec.speaker.voice, spec.seed, spec.target_s,
+                                      spec.noise == "babble")
+    segments = align(speech.phonemes, len(speech.samples), ESPEAK_RATE, RATE, spec.utt_id)
+    x = _to_float(speech.samples)
+    rng = np.random.default_rng(spec.seed + (3,))
+    if spec.noise != "clean":
+        noise = (conditions.babble([_to_float(t) for t in talkers], len(x), rng)
+                 if spec.noise == "babble"
+                 else conditions.coloured_noise(spec.noise, len(x), rng, RATE))
+        x = conditions.add_noise(x, noise, spec.snr_db)
+    x = x + NOISE_FLOOR * rng.standard_normal(len(x))
+    x = conditions.apply_channel(x, spec.channel, rng, RATE)
+    peak = float(np.max(np.abs(x))) if len(x) else 0.0
+    if peak > PEAK_LIMIT:
+        x *= PEAK_LIMIT / peak
+    record = UttRecord(spec.utt_id, text, len(x), segments)
+    meta = {"text": text, "num_samples": len(x),
+            "segments": [[s.start, s.end, s.phone, s.cls] for s in segments]}
+    write_text_atomic(Path(spec.wav_path).with_suffix(".json"), json.dumps(meta) + "\n")
+    write_wav(spec.wav_path, x, RATE)
+    return record
+
+
+def write_data_dir(out_dir: Path, specs: list[UttSpec], records: dict[str, UttRecord]) -> SetSummary:
+    """Write one Kaldi data dir (all tables LC_ALL=C sorted, atomically)."""
+    summary = SetSummary()
+    speakers = {spec.speaker.spk_id: spec.speaker for spec in specs}
+    spk2utt: dict[str, list[str]] = {spk: [] for spk in speakers}
+    ctm: list[str] = []
+    tables: dict[str, list[tuple[str, object]]] = {name: [] for name in (
+        "wav.scp", "utt2spk", "text", "utt2dur", "utt2noise", "utt2snr", "utt2channel",
+        "utt2gender")}
+    for spec in sorted(specs, key=lambda s: s.utt_id.encode()):
+        rec = records[spec.utt_id]
+        spk = spec.speaker
+        spk2utt[spk.spk_id].append(spec.utt_id)
+        for name, value in (("wav.scp", spec.wav_path), ("utt2spk", spk.spk_id),
+                            ("text", rec.text), ("utt2dur", f"{rec.num_samples / RATE:.4f}"),
+                            ("utt2noise", spec.noise), ("utt2channel", spec.channel),
+                            ("utt2snr", "inf" if spec.snr_db is None else spec.snr_db),
+                            ("utt2gender", spk.gender)):
+            tables[name].append((spec.utt_id, value))
+        ctm.extend(ctm_lines(spec.utt_id, rec.segments, RATE))
+        summary.hours += rec.num_samples / RATE / 3600
+        summary.noise[spec.noise] += 1
+        summary.channel[spec.channel] += 1
+    for name, pairs in tables.items():
+        write_kv(out_dir / name, pairs)
+    write_kv(out_dir / "spk2utt", [(spk, " ".join(utts)) for spk, utts in spk2utt.items()])
+    write_kv(out_dir / "spk2gender", [(spk, s.gender) for spk, s in speakers.items()])
+    write_kv(out_dir / "spk_info", [(spk, s.info) for spk, s in speakers.items()])
+    write_text_atomic(out_dir / "phone_ali.ctm", "".join(ctm))
+    summary.speakers, summary.utterances = len(speakers), len(specs)
+    return summary
+
+
+def _check_conf(corpus_dir: Path, options: str) -> None:
+    """Refuse to mix audio made with other options into one corpus dir."""
+    conf = corpus_dir / CONF_NAME
+    if conf.is_file():
+        previous = conf.read_text().strip()
+        if previous != options:
+            raise FhvaeError(f"{conf}: corpus made with other options ({previous}); "
+                             f"use another corpus dir or remove this one")
+    else:
+        write_text_atomic(conf, options + "\n")
+
+
+def generate_corpus(corpus_dir: str | Path, data_root: str | Path, seed: int,
+                    counts: dict[str, int], utts_per_spk: int, nj: int = 1,
+                    progress: bool = True) -> dict[str, SetSummary]:
+    """Render every utterance with `nj` processes, then write `<data_root>/<set>/`."""
+    if utts_per_spk < 1 or nj < 1 or any(c < 0 for c in counts.values()):
+        raise FhvaeError("corpus: --utts-per-spk and --nj must be >= 1, speaker counts >= 0")
+    corpus_dir, data_root = Path(corpus_dir), Path(data_root)
+    options = " ".join([f"version={CONF_VERSION}", f"seed={seed}"]
+                       + [f"num_{s}_spk={counts[s]}" for s in SETS]
+                       + [f"utts_per_spk={utts_per_spk}"])
+    corpus_dir.mkdir(parents=True, exist_ok=True)
+    _check_conf(corpus_dir, options)
+    plan = plan_utterances(make_speakers(seed, counts), utts_per_spk, seed, corpus_dir)
+    specs = [spec for name in SETS for spec in plan[name]]
+    records: dict[str, UttRecord] = {}
+    # spawn: workers must be single-threaded processes for run_fresh's fork.
+    with multiprocessing.get_context("spawn").Pool(nj) as pool:
+        results = pool.imap_unordered(render_utterance, specs, chunksize=4)
+        for record in tqdm(results, total=len(specs), desc="corpus", unit="utt",
+                           disable=not progress):
+            records[record.utt_id] = record
+    return {name: write_data_dir(data_root / name, plan[name], records) for name in SETS}

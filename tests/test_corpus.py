@@ -1,0 +1,178 @@
+"""End-to-end tests of local/make_corpus.sh on a tiny corpus (4/2/2 speakers x 2 utts)."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+import soundfile
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "local"))
+
+from synthcorpus.conditions import CHANNELS, NOISE_TYPES, SNR_RANGE_DB  # noqa: E402
+from synthcorpus.phones import PHONE_CLASSES  # noqa: E402
+
+SETS = ("train", "dev", "test")
+TINY = ["--num-train-spk", "4", "--num-dev-spk", "2", "--num-test-spk", "2",
+        "--utts-per-spk", "2", "--no-progress"]
+
+
+def make_corpus(corpus: Path, data: Path, seed: int, nj: int = 2) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(ROOT / "local/make_corpus.sh"), "--seed", str(seed), "--nj", str(nj), *TINY,
+         str(corpus), str(data)], capture_output=True, text=True, timeout=300)
+
+
+def digest(corpus: Path, data: Path) -> dict[str, str]:
+    """Hash of every wav and data-dir file (wav.scp with the corpus dir made relative)."""
+    out = {}
+    for path in sorted(corpus.rglob("*.wav")):
+        out[str(path.relative_to(corpus))] = hashlib.sha256(path.read_bytes()).hexdigest()
+    for path in sorted(p for p in data.rglob("*") if p.is_file()):
+        text = path.read_text().replace(str(corpus.resolve()), "<corpus>")
+        out[str(path.relative_to(data))] = hashlib.sha256(text.encode()).hexdigest()
+    return out
+
+
+def read_table(path: Path) -> list[tuple[str, str]]:
+    return [tuple(line.split(" ", 1)) for line in path.read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def corpora(tmp_path_factory):
+    """Seed 1 with nj=2, seed 1 again with nj=1, seed 2: (corpus_dir, data_root) each."""
+    base = tmp_path_factory.mktemp("corpus")
+    runs = {}
+    for name, seed, nj in (("a", 1, 2), ("b", 1, 1), ("c", 2, 2)):
+        corpus, data = base / f"audio_{name}", base / f"data_{name}"
+        result = make_corpus(corpus, data, seed, nj)
+        assert result.returncode == 0, result.stderr
+        runs[name] = (corpus, data)
+    return runs
+
+
+def test_same_seed_is_byte_identical_for_any_nj(corpora):
+    first, second = digest(*corpora["a"]), digest(*corpora["b"])
+    assert len([k for k in first if k.endswith(".wav")]) == 16
+    assert first == second
+
+
+def test_different_seed_differs(corpora):
+    first, other = digest(*corpora["a"]), digest(*corpora["c"])
+    assert first["train/text"] != other["train/text"]
+    shared_wavs = [k for k in first if k.endswith(".wav") and k in other]
+    assert shared_wavs and all(first[k] != other[k] for k in shared_wavs)
+
+
+def test_data_dirs_sorted_and_consistent(corpora):
+    _, data = corpora["a"]
+    for name in SETS:
+        d = data / name
+        tables = {}
+        for fname in ("wav.scp", "utt2spk", "spk2utt", "text", "utt2dur", "utt2noise",
+                      "utt2snr", "utt2channel", "utt2gender", "spk2gender", "spk_info"):
+            rows = read_table(d / fname)
+            keys = [k for k, _ in rows]
+            assert keys == sorted(set(keys), key=str.encode), f"{name}/{fname} not sorted/unique"
+            tables[fname] = dict(rows)
+        utt2spk = tables["utt2spk"]
+        assert len(utt2spk) == (8 if name == "train" else 4)
+        inverse = defaultdict(list)
+        for utt, spk in utt2spk.items():
+            assert utt.startswith(spk + "-")
+            inverse[spk].append(utt)
+        assert {spk: " ".join(utts) for spk, utts in inverse.items()} == tables["spk2utt"]
+        for fname in ("wav.scp", "text", "utt2dur", "utt2noise", "utt2snr", "utt2channel",
+                      "utt2gender"):
+            assert tables[fname].keys() == utt2spk.keys(), fname
+        assert set(tables["spk2gender"].values()) <= {"m", "f"}
+        for utt, path in tables["wav.scp"].items():
+            assert Path(path).is_absolute() and Path(path).is_file()
+            assert tables["utt2gender"][utt] == tables["spk2gender"][utt2spk[utt]]
+
+
+def test_wavs_are_16k_mono_16bit_and_3_to_5_s(corpora):
+    _, data = corpora["a"]
+    for name in SETS:
+        durs = dict(read_table(data / name / "utt2dur"))
+        for utt, path in read_table(data / name / "wav.scp"):
+            info = soundfile.info(path)
+            assert (info.samplerate, info.channels, info.subtype) == (16000, 1, "PCM_16")
+            assert abs(info.frames / 16000 - float(durs[utt])) < 1e-4
+            assert 3.0 - 1e-3 <= info.frames / 16000 <= 5.0 + 1e-3
+            audio, _ = soundfile.read(path)
+            assert 0.01 < abs(audio).max() < 1.0
+
+
+def test_alignments_tile_the_audio(corpora):
+    _, data = corpora["a"]
+    seen_classes = set()
+    for name in SETS:
+        durs = {utt: float(d) for utt, d in read_table(data / name / "utt2dur")}
+        lines = [line.split() for line in (data / name / "phone_ali.ctm").read_text().splitlines()]
+        keys = [(utt.encode(), float(start)) for utt, _, start, *_ in lines]
+        assert keys == sorted(keys)
+        by_utt = defaultdict(list)
+        for utt, channel, start, dur, phone, cls in lines:
+            assert channel == "1" and cls in PHONE_CLASSES and float(dur) > 0
+            by_utt[utt].append((float(start), float(dur)))
+            seen_classes.add(cls)
+        assert by_utt.keys() == durs.keys()
+        for utt, segs in by_utt.items():
+            assert segs[0][0] == 0.0
+            for (start, dur), (next_start, _) in zip(segs, segs[1:]):
+                assert abs(start + dur - next_start) <= 0.001, utt
+            assert abs(segs[-1][0] + segs[-1][1] - durs[utt]) <= 0.010, utt
+    assert seen_classes == set(PHONE_CLASSES)
+
+
+def test_dev_and_test_speakers_are_unseen_in_train(corpora):
+    _, data = corpora["a"]
+    voices = {}
+    for name in SETS:
+        info = dict(read_table(data / name / "spk_info"))
+        voices[name] = {spk: dict(kv.split("=") for kv in v.split()) for spk, v in info.items()}
+    train_combos = {(v["accent"], v["variant"]) for v in voices["train"].values()}
+    for name in ("dev", "test"):
+        assert not voices[name].keys() & voices["train"].keys()
+        assert not {(v["accent"], v["variant"]) for v in voices[name].values()} & train_combos
+
+
+def test_condition_labels_come_from_the_expected_sets(corpora):
+    _, data = corpora["a"]
+    for name in SETS:
+        noise = dict(read_table(data / name / "utt2noise"))
+        snr = dict(read_table(data / name / "utt2snr"))
+        channel = dict(read_table(data / name / "utt2channel"))
+        for utt, kind in noise.items():
+            assert kind in NOISE_TYPES and channel[utt] in CHANNELS
+            if kind == "clean":
+                assert snr[utt] == "inf"
+            else:
+                assert SNR_RANGE_DB[0] <= int(snr[utt]) <= SNR_RANGE_DB[1]
+
+
+def test_resume_skips_complete_wavs_and_redoes_broken_ones(corpora, tmp_path):
+    corpus, data = tmp_path / "audio", tmp_path / "data"
+    shutil.copytree(corpora["a"][0], corpus)
+    wavs = sorted(corpus.rglob("*.wav"))
+    wavs[0].unlink()
+    wavs[1].write_bytes(wavs[1].read_bytes()[:1000])  # truncated: must be redone
+    untouched = wavs[2].stat().st_mtime_ns
+    assert make_corpus(corpus, data, seed=1).returncode == 0
+    assert wavs[2].stat().st_mtime_ns == untouched
+    assert digest(corpus, data) == digest(*corpora["a"])
+
+
+def test_other_options_in_the_same_corpus_dir_fail_cleanly(corpora, tmp_path):
+    corpus, _ = corpora["a"]
+    result = make_corpus(corpus, tmp_path / "data", seed=3)
+    assert result.returncode == 1
+    assert result.stderr.startswith("ERROR (make_corpus.py): ") and "corpus.conf" in result.stderr
+    assert not (tmp_path / "data").exists()
