@@ -61,24 +61,34 @@ def test_training_raises_dev_bound_and_discriminates(tmp_path):
     assert saved["model"]["num_seqs"] == 4 and saved["max_steps"] == 120
 
 
-def test_resume_reproduces_the_uninterrupted_run(small, tmp_path):
-    train_index, _, mvn = small
-    train(tiny_config(max_steps=11), train_index, None, mvn, tmp_path / "full")
-    train(tiny_config(max_steps=5), train_index, None, mvn, tmp_path / "cut")   # "killed"
-    torch.manual_seed(999)                     # the resumed run must not depend on this
-    np.random.seed(999)
-    train(tiny_config(max_steps=11), train_index, None, mvn, tmp_path / "cut")
-    full = load_checkpoint(tmp_path / "full" / "ckpt" / "last.pt")
-    cut = load_checkpoint(tmp_path / "cut" / "ckpt" / "last.pt")
+def _assert_same_run(full_dir, cut_dir):
+    full = load_checkpoint(full_dir / "ckpt" / "last.pt")
+    cut = load_checkpoint(cut_dir / "ckpt" / "last.pt")
     assert full["step"] == cut["step"] == 11
     assert (cut["seq_batch"], cut["inner"]) == (full["seq_batch"], full["inner"])
     for name, value in full["model"].items():
         assert torch.equal(value, cut["model"][name]), name
-    without_time = [{k: v for k, v in r.items() if k != "elapsed"}
-                    for r in read_tsv(tmp_path / "full" / "train_metrics.tsv")]
-    assert without_time == [{k: v for k, v in r.items() if k != "elapsed"}
-                            for r in read_tsv(tmp_path / "cut" / "train_metrics.tsv")]
-    assert len(without_time) == 11
+    rows = [[{k: v for k, v in r.items() if k != "elapsed"}
+             for r in read_tsv(d / "train_metrics.tsv")] for d in (full_dir, cut_dir)]
+    assert rows[0] == rows[1] and len(rows[0]) == 11
+
+
+def test_resume_reproduces_the_uninterrupted_run(small, tmp_path, monkeypatch):
+    train_index, _, mvn = small
+    train(tiny_config(max_steps=11), train_index, None, mvn, tmp_path / "full")
+    # Stopped after step 5 (inside a sequence batch), then resumed by a new Trainer.
+    train(tiny_config(max_steps=5), train_index, None, mvn, tmp_path / "cut")
+    torch.manual_seed(999)                     # the resumed run must not depend on this
+    np.random.seed(999)
+    train(tiny_config(max_steps=11), train_index, None, mvn, tmp_path / "cut")
+    _assert_same_run(tmp_path / "full", tmp_path / "cut")
+    # Crashed at step 7: last.pt is from step 4; steps 5-6 are redone (and re-logged).
+    with monkeypatch.context() as patch:
+        patch.setattr(train_mod, "fhvae_loss", _nan_at(7))
+        with pytest.raises(FhvaeError):
+            train(tiny_config(max_steps=11), train_index, None, mvn, tmp_path / "crash")
+    train(tiny_config(max_steps=11), train_index, None, mvn, tmp_path / "crash")
+    _assert_same_run(tmp_path / "full", tmp_path / "crash")
 
 
 def test_dev_evaluation_leaves_training_untouched(small, tmp_path):
