@@ -24,6 +24,7 @@ import logging
 import math
 import os
 import random
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -423,8 +424,10 @@ class Trainer:
         window: dict[str, torch.Tensor] = {}
         window_steps = 0
         started = time.time() - self.elapsed
+        # Redraw rarely when stderr is a log file, not a terminal.
         bar = tqdm(total=cfg.max_steps, initial=self.step, disable=self.rank != 0,
-                   dynamic_ncols=True, desc="train")
+                   dynamic_ncols=True, desc="train",
+                   mininterval=0.5 if sys.stderr.isatty() else 30.0)
         try:
             upcoming = None
             while not self.stopped and self.step < cfg.max_steps:

@@ -2,7 +2,8 @@
 
 Usage: python -m fhvae.bin.train --config conf/fhvae.yaml --train-index IDX --mvn MVN
            [--dev-index IDX] [--seed N] [--seq-batch-size K] [--max-steps N]
-           [--device auto|cpu|cuda] [--mode hierarchical|flat] [--set key=value ...] <exp-dir>
+           [--device auto|cpu|cuda] [--mode hierarchical|flat] [--num-threads N]
+           [--set key=value ...] <exp-dir>
 Run under `torchrun --nproc_per_node=N` for data-parallel training.
 """
 
