@@ -9,6 +9,7 @@ Layout of every checkpoint (last.pt, best.pt, final.pt):
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 
@@ -21,9 +22,19 @@ from fhvae.model import FHVAE, ModelConfig
 
 
 def save_checkpoint(path: str | os.PathLike, payload: dict) -> None:
-    """torch.save to a temporary name, fsync, rename: a crash leaves the old file intact."""
+    """torch.save to a temporary name, fsync, rename: a crash leaves the old file intact.
+
+    The bytes are serialised in memory first and written by Python, so a full disk is an
+    OSError naming the file (torch's own writer reports it as an opaque RuntimeError).
+    Temporaries of this file left by a killed process are removed first.
+    """
+    path = Path(path)
+    for stale in path.parent.glob(f".{path.name}.tmp*"):
+        stale.unlink(missing_ok=True)
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
     with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+        tmp.write_bytes(buffer.getbuffer())
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
@@ -34,8 +45,9 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:
-        raise FhvaeError(f"{path}: not a readable checkpoint ({type(err).__name__}: "
-                         f"{str(err).splitlines()[0] if str(err) else ''})") from None
+        detail = str(err).strip().splitlines()[0].split(". ")[0] if str(err).strip() else ""
+        raise FhvaeError(f"{path}: not a readable checkpoint, truncated, corrupt or not "
+                         f"written by fhvae ({type(err).__name__}: {detail})") from None
     for key in ("model_config", "model", "mvn_mean", "mvn_std"):
         if key not in payload:
             raise FhvaeError(f"{path}: checkpoint lacks '{key}'")

@@ -247,8 +247,22 @@ def _job_is_done(out_dir: Path, job: int | None, fingerprint: dict[str, str]) ->
 
 
 def _feats_entries(data_dir: Path) -> list[tuple[int, str, str]]:
-    """(line number, utterance, rxfile) of every line of feats.scp."""
-    return [(n, k, v) for n, (k, v) in enumerate(read_kv(data_dir / "feats.scp"), 1)]
+    """(line number, utterance, rxfile) of every line of feats.scp (which must have one)."""
+    entries = [(n, k, v) for n, (k, v) in enumerate(read_kv(data_dir / "feats.scp"), 1)]
+    if not entries:
+        raise FhvaeError(f"{data_dir / 'feats.scp'}: no utterances")
+    return entries
+
+
+def check_speakers(data_dir: str | os.PathLike) -> None:
+    """Every utterance of feats.scp has a speaker in utt2spk (checked before any work, so
+    a bad utt2spk cannot fail the run after the tables were written)."""
+    data_dir = Path(data_dir)
+    spk_of = read_dict(data_dir / "utt2spk")
+    for lineno, utt, _ in _feats_entries(data_dir):
+        if utt not in spk_of:
+            raise FhvaeError(f"{data_dir / 'utt2spk'}: no speaker for utterance '{utt}' "
+                             f"(feats.scp line {lineno})")
 
 
 def run_job(model_path: str | os.PathLike, data_dir: str | os.PathLike,

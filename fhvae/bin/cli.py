@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from typing import Callable
 
@@ -12,20 +13,32 @@ from fhvae.errors import FhvaeError
 def run_main(main: Callable[[list[str] | None], int | None], argv: list[str] | None = None) -> None:
     """Run `main`, turning FhvaeError into a one-line message and exit status 1.
 
-    Unexpected exceptions still show a traceback: those are our bugs, not the user's.
+    OSError (a full disk, a read-only or vanished directory, permissions) is the
+    environment's fault, not ours: it also becomes one line naming the file. Other
+    unexpected exceptions still show a traceback: those are our bugs, not the user's.
     """
     logging.basicConfig(
         level=logging.INFO,
         format="%(asctime)s %(name)s %(levelname)s %(message)s",
         stream=sys.stderr,
     )
+    prog = sys.argv[0].rsplit("/", 1)[-1]
     try:
         status = main(argv)
     except FhvaeError as err:
-        prog = sys.argv[0].rsplit("/", 1)[-1]
         print(f"ERROR ({prog}): {err}", file=sys.stderr)
+        sys.exit(1)
+    except OSError as err:
+        print(f"ERROR ({prog}): {os_error_message(err)}", file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt:
         print("ERROR: interrupted", file=sys.stderr)
         sys.exit(130)
     sys.exit(status or 0)
+
+
+def os_error_message(err: OSError) -> str:
+    """`<strerror>: <filename>` (and the rename target, if any) on one line."""
+    text = err.strerror or (os.strerror(err.errno) if err.errno else str(err))
+    names = [str(n) for n in (err.filename, err.filename2) if n is not None]
+    return ": ".join([text.splitlines()[0] if text else type(err).__name__, *names])

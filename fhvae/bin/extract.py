@@ -17,7 +17,8 @@ from pathlib import Path
 import torch
 
 from fhvae.bin.cli import run_main
-from fhvae.extract import ExtractOptions, check_counts, merge_jobs, run_job, speaker_means
+from fhvae.extract import (ExtractOptions, check_counts, check_speakers, merge_jobs, run_job,
+                           speaker_means)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.job is not None:
         run_job(args.model, data_dir, out_dir, args.job, args.num_jobs, args.device, opts)
         return 0
+    check_speakers(data_dir)
     if args.merge:
         merge_jobs(args.model, data_dir, out_dir, args.num_jobs, opts)
     else:

@@ -91,6 +91,8 @@ class SegmentIndex:
             raise FhvaeError(f"utterance '{utt}' ({self.rxfile(u)}): features have shape "
                              f"{feats.shape}, index expects {expected} "
                              f"(stale index? rerun stage 2)")
+        if not np.isfinite(feats).all():
+            raise FhvaeError(f"utterance '{utt}' ({self.rxfile(u)}): NaN or infinite features")
         return feats
 
     # ----------------------------------------------------------------- subsets

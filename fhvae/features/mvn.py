@@ -42,8 +42,17 @@ class MVN:
         path = Path(path)
         if not path.is_file():
             raise FhvaeError(f"{path}: normalisation statistics not found (run stage 2)")
-        with np.load(path) as stats:
-            return cls(stats["mean"].astype(np.float32), stats["std"].astype(np.float32))
+        try:
+            with np.load(path, allow_pickle=False) as stats:
+                mvn = cls(stats["mean"].astype(np.float32), stats["std"].astype(np.float32))
+        except Exception as err:  # numpy raises many types on a truncated/foreign file
+            raise FhvaeError(f"{path}: not normalisation statistics ({type(err).__name__}: "
+                             f"{str(err).splitlines()[0] if str(err) else 'corrupt'})") from None
+        if (mvn.mean.ndim != 1 or mvn.mean.shape != mvn.std.shape
+                or not np.isfinite(mvn.mean).all() or not (mvn.std > 0).all()):
+            raise FhvaeError(f"{path}: mean/std are not finite positive vectors of one size "
+                             "(rerun stage 2)")
+        return mvn
 
 
 def compute_mvn(feature_matrices: Iterable[np.ndarray]) -> MVN:

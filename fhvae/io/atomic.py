@@ -14,6 +14,14 @@ def fsync_file(path: str | os.PathLike) -> None:
         os.fsync(handle.fileno())
 
 
+def naming(err: OSError, path: str | os.PathLike) -> OSError:
+    """`err`, or the same error naming `path` when it names no file: a write to an open
+    handle (a full disk: ENOSPC) does not say which file it was writing."""
+    if err.filename is not None:
+        return err
+    return type(err)(err.errno, err.strerror or str(err), str(path))
+
+
 def tmp_name(path: str | os.PathLike) -> Path:
     """The temporary name used while `path` is being written (same dir: rename is atomic)."""
     path = Path(path)
@@ -33,6 +41,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         yield tmp
         fsync_file(tmp)
         os.replace(tmp, final)
+    except OSError as err:
+        raise naming(err, final) from None
     finally:
         if tmp.exists():
             tmp.unlink()

@@ -4,6 +4,7 @@ the generic operations built on them (filtering, subsetting, splitting into part
 from __future__ import annotations
 
 import bisect
+import io
 import itertools
 import os
 from pathlib import Path
@@ -23,20 +24,30 @@ def read_kv(path: str | os.PathLike, *, allow_empty_value: bool = False) -> list
         raise FhvaeError(f"{path}: no such file")
     pairs: list[tuple[str, str]] = []
     seen: set[str] = set()
-    with open(path, encoding="utf-8") as handle:
-        for lineno, line in enumerate(handle, 1):
-            parts = line.rstrip("\n").split(maxsplit=1)
-            if not parts:
-                raise FhvaeError(f"{path}:{lineno}: empty line")
-            key = parts[0]
-            value = parts[1].strip() if len(parts) == 2 else ""
-            if not value and not allow_empty_value:
-                raise FhvaeError(f"{path}:{lineno}: key '{key}' has no value")
-            if key in seen:
-                raise FhvaeError(f"{path}:{lineno}: duplicate key '{key}'")
-            seen.add(key)
-            pairs.append((key, value))
+    for lineno, line in enumerate(_utf8_lines(path), 1):
+        parts = line.rstrip("\n").split(maxsplit=1)
+        if not parts:
+            raise FhvaeError(f"{path}:{lineno}: empty line")
+        key = parts[0]
+        value = parts[1].strip() if len(parts) == 2 else ""
+        if not value and not allow_empty_value:
+            raise FhvaeError(f"{path}:{lineno}: key '{key}' has no value")
+        if key in seen:
+            raise FhvaeError(f"{path}:{lineno}: duplicate key '{key}'")
+        seen.add(key)
+        pairs.append((key, value))
     return pairs
+
+
+def _utf8_lines(path: Path) -> list[str]:
+    """The lines of a text table; bytes that are not UTF-8 are an error naming the line."""
+    raw = path.read_bytes()
+    try:
+        raw.decode("utf-8")
+        return list(io.TextIOWrapper(io.BytesIO(raw), encoding="utf-8"))  # as open() splits
+    except UnicodeDecodeError as err:
+        lineno = raw.count(b"\n", 0, err.start) + 1
+        raise FhvaeError(f"{path}:{lineno}: not UTF-8 text (byte {raw[err.start]:#04x})") from None
 
 
 def read_dict(path: str | os.PathLike) -> dict[str, str]:

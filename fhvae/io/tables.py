@@ -14,7 +14,7 @@ import kaldiio
 import numpy as np
 
 from fhvae.errors import FhvaeError
-from fhvae.io.atomic import fsync_file, tmp_name
+from fhvae.io.atomic import fsync_file, naming, tmp_name
 
 
 def write_table(ark_path: str | os.PathLike, scp_path: str | os.PathLike,
@@ -50,23 +50,33 @@ class TableWriter:
         value = np.ascontiguousarray(value, dtype=np.float32)
         if not np.isfinite(value).all():
             raise FhvaeError(f"{self.ark_path}: non-finite value in '{key}'")
-        kaldiio.save_ark(self._ark, {key: value}, scp=None)
-        # kaldiio.save_ark writes "key " then the binary payload; locate the payload.
-        offset = self._ark.tell() - _payload_size(value)
-        self._scp.write(f"{key} {self.ark_path}:{offset}\n")
+        try:
+            kaldiio.save_ark(self._ark, {key: value}, scp=None)
+            # kaldiio.save_ark writes "key " then the binary payload; locate the payload.
+            offset = self._ark.tell() - _payload_size(value)
+            self._scp.write(f"{key} {self.ark_path}:{offset}\n")
+        except OSError as err:
+            raise naming(err, self.ark_path) from None
         self.count += 1
 
     def __enter__(self) -> "TableWriter":
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        self._ark.close()
-        self._scp.close()
         try:
+            for handle, final in ((self._ark, self.ark_path), (self._scp, self.scp_path)):
+                try:
+                    handle.close()   # flushes: a full disk may only show here
+                except OSError as err:
+                    if exc_type is None:
+                        raise naming(err, final) from None
             if exc_type is None:
                 for tmp, final in ((self._tmp_ark, self.ark_path), (self._tmp_scp, self.scp_path)):
-                    fsync_file(tmp)
-                    os.replace(tmp, final)
+                    try:
+                        fsync_file(tmp)
+                        os.replace(tmp, final)
+                    except OSError as err:
+                        raise naming(err, final) from None
         finally:
             for tmp in (self._tmp_ark, self._tmp_scp):
                 if tmp.exists():
@@ -99,10 +109,19 @@ def read_scp(scp_path: str | os.PathLike) -> Iterator[tuple[str, np.ndarray]]:
 
 def load_rxfile(rxfile: str, where: str) -> np.ndarray:
     """Load one 'ark:offset' entry; `where` names the scp line for error messages."""
+    ark, sep, offset = rxfile.rpartition(":")
+    if sep and offset.isdigit() and os.path.isfile(ark) and int(offset) >= os.path.getsize(ark):
+        raise FhvaeError(f"{where}: offset {offset} is past the end of {ark} "
+                         f"({os.path.getsize(ark)} bytes; truncated ark or stale scp?)")
     try:
         value = kaldiio.load_mat(rxfile)
     except FileNotFoundError:
         raise FhvaeError(f"{where}: ark file not found: {rxfile}") from None
     except Exception as err:  # kaldiio raises many types on truncated/corrupt input
-        raise FhvaeError(f"{where}: cannot read {rxfile}: {type(err).__name__}: {err}") from None
-    return np.asarray(value, dtype=np.float32)
+        detail = str(err).splitlines()[0] if str(err).strip() else "unexpected data"
+        raise FhvaeError(f"{where}: cannot read {rxfile}, truncated or corrupt "
+                         f"({type(err).__name__}: {detail})") from None
+    value = np.asarray(value, dtype=np.float32)
+    if value.ndim not in (1, 2):
+        raise FhvaeError(f"{where}: {rxfile} is not a matrix or vector")
+    return value
