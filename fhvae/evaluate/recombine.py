@@ -77,8 +77,11 @@ def choose_utterances(evalset: EvalSet, seed: int, num_a: int, num_b: int,
     utts_a = pick([u for u in order if spk[u] not in spk_b], num_a, strict=False)
     if len(utts_a) < num_a:          # too few speakers to keep A and B apart
         utts_a = pick([u for u in order if u not in utts_b], num_a, strict=False)
-    if len(utts_a) < 1 or len(utts_b) < 1:
-        raise FhvaeError(f"no utterance of at least {min_frames} frames to re-combine")
+    if not utts_a:                   # a single speaker: A and B differ in utterance only
+        utts_a = [u for u in order if u not in utts_b][:num_a]
+    if not utts_a or not utts_b:
+        raise FhvaeError(f"re-combination needs two utterances of at least {min_frames} "
+                         f"frames; the evaluated set has {len(long_enough)}")
     return utts_a, utts_b
 
 
