@@ -50,6 +50,7 @@ from fhvae.features.mvn import MVN
 from fhvae.io.atomic import write_text_atomic
 from fhvae.io.datadir import read_dict, read_kv, write_kv
 from fhvae.io.tables import TableWriter, load_rxfile, read_scp, write_table
+from fhvae.io.validate import read_sorted_table
 from fhvae.model import FHVAE
 from fhvae.objective import map_mu2
 
@@ -247,8 +248,10 @@ def _job_is_done(out_dir: Path, job: int | None, fingerprint: dict[str, str]) ->
 
 
 def _feats_entries(data_dir: Path) -> list[tuple[int, str, str]]:
-    """(line number, utterance, rxfile) of every line of feats.scp (which must have one)."""
-    entries = [(n, k, v) for n, (k, v) in enumerate(read_kv(data_dir / "feats.scp"), 1)]
+    """(line number, utterance, rxfile) of every line of feats.scp, which must be a sorted
+    Kaldi table (the outputs keep its order) with at least one line."""
+    table = read_sorted_table(data_dir / "feats.scp")
+    entries = [(n, k, v) for n, (k, v) in enumerate(table.pairs, 1)]
     if not entries:
         raise FhvaeError(f"{data_dir / 'feats.scp'}: no utterances")
     return entries
