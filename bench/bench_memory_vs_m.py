@@ -31,6 +31,7 @@ from common import (add_device_args, amp_context, median, setup, time_steps_ms,
                     write_results)
 from fhvae.model import FHVAE, ModelConfig
 from fhvae.objective import fhvae_loss
+from fhvae.train import make_adam
 
 DEFAULT_MS = "1000,10000,100000,1000000"
 
@@ -57,7 +58,7 @@ def run_config(args: argparse.Namespace) -> dict:
     model = FHVAE(cfg).to(device)
     with torch.no_grad():
         model.mu2.normal_()
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.95, 0.999))
+    opt = make_adam(model.parameters(), 1e-3, (0.95, 0.999))
     x = torch.randn(args.batch, cfg.seg_len, cfg.feat_dim, device=device)
     seq_idx = torch.randint(0, cfg.num_seqs, (args.batch,), device=device)
 

@@ -21,6 +21,7 @@ from common import (add_device_args, amp_context, median, setup, time_steps_ms,
                     write_results)
 from fhvae.model import FHVAE, ModelConfig
 from fhvae.objective import discriminative_logits, fhvae_loss
+from fhvae.train import make_adam
 
 PAPER_MS = {10: 84, 100: 84, 1000: 86, 2000: 87, 5000: 103, 10000: 147, 20000: 230}
 
@@ -53,7 +54,7 @@ def bench_k(k: int, args: argparse.Namespace, device: torch.device) -> tuple[flo
     model = FHVAE(cfg).to(device)
     with torch.no_grad():
         model.mu2.normal_()
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.95, 0.999))
+    opt = make_adam(model.parameters(), 1e-3, (0.95, 0.999))
     x = torch.randn(args.batch, cfg.seg_len, cfg.feat_dim, device=device)
     seq_idx = torch.randint(0, k, (args.batch,), device=device)
     num_segs = torch.randint(1, 200, (k,), device=device)

@@ -1,11 +1,12 @@
 """Stage 2: the segment index of a data dir (+ optional MVN statistics and held-out split).
 
   python -m fhvae.bin.make_index [--seg-len 20] [--seq-unit utt|spk] [--mvn-out PATH]
-      [--heldout-frac F --seed S] <data-dir>
+      [--mvn-max-utts N] [--heldout-frac F --seed S] <data-dir>
 
 Writes <data-dir>/fhvae/seg_index.npz; with --heldout-frac also train_index.npz and
 heldout_index.npz (whole sequences held out, for recipes without a dev set). --mvn-out
-computes the normalisation statistics in one pass over the (training) utterances.
+computes the normalisation statistics in one pass over the (training) utterances, or over
+N of them evenly spaced in id order with --mvn-max-utts (corpora too large to read twice).
 """
 
 from __future__ import annotations
@@ -13,11 +14,20 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import numpy as np
 from tqdm import tqdm
 
 from fhvae.bin.cli import run_main
 from fhvae.data.index import SegmentIndex
 from fhvae.features.mvn import compute_mvn
+
+
+def mvn_utterances(num_utts: int, max_utts: int) -> np.ndarray:
+    """Indices of the utterances MVN is estimated from: all, or max_utts evenly spaced
+    (a spread over the id order, so no single speaker or recording dominates)."""
+    if max_utts <= 0 or max_utts >= num_utts:
+        return np.arange(num_utts)
+    return np.unique(np.linspace(0, num_utts - 1, max_utts).round().astype(np.int64))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seq-unit", choices=("utt", "spk"), default="utt",
                         help="what one sequence (one mu2 row) is: an utterance or a speaker")
     parser.add_argument("--mvn-out", help="write mean/std statistics (.npz) here")
+    parser.add_argument("--mvn-max-utts", type=int, default=0,
+                        help="estimate MVN from at most N utterances, evenly spaced (0: all)")
     parser.add_argument("--heldout-frac", type=float, default=0.0,
                         help="fraction of sequences held out for early stopping (0: none)")
     parser.add_argument("--seed", type=int, default=777, help="seed of the held-out choice")
@@ -43,8 +55,9 @@ def main(argv: list[str] | None = None) -> int:
         train.save(out_dir / "train_index.npz")
         heldout.save(out_dir / "heldout_index.npz")
     if args.mvn_out:
-        utts = tqdm(range(train.num_utts), desc="mvn", unit="utt", disable=None)
-        compute_mvn(train.read_utt(u) for u in utts).save(args.mvn_out)
+        chosen = mvn_utterances(train.num_utts, args.mvn_max_utts)
+        utts = tqdm(chosen, desc="mvn", unit="utt", disable=None)
+        compute_mvn(train.read_utt(int(u)) for u in utts).save(args.mvn_out)
 
     with open(data_dir / "feats.scp", encoding="utf-8") as handle:
         excluded = sum(1 for _ in handle) - index.num_utts
