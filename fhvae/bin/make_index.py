@@ -48,16 +48,22 @@ def main(argv: list[str] | None = None) -> int:
     data_dir = Path(args.data_dir)
     out_dir = data_dir / "fhvae"
     index = SegmentIndex.build(data_dir, seq_unit=args.seq_unit, seg_len=args.seg_len)
-    index.save(out_dir / "seg_index.npz")
     train = index
     if args.heldout_frac > 0:
         train, heldout = index.split_heldout(args.heldout_frac, args.seed)
-        train.save(out_dir / "train_index.npz")
-        heldout.save(out_dir / "heldout_index.npz")
+    # Compute everything before writing anything: a corrupt utterance found by the
+    # statistics pass must not leave a fresh index behind.
+    mvn = None
     if args.mvn_out:
         chosen = mvn_utterances(train.num_utts, args.mvn_max_utts)
         utts = tqdm(chosen, desc="mvn", unit="utt", disable=None)
-        compute_mvn(train.read_utt(int(u)) for u in utts).save(args.mvn_out)
+        mvn = compute_mvn(train.read_utt(int(u)) for u in utts)
+    index.save(out_dir / "seg_index.npz")
+    if args.heldout_frac > 0:
+        train.save(out_dir / "train_index.npz")
+        heldout.save(out_dir / "heldout_index.npz")
+    if mvn is not None:
+        mvn.save(args.mvn_out)
 
     with open(data_dir / "feats.scp", encoding="utf-8") as handle:
         excluded = sum(1 for _ in handle) - index.num_utts
