@@ -18,6 +18,7 @@ corpus=corpus               # where the generated audio goes
 fhvae_config=conf/fhvae_cpu.yaml
 exp=exp/fhvae
 nproc_per_node=1            # >1: train with torchrun + DDP on this many processes/GPUs
+train_svector_only=true     # stage 4: only s-vectors for data/train (keeps the CPU run short)
 
 utils/setup_env.sh
 . ./path.sh
@@ -35,5 +36,6 @@ fi
 
 utils/fhvae_pipeline.sh --stage $stage --stop-stage $stop_stage --nj $nj --seed $seed \
   --fhvae-config $fhvae_config --exp $exp --nproc-per-node $nproc_per_node \
+  --train-svector-only $train_svector_only \
   train dev test
 [ $stop_stage -lt 5 ] || cat $exp/eval_test/results.md

@@ -66,14 +66,21 @@ class ExtractOptions:
     sample: bool = False
     seed: int = 0
     batch_size: int = 4096
+    svector_only: bool = False     # only the non-overlapping windows: ~seg_len times cheaper
+
+    @property
+    def tables(self) -> tuple[str, ...]:
+        """The tables a job writes: s-vectors only, or z1/z2 as well."""
+        return ("svector",) if self.svector_only else TABLES
 
 
 @dataclass
 class Latents:
-    """One utterance's outputs: z1 (T, z1_dim), z2 (T, z2_dim), svector (z2_dim,)."""
+    """One utterance's outputs: z1 (T, z1_dim), z2 (T, z2_dim), svector (z2_dim,);
+    z1/z2 are None when only s-vectors were asked for."""
 
-    z1: np.ndarray
-    z2: np.ndarray
+    z1: np.ndarray | None
+    z2: np.ndarray | None
     svector: np.ndarray
 
 
@@ -148,10 +155,16 @@ def _encode_group(model: FHVAE, mvn: MVN, group: list[tuple[str, np.ndarray]],
     lengths = [feats.shape[0] for _, feats in group]
     starts = np.concatenate([[0], np.cumsum(lengths)])
     frames = torch.from_numpy(np.concatenate([mvn.apply(f) for _, f in group])).to(device)
-    index = torch.from_numpy(np.concatenate(
-        [window_index(n, seg_len) + s for n, s in zip(lengths, starts)])).to(device)
+    windows = np.concatenate([window_index(n, seg_len) + s for n, s in zip(lengths, starts)])
+    seg_rows = [svector_rows(n, seg_len) + s for n, s in zip(lengths, starts)]
+    seg_utt = torch.from_numpy(np.repeat(np.arange(len(group)), [len(r) for r in seg_rows]))
+    seg_rows_all = np.concatenate(seg_rows)
+    if opts.svector_only:   # encode just the s-vector windows (z2 only); they become rows 0..
+        windows, seg_rows_all = windows[seg_rows_all], np.arange(len(seg_rows_all))
+    seg_index = torch.from_numpy(seg_rows_all).to(device)
+    index = torch.from_numpy(windows).to(device)
     eps2 = eps1 = None
-    if opts.sample:
+    if opts.sample and not opts.svector_only:
         noise = [_utterance_noise(key, n, model, opts.seed) for (key, _), n in zip(group, lengths)]
         eps2 = torch.cat([e2 for e2, _ in noise]).to(device)
         eps1 = torch.cat([e1 for _, e1 in noise]).to(device)
@@ -161,21 +174,22 @@ def _encode_group(model: FHVAE, mvn: MVN, group: list[tuple[str, np.ndarray]],
         hi = lo + opts.batch_size
         x = frames[index[lo:hi]]                              # (B, seg_len, F)
         z2_mu, z2_logvar = model.encode_z2(x)
+        z2_mu_rows.append(z2_mu.float())
+        if opts.svector_only:
+            continue
         z2 = z2_mu + eps2[lo:hi] * torch.exp(0.5 * z2_logvar) if opts.sample else z2_mu
         z1_mu, z1_logvar = model.encode_z1(x, z2)
         z1 = z1_mu + eps1[lo:hi] * torch.exp(0.5 * z1_logvar) if opts.sample else z1_mu
         z1_rows.append(z1.float())
         z2_rows.append(z2.float())
-        z2_mu_rows.append(z2_mu.float())
 
-    seg_rows = [svector_rows(n, seg_len) + s for n, s in zip(lengths, starts)]
-    seg_utt = torch.from_numpy(np.repeat(np.arange(len(group)), [len(r) for r in seg_rows]))
-    seg_index = torch.from_numpy(np.concatenate(seg_rows)).to(device)
     sums = torch.zeros(len(group), model.cfg.z2_dim, device=device)
     sums.index_add_(0, seg_utt.to(device), torch.cat(z2_mu_rows)[seg_index])
     counts = torch.tensor([len(r) for r in seg_rows], device=device)
     svectors = map_mu2(sums, counts, sigma2).cpu().numpy()
 
+    if opts.svector_only:
+        return [(key, Latents(None, None, svectors[i])) for i, (key, _) in enumerate(group)]
     z1_all, z2_all = torch.cat(z1_rows).cpu().numpy(), torch.cat(z2_rows).cpu().numpy()
     return [(key, Latents(z1_all[s:e], z2_all[s:e], svectors[i]))
             for i, ((key, _), s, e) in enumerate(zip(group, starts[:-1], starts[1:]))]
@@ -235,7 +249,8 @@ def _fingerprint(model_path: Path, part: Sequence[tuple[int, str, str]],
             arks.add(ark)
             digest.update(_file_stamp(ark).encode())
     return {"model": _file_stamp(model_path), "data": digest.hexdigest(),
-            "sample": str(int(opts.sample)), "seed": str(opts.seed)}
+            "sample": str(int(opts.sample)), "seed": str(opts.seed),
+            "tables": ",".join(opts.tables)}
 
 
 def _job_is_done(out_dir: Path, job: int | None, fingerprint: dict[str, str]) -> bool:
@@ -244,7 +259,8 @@ def _job_is_done(out_dir: Path, job: int | None, fingerprint: dict[str, str]) ->
         return False
     recorded = read_dict(marker)
     return (all(recorded.get(k) == v for k, v in fingerprint.items())
-            and all(p.is_file() for name in TABLES for p in table_paths(out_dir, name, job)))
+            and all(p.is_file() for name in fingerprint["tables"].split(",")
+                    for p in table_paths(out_dir, name, job)))
 
 
 def _feats_entries(data_dir: Path) -> list[tuple[int, str, str]]:
@@ -299,11 +315,10 @@ def run_job(model_path: str | os.PathLike, data_dir: str | os.PathLike,
             for n, key, rx in tqdm(part, desc="extract", unit="utt", disable=None))
     with contextlib.ExitStack() as stack:  # an exception discards all three tables
         writers = {name: stack.enter_context(TableWriter(*table_paths(out_dir, name, job)))
-                   for name in TABLES}
+                   for name in opts.tables}
         for key, lat in extract_latents(model, mvn, utts, dev, opts, source=str(feats_scp)):
-            writers["z1"].write(key, lat.z1)
-            writers["z2"].write(key, lat.z2)
-            writers["svector"].write(key, lat.svector)
+            for name, writer in writers.items():
+                writer.write(key, getattr(lat, name))
     counts = {"utterances": writers["svector"].count,
               "skipped": len(part) - writers["svector"].count}
     write_kv(marker, list(fingerprint.items()) + [(k, str(v)) for k, v in counts.items()])
@@ -340,25 +355,25 @@ def merge_jobs(model_path: str | os.PathLike, data_dir: str | os.PathLike,
         counts = read_dict(_marker_path(out_dir, job))
         total += int(counts["utterances"])
         skipped += int(counts["skipped"])
-    for name in TABLES:
+    for name in opts.tables:
         lines = []
         for job in range(1, num_jobs + 1):
             lines.extend(table_paths(out_dir, name, job)[1].read_text().splitlines(True))
         lines.sort(key=lambda line: line.split(maxsplit=1)[0].encode())
         write_text_atomic(out_dir / f"{name}.scp", "".join(lines))
-    check_counts(out_dir, data_dir, total, skipped)
+    check_counts(out_dir, data_dir, total, skipped, opts.tables)
     return total
 
 
 def check_counts(out_dir: str | os.PathLike, data_dir: str | os.PathLike, written: int,
-                 skipped: int) -> None:
+                 skipped: int, tables: Sequence[str] = TABLES) -> None:
     """Every utterance of feats.scp is in each output scp, except the skipped empty ones."""
     out_dir, feats_scp = Path(out_dir), Path(data_dir) / "feats.scp"
     expected = len(read_kv(feats_scp))
     if written + skipped != expected:
         raise FhvaeError(f"{out_dir}: {written} utterances extracted and {skipped} skipped, "
                          f"but {feats_scp} has {expected}")
-    for name in TABLES:
+    for name in tables:
         scp = out_dir / f"{name}.scp"
         found = len(read_kv(scp))
         if found != written:

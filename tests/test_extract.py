@@ -262,3 +262,21 @@ def test_extract_latents_sh_two_jobs_equal_one(setup, tmp_path):
             np.testing.assert_allclose(split[key], whole[key], rtol=1e-5, atol=1e-6)
     assert (out / "num_utts.ark").read_text() == (single / "num_utts.ark").read_text()
     assert (out / "log" / "extract.2.log").is_file()
+
+
+def test_svector_only_matches_full_extraction(setup, tmp_path):
+    """--svector-only encodes just the non-overlapping windows: same s-vectors, no z1/z2."""
+    model_path, data, full = setup
+    out = tmp_path / "svec"
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.run(["utils/extract_latents.sh", "--nj", "2", "--device", "cpu",
+                           "--svector-only", "true", str(model_path), str(data), str(out)],
+                          cwd=ROOT, capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    assert not list(out.glob("z1*")) and not list(out.glob("z2*"))
+    for name in ("svector", "spk_svector"):
+        got, want = read_table(out / f"{name}.scp"), read_table(full / f"{name}.scp")
+        assert list(got) == list(want)
+        for key in want:
+            np.testing.assert_allclose(got[key], want[key], rtol=1e-5, atol=1e-6)
+    assert (out / "num_utts.ark").read_text() == (full / "num_utts.ark").read_text()

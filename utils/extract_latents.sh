@@ -20,6 +20,7 @@ nj=4                  # number of parallel jobs
 cmd=run_local.sh      # job launcher called as: $cmd JOB=1:N <log> <command...>
 sample=false          # true: draw z1/z2 from the posteriors instead of taking their means
 seed=0                # seed of the draws with --sample true
+svector_only=false    # true: only svector/spk_svector/num_utts (~20x faster; no z1/z2)
 device=auto           # auto (GPU when present), cpu, cuda, cuda:N
 batch_size=4096       # windows per encoder call
 num_threads=1         # CPU threads of each job
@@ -40,6 +41,7 @@ done
 opts=(--num-jobs "$nj" --seed "$seed" --device "$device" --batch-size "$batch_size"
       --num-threads "$num_threads")
 [ "$sample" = true ] && opts+=(--sample)
+[ "$svector_only" = true ] && opts+=(--svector-only)
 
 mkdir -p "$dir/log"
 if ! $cmd JOB=1:"$nj" "$dir/log/extract.JOB.log" \

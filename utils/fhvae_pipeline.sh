@@ -23,6 +23,8 @@ seq_unit=utt                  # utt | spk: what counts as one sequence (mu2 row)
 heldout_frac=0.05             # used only when <dev-set> is '-'
 nproc_per_node=1              # >1: torchrun + DDP
 exp=exp/fhvae
+train_svector_only=false      # true: stage 4 writes only s-vectors for the training set
+                              # (all stage 5 needs; z1/z2 of every frame cost ~20x more)
 train_cmd=${train_cmd:-utils/run_local.sh}
 extract_cmd=${extract_cmd:-utils/run_local.sh}
 
@@ -68,8 +70,11 @@ fi
 
 if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
   for x in $train_set $eval_set; do
-    log "stage 4: z1/z2/s-vectors of data/$x"
-    utils/extract_latents.sh --nj $nj --cmd "$extract_cmd" $exp/final.pt data/$x $exp/latents_$x
+    svector_only=false
+    [ $x = $train_set ] && svector_only=$train_svector_only
+    log "stage 4: latents of data/$x (s-vectors only: $svector_only)"
+    utils/extract_latents.sh --nj $nj --cmd "$extract_cmd" --svector-only $svector_only \
+      $exp/final.pt data/$x $exp/latents_$x
   done
 fi
 
