@@ -341,3 +341,12 @@ def test_disk_full_mid_training_keeps_the_last_good_checkpoint(base, tmp_path, m
     assert_clean_error(status, stderr, "No space left on device", "last.pt")
     assert load_checkpoint(exp / "ckpt" / "last.pt")["step"] == 2     # ckpt_every=2
     assert not list(exp.rglob(".*tmp*")) and not (exp / "final.pt").exists()
+
+
+def test_unwritable_output_path_is_one_line(base, tmp_path):
+    """An OSError that names its file (here: the output dir is a regular file)."""
+    blocker = tmp_path / "out"
+    blocker.write_text("not a directory\n")
+    assert_fails_cleanly(tmp_path, extract_bin.main,
+                         [str(base / "model.pt"), str(base / "data"), str(blocker / "latents"),
+                          "--device", "cpu"], str(blocker))

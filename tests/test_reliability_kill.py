@@ -39,7 +39,7 @@ def _env() -> dict[str, str]:
     return dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
 
 
-def _wait_for(predicate, proc: subprocess.Popen, what: str, timeout: float = 60.0) -> None:
+def _wait_for(predicate, proc: subprocess.Popen, what: str, timeout: float = 120.0) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
         if proc.poll() is not None:
