@@ -26,6 +26,7 @@ from fhvae.checkpoint import load_checkpoint
 from fhvae.data.index import SegmentIndex
 from fhvae.features.mvn import MVN, compute_mvn
 from fhvae.io.datadir import read_kv
+from fhvae.io.tables import read_scp
 from fhvae.train import TrainConfig, train
 from test_reliability_data import (ROOT, random_feats, save_tiny_model, write_feats,
                                    write_train_config)
@@ -117,10 +118,14 @@ def test_kill_9_during_training_then_rerun_equals_uninterrupted(train_inputs, tm
 
 
 def _read_every_entry(scp: Path) -> dict[str, np.ndarray]:
-    """Every entry of an scp through Kaldi's own reader code (kaldi_native_io)."""
+    """Every entry of an scp through Kaldi's own reader code (kaldi_native_io), checked
+    against kaldiio (the reader of the next stage)."""
     reader = (kni.RandomAccessFloatVectorReader if "svector" in scp.name
               else kni.RandomAccessFloatMatrixReader)(f"scp:{scp}")
-    return {key: np.asarray(reader[key]) for key, _ in read_kv(scp)}
+    table = {key: np.array(reader[key], copy=True) for key, _ in read_kv(scp)}
+    for key, value in read_scp(scp):
+        np.testing.assert_array_equal(value, table[key])
+    return table
 
 
 def test_kill_9_during_extraction_then_rerun_gives_complete_tables(tmp_path):
