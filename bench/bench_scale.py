@@ -12,7 +12,7 @@ For every M, stage 2 (`fhvae.bin.make_index`, MVN from `--mvn-utts` utterances) 
 wall time and peak RSS (os.wait4) are recorded; ms/step and seg/s are steady-state numbers
 from the run's train_metrics.tsv (first to last logged step: reads, resets and all).
 
-  python bench/bench_scale.py --threads 2
+  python bench/bench_scale.py --threads 1
   python bench/bench_scale.py --ms 1000,300000 --steps 200 --device cuda --hidden 256 --layers 2
 """
 
@@ -108,7 +108,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--seg-batches", type=int, default=40,
                         help="segment batches per sequence batch (so a short run visits several)")
-    parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--steps", type=int, default=120)
     parser.add_argument("--work", default="/tmp/fhvae_bench_scale",
                         help="scratch dir (the pool ark is reused between runs)")
     parser.add_argument("--name", default="", help="results/<name>.md (default scale_<dev>)")
@@ -134,7 +134,8 @@ def main() -> None:
              str(run / "exp")], run / "train.log")
         ms, seg_s = steady_rate(run / "exp" / "train_metrics.tsv", args.batch)
         rows.append([f"{m:,}", f"{hours:,.0f}", f"{index_s:.1f}", f"{index_rss:.0f}",
-                     f"{index.stat().st_size / 2**20:.1f}", f"{train_rss:.0f}",
+                     f"{index.stat().st_size / 2**20:.2f}", f"{index.stat().st_size / m:.1f}",
+                     f"{train_rss:.0f}",
                      f"{train_s:.0f}", f"{ms:.0f}", f"{seg_s:.0f}"])
         print(f"M={m}: {rows[-1]}", file=sys.stderr)
         subprocess.run(["rm", "-rf", str(run)], check=True)
@@ -151,7 +152,7 @@ def main() -> None:
         "unprefetched sequence batch, final checkpoint); ms/step and seg/s are steady state "
         "(first to last logged step) and include reads, table resets and segment cutting.")
     path = write_results(name, "Stages 2-3 at scale: index, memory and speed vs M",
-                         ["M utts", "hours", "index s", "index peak RSS MiB", "index MiB",
+                         ["M utts", "hours", "index s", "index peak RSS MiB", "index MiB", "B/utt",
                           "train peak RSS MiB", "train s", "ms/step", "seg/s"],
                          rows, device, args.amp, "python " + shlex.join(sys.argv), notes)
     print(f"wrote {path}", file=sys.stderr)
