@@ -64,18 +64,29 @@ def make_data_dir(data: Path, refs: list[str], lengths: np.ndarray, m: int, seed
     return float(lengths[pick].sum()) / 100 / 3600
 
 
+# Linux records the high-water RSS of the image a process replaces at exec, and
+# subprocess spawns by vfork: a child started from this (torch-importing) process would
+# report at least our own peak. A small interpreter in between starts the command instead
+# and prints its exit code and max RSS (KiB) on the last line.
+_PEAK_RSS = ("import os, subprocess, sys\n"
+             "proc = subprocess.Popen(sys.argv[1:])\n"
+             "_, status, usage = os.wait4(proc.pid, 0)\n"
+             "print(); print(os.waitstatus_to_exitcode(status), usage.ru_maxrss)\n")
+
+
 def run_measured(cmd: list[str], log: Path) -> tuple[float, float]:
     """Run cmd in a fresh process: (wall s, peak RSS MiB of that process); fail loudly."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     start = time.perf_counter()
     with open(log, "w") as handle:
-        proc = subprocess.Popen(cmd, stdout=handle, stderr=subprocess.STDOUT, cwd=ROOT, env=env)
-        _, status, usage = os.wait4(proc.pid, 0)
+        subprocess.run([sys.executable, "-c", _PEAK_RSS, *cmd], stdout=handle,
+                       stderr=subprocess.STDOUT, cwd=ROOT, env=env, check=True)
     wall = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) != 0:
-        tail = log.read_text().strip().splitlines()[-3:]
-        raise SystemExit(f"ERROR: {shlex.join(cmd)} failed:\n" + "\n".join(tail))
-    return wall, usage.ru_maxrss / 1024     # KiB on Linux
+    lines = log.read_text().strip().splitlines()
+    code, peak_kib = (int(v) for v in lines[-1].split())
+    if code != 0:
+        raise SystemExit(f"ERROR: {shlex.join(cmd)} failed:\n" + "\n".join(lines[-4:-1]))
+    return wall, peak_kib / 1024
 
 
 def steady_rate(tsv: Path, batch: int) -> tuple[float, float]:
