@@ -5,4 +5,4 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 "$root/utils/setup_env.sh"
 cd "$root"
 . ./path.sh
-exec python -m pytest -q "$@"
+exec python -m pytest -q -ra "${@:-tests}"
