@@ -80,7 +80,7 @@ def render_results(s: EvalSummary) -> str:
         "",
         "## Speaker verification\n",
         "EER is interpolated where miss and false-alarm rates cross; minDCF uses "
-        f"C_miss = C_fa = 1 and is divided by min(p_target, 1 - p_target) as in Kaldi. "
+        "C_miss = C_fa = 1 and is divided by min(p_target, 1 - p_target) as in Kaldi. "
         "Baseline: per-utterance mean of FBank normalised with the model's MVN statistics.\n",
         eer_table(s.systems),
         "## Factor probes\n",
