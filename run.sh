@@ -38,4 +38,3 @@ utils/fhvae_pipeline.sh --stage $stage --stop-stage $stop_stage --nj $nj --seed 
   --fhvae-config $fhvae_config --exp $exp --nproc-per-node $nproc_per_node \
   --train-svector-only $train_svector_only \
   train dev test
-[ $stop_stage -lt 5 ] || cat $exp/eval_test/results.md

@@ -10,7 +10,7 @@
 #   2: data/<set>/fhvae/seg_index.npz (+ mvn.npz for the training set)
 #   3: train the FHVAE -> <exp>/final.pt
 #   4: z1/z2/s-vectors of the training and evaluation sets -> <exp>/latents_<set>/
-#   5: speaker verification, factor probes, figures -> <exp>/eval_<eval-set>/results.md
+#   5: speaker verification, factor probes, figures -> <exp>/eval_<eval-set>/results.md (printed)
 set -euo pipefail
 
 stage=1
@@ -83,4 +83,5 @@ if [ $stage -le 5 ] && [ $stop_stage -ge 5 ]; then
   python -m fhvae.bin.evaluate --seed $seed --model $exp/final.pt \
     --train-data data/$train_set --train-latents $exp/latents_$train_set \
     data/$eval_set $exp/latents_$eval_set $exp/eval_$eval_set
+  cat $exp/eval_$eval_set/results.md
 fi

@@ -34,4 +34,3 @@ utils/fhvae_pipeline.sh --stage $stage --stop-stage $stop_stage --nj $nj --seed 
   --fhvae-config $fhvae_config --seq-unit $seq_unit --exp $exp \
   --nproc-per-node $nproc_per_node \
   train dev eval
-[ $stop_stage -lt 5 ] || cat $exp/eval_eval/results.md

@@ -32,4 +32,3 @@ utils/fhvae_pipeline.sh --stage $stage --stop-stage $stop_stage --nj $nj --seed 
   --fhvae-config $fhvae_config --seq-unit $seq_unit --exp $exp \
   --nproc-per-node $nproc_per_node \
   train_960 dev_clean test_clean
-[ $stop_stage -lt 5 ] || cat $exp/eval_test_clean/results.md
