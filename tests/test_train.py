@@ -168,6 +168,8 @@ def test_configuration_errors(small, tmp_path):
     other = tiny_config(model=ModelConfig(**{**TINY, "hidden": 8}), max_steps=4)
     with pytest.raises(FhvaeError, match=r"last\.pt: model config differs.*hidden: 16 -> 8"):
         train(other, train_index, None, mvn, tmp_path / "exp")
+    with pytest.raises(FhvaeError, match=r"c\.yaml: reset_shift must be >= 0, got -1"):
+        TrainConfig.from_dict({"reset_shift": -1}, "c.yaml")
 
 
 def test_cli_resolves_overrides_and_rejects_unknown_keys(small, tmp_path):
@@ -188,3 +190,39 @@ def test_cli_resolves_overrides_and_rejects_unknown_keys(small, tmp_path):
     assert load_checkpoint(tmp_path / "exp" / "final.pt")["step"] == 3
     with pytest.raises(FhvaeError, match="unknown option 'no_such'"):
         train_main(args + ["--set", "no_such=1", str(tmp_path / "exp2")])
+
+
+def test_table_reset_rows_are_the_extractors_svectors(small):
+    """Default reset (non-overlapping windows) = extract's s-vector of each sequence; with
+    reset_shift = seg_shift it averages every training window as Algorithm 1 writes it."""
+    from fhvae.data.loader import SequenceBatchLoader
+    from fhvae.data.sampler import HierarchicalSampler
+    from fhvae.extract import ExtractOptions, extract_latents
+    from fhvae.model import FHVAE
+    from fhvae.objective import map_mu2
+    train_index, _, mvn = small
+    torch.manual_seed(0)
+    model = FHVAE(ModelConfig(**TINY, feat_dim=16, seg_len=20, num_seqs=5)).eval()
+    batch = HierarchicalSampler(train_index, 5, seg_shift=8, seed=3).seq_batch(0)
+    loader = SequenceBatchLoader(train_index, mvn, torch.device("cpu"), prefetch=False)
+    buf = loader.load(batch)
+    opt = torch.optim.Adam([model.mu2])
+
+    train_mod.reset_table(model, opt, train_mod.reset_windows(train_index, buf, 20))
+    keys = [train_index.utt_ids[u] for u in batch.seqs]            # seq_unit utt: seq = utt
+    feats = [(k, train_index.read_utt(int(u))) for k, u in zip(keys, batch.seqs)]
+    svectors = {k: lat.svector for k, lat in extract_latents(
+        model, mvn, feats, torch.device("cpu"), ExtractOptions(svector_only=True))}
+    for row, key in enumerate(keys):
+        np.testing.assert_allclose(model.mu2[row].detach().numpy(), svectors[key],
+                                   rtol=1e-5, atol=1e-6)
+
+    train_mod.reset_table(model, opt, train_mod.reset_windows(train_index, buf, 8))
+    for row, (key, x) in enumerate(feats):
+        starts = np.arange(0, x.shape[0] - 20 + 1, 8)
+        windows = torch.from_numpy(np.stack([mvn.apply(x)[s:s + 20] for s in starts]))
+        with torch.no_grad():
+            z2_mu, _ = model.encode_z2(windows)
+        want = map_mu2(z2_mu.sum(0, keepdim=True), torch.tensor([len(starts)]), 0.25)[0]
+        torch.testing.assert_close(model.mu2[row].detach(), want, rtol=1e-5, atol=1e-6)
+    loader.close()
