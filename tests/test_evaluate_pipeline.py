@@ -207,6 +207,15 @@ def test_evaluate_end_to_end(setup, tmp_path, capsys):
     assert "20 utterances, 5 speakers" in results and "24 utterances, 6 speakers" in results
     assert "| factor | chance | acc(z1) | acc(z2) |" in results
     assert "![t-SNE of z1](tsne_z1.png)" in results and "(recombine.png)" in results
+    # every system has a speaker-bootstrap interval containing its EER, and s-vectors are
+    # compared with the baseline per back-end
+    rows = [line.split("|") for line in results.splitlines() if line.startswith("| svector_")
+            or line.startswith("| fbank-mean_")]
+    for row in rows:
+        low, high = (float(v) for v in row[5].split("…"))
+        assert low <= float(row[4]) <= high, row
+    assert "svector_cosine − fbank-mean_cosine: " in results
+    assert "speaker resamples" in stdout
     # a second run reuses the trials file and reproduces every number
     first = (out / "eer.txt").read_text()
     assert main(_argv(setup, out)) == 0

@@ -16,7 +16,7 @@ from threadpoolctl import threadpool_limits
 
 from fhvae.bin.cli import run_main
 from fhvae.evaluate.pipeline import BACKENDS, EvalConfig, run_evaluation
-from fhvae.evaluate.report import eer_table, probe_table
+from fhvae.evaluate.report import comparison_lines, eer_table, probe_table
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,6 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--tsne-points", type=int, default=1500)
     parser.add_argument("--num-a", type=int, default=8, help="re-combination: x^A segments")
     parser.add_argument("--num-b", type=int, default=3, help="re-combination: x^B segments")
+    parser.add_argument("--bootstrap", type=int, default=1000,
+                        help="speaker resamples for EER intervals (0: none)")
     parser.add_argument("--num-threads", type=int, default=1,
                         help="CPU threads for torch/BLAS/OpenMP (t-SNE slows down badly when "
                              "its threads compete with other jobs for the cores)")
@@ -62,11 +64,12 @@ def main(argv: list[str] | None = None) -> int:
         max_targets_per_utt=args.max_targets_per_utt, lda_dim=args.lda_dim,
         p_target=args.p_target, probe_stride=args.probe_stride,
         tsne_speakers=args.tsne_speakers, tsne_points=args.tsne_points,
-        num_a=args.num_a, num_b=args.num_b)
+        num_a=args.num_a, num_b=args.num_b, bootstrap=args.bootstrap)
     torch.set_num_threads(args.num_threads)
     with threadpool_limits(args.num_threads):
         summary = run_evaluation(cfg)
     print(eer_table(summary.systems))
+    print(comparison_lines(summary.comparisons, summary.num_resamples))
     print(probe_table(summary.probes))
     print(f"wrote {args.out_dir / 'results.md'}")
     return 0

@@ -11,6 +11,7 @@ import numpy as np
 
 from fhvae.checkpoint import load_model
 from fhvae.errors import FhvaeError
+from fhvae.evaluate.bootstrap import bootstrap_eers, compare, percentile_interval
 from fhvae.evaluate.inputs import PHONE_CTM, EvalSet, fbank_means, load_eval_set, read_vectors
 from fhvae.evaluate.metrics import compute_eer, compute_min_dcf
 from fhvae.evaluate.probes import run_probes, split_utterances
@@ -46,6 +47,7 @@ class EvalConfig:
     tsne_points: int = 1500
     num_a: int = 8
     num_b: int = 3
+    bootstrap: int = 1000       # speaker resamples for EER intervals; 0 = none
 
 
 def make_backend(name: str, lda_dim: int | None) -> CosineBackend | LdaPldaBackend:
@@ -85,11 +87,14 @@ def load_train_svectors(cfg: EvalConfig) -> tuple[dict[str, np.ndarray], dict[st
 
 def verify(cfg: EvalConfig, name: str, train: Mapping[str, np.ndarray],
            train_spk: Mapping[str, str], test: Mapping[str, np.ndarray],
-           trials: list[Trial]) -> list[SystemResult]:
-    """Score one embedding with every configured back-end; writes scores_<system>."""
+           trials: list[Trial]) -> tuple[list[SystemResult], list[np.ndarray]]:
+    """Score one embedding with every configured back-end; writes scores_<system>.
+
+    Returns the results and each system's trial scores (for the bootstrap).
+    """
     utts = sorted(train)
     x_train = np.stack([train[u] for u in utts])
-    results = []
+    results, all_scores = [], []
     for backend_name in cfg.backends:
         backend = make_backend(backend_name, cfg.lda_dim).fit(x_train, [train_spk[u] for u in utts])
         scores, is_target = score_trials(backend, test, trials)
@@ -101,8 +106,25 @@ def verify(cfg: EvalConfig, name: str, train: Mapping[str, np.ndarray],
             eer=compute_eer(scores[is_target], scores[~is_target]),
             min_dcf=compute_min_dcf(scores[is_target], scores[~is_target], cfg.p_target),
             p_target=cfg.p_target))
+        all_scores.append(scores)
         log.info("%s: EER %.2f%% minDCF %.4f", system, results[-1].eer, results[-1].min_dcf)
-    return results
+    return results, all_scores
+
+
+def add_intervals(cfg: EvalConfig, systems: list[SystemResult], scores: list[np.ndarray],
+                  trials: list[Trial], utt2spk: Mapping[str, str]) -> list:
+    """Speaker-bootstrap EER intervals on every system, and s-vector vs baseline comparisons
+    for each back-end."""
+    if not cfg.bootstrap:
+        return []
+    resampled = bootstrap_eers(np.stack(scores), np.array([t.is_target for t in trials]),
+                               [utt2spk[t.enroll] for t in trials],
+                               [utt2spk[t.test] for t in trials], cfg.bootstrap, cfg.seed)
+    for k, system in enumerate(systems):
+        system.eer_interval = percentile_interval(resampled[:, k])
+    names, eers = [r.name for r in systems], [r.eer for r in systems]
+    return [compare(names, eers, resampled, f"svector_{b}", f"fbank-mean_{b}")
+            for b in cfg.backends]
 
 
 def run_evaluation(cfg: EvalConfig) -> EvalSummary:
@@ -115,9 +137,12 @@ def run_evaluation(cfg: EvalConfig) -> EvalSummary:
     trials, trials_path, origin = load_trials(cfg, evalset)
     train_sv, train_spk = load_train_svectors(cfg)
 
-    systems = verify(cfg, "svector", train_sv, train_spk, evalset.svector, trials)
-    systems += verify(cfg, "fbank-mean", fbank_means(cfg.train_data, mvn, sorted(train_sv)),
-                      train_spk, fbank_means(cfg.data, mvn, evalset.utts), trials)
+    systems, scores = verify(cfg, "svector", train_sv, train_spk, evalset.svector, trials)
+    baseline, baseline_scores = verify(
+        cfg, "fbank-mean", fbank_means(cfg.train_data, mvn, sorted(train_sv)), train_spk,
+        fbank_means(cfg.data, mvn, evalset.utts), trials)
+    systems, scores = systems + baseline, scores + baseline_scores
+    comparisons = add_intervals(cfg, systems, scores, trials, evalset.utt2spk)
     write_text_atomic(cfg.out_dir / "eer.txt", eer_lines(systems))
 
     probes = run_probes(evalset, cfg.seed, cfg.probe_stride)
@@ -141,7 +166,7 @@ def run_evaluation(cfg: EvalConfig) -> EvalSummary:
         trials_path=str(trials_path), trials_origin=origin,
         num_target=sum(t.is_target for t in trials),
         num_nontarget=sum(not t.is_target for t in trials),
-        systems=systems, probes=probes, probe_split=(len(train_split), len(test_split)),
+        systems=systems, comparisons=comparisons, num_resamples=cfg.bootstrap, probes=probes, probe_split=(len(train_split), len(test_split)),
         probe_stride=cfg.probe_stride, notes=notes,
         figures=[("t-SNE of z1 (left) and z2 (right), one row per factor", tsne_paths[2].name),
                  ("t-SNE of z1", tsne_paths[0].name), ("t-SNE of z2", tsne_paths[1].name),

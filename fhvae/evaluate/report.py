@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from fhvae.evaluate.bootstrap import EerComparison
 from fhvae.evaluate.probes import ProbeResult
 
 
@@ -17,6 +18,7 @@ class SystemResult:
     eer: float           # percent
     min_dcf: float
     p_target: float
+    eer_interval: tuple[float, float] | None = None   # 95% speaker-bootstrap interval
 
 
 @dataclass
@@ -37,6 +39,8 @@ class EvalSummary:
     probes: list[ProbeResult]
     probe_split: tuple[int, int]    # train/test utterances
     probe_stride: int
+    comparisons: list[EerComparison] = field(default_factory=list)
+    num_resamples: int = 0
     notes: list[str] = field(default_factory=list)
     figures: list[tuple[str, str]] = field(default_factory=list)   # (caption, file name)
 
@@ -47,13 +51,26 @@ def eer_lines(systems: list[SystemResult]) -> str:
                    for s in systems)
 
 
+def _interval(interval: tuple[float, float] | None) -> str:
+    return "" if interval is None else f"{interval[0]:.2f} … {interval[1]:.2f}"
+
+
 def eer_table(systems: list[SystemResult]) -> str:
     p_target = systems[0].p_target if systems else 0.01
-    rows = [f"| system | embedding | back-end | EER (%) | minDCF (p={p_target:g}) |",
-            "|---|---|---|---:|---:|"]
-    rows += [f"| {s.name} | {s.embedding} | {s.backend} | {s.eer:.2f} | {s.min_dcf:.4f} |"
-             for s in systems]
+    rows = [f"| system | embedding | back-end | EER (%) | 95% interval | minDCF (p={p_target:g}) |",
+            "|---|---|---|---:|---:|---:|"]
+    rows += [f"| {s.name} | {s.embedding} | {s.backend} | {s.eer:.2f} | "
+             f"{_interval(s.eer_interval)} | {s.min_dcf:.4f} |" for s in systems]
     return "\n".join(rows) + "\n"
+
+
+def comparison_lines(comparisons: list[EerComparison], num_resamples: int) -> str:
+    """One sentence per paired comparison: the difference, its interval, how often a wins."""
+    return "".join(
+        f"- {c.system_a} − {c.system_b}: {c.difference:+.2f} EER points (95% interval "
+        f"{_interval(c.interval)}); {c.system_a} has the lower EER in "
+        f"{100 * c.share_a_lower:.0f}% of {num_resamples} speaker resamples.\n"
+        for c in comparisons)
 
 
 def probe_table(probes: list[ProbeResult]) -> str:
@@ -83,6 +100,10 @@ def render_results(s: EvalSummary) -> str:
         "C_miss = C_fa = 1 and is divided by min(p_target, 1 - p_target) as in Kaldi. "
         "Baseline: per-utterance mean of FBank normalised with the model's MVN statistics.\n",
         eer_table(s.systems),
+        *([f"Intervals: {s.num_resamples} bootstrap resamples of the test speakers (trials "
+           "between two drawn speakers counted once per pair of draws), so they reflect how "
+           "much the EER depends on which speakers were tested.\n",
+           comparison_lines(s.comparisons, s.num_resamples)] if s.num_resamples else []),
         "## Factor probes\n",
         f"Standardised logistic regression on one z1/z2 frame per {s.probe_stride}-frame segment; "
         f"train/test split by utterance ({s.probe_split[0]}/{s.probe_split[1]}; each speaker's "
