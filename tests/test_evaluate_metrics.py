@@ -143,6 +143,21 @@ def test_lda_plda_is_exact_two_covariance_llr_and_separates_speakers():
     assert compute_eer(cos_scores[is_target], cos_scores[~is_target]) < 25.0
 
 
+def test_lda_plda_with_a_collapsed_dimension():
+    """A latent dimension that never varies (posterior collapse) leaves LDA one direction
+    short; the PLDA must be fitted in the dimension LDA actually returns."""
+    rng = np.random.default_rng(2)
+    x_train, spk_train = _speaker_data(rng, 40, 8)
+    x_train[:, 3] = 1.5
+    backend = LdaPldaBackend().fit(x_train, spk_train)
+    assert backend.total_inv.shape == (5, 5)        # 6 dimensions, one constant
+    x_test, spk_test = _speaker_data(rng, 10, 4)
+    x_test[:, 3] = 1.5
+    scores, is_target = score_trials(backend, {f"u{i}": v for i, v in enumerate(x_test)},
+                                     make_trials({f"u{i}": s for i, s in enumerate(spk_test)}, 0))
+    assert np.isfinite(scores).all() and compute_eer(scores[is_target], scores[~is_target]) < 15.0
+
+
 def test_lda_plda_needs_repeated_speakers():
     with pytest.raises(FhvaeError, match="at least 2 training speakers"):
         LdaPldaBackend().fit(np.eye(3), ["a", "b", "c"])

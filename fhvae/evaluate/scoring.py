@@ -73,6 +73,7 @@ class LdaPldaBackend:
         self.mean = train.mean(axis=0)
         self.lda = LinearDiscriminantAnalysis(n_components=dim).fit(train - self.mean, labels)
         normalised = self._lda_normalised(train)
+        dim = normalised.shape[1]   # fewer when the training vectors do not span every direction
         self.post_mean = normalised.mean(axis=0)
         proj = normalised - self.post_mean
         spk_means = np.stack([proj[label_idx == k].mean(axis=0) for k in range(classes.size)])
