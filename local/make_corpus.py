@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--nj", type=int, default=2, help="parallel worker processes")
     parser.add_argument("--num-train-spk", type=int, default=400)
     parser.add_argument("--num-dev-spk", type=int, default=20)
-    parser.add_argument("--num-test-spk", type=int, default=40)
+    parser.add_argument("--num-test-spk", type=int, default=120)
     parser.add_argument("--utts-per-spk", type=int, default=6)
     parser.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
     parser.add_argument("corpus_dir", help="where the generated audio goes")
