@@ -27,10 +27,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from common import (add_device_args, amp_context, median, setup, time_steps_ms,
+from common import (add_device_args, median, optimisation_step, setup, time_steps_ms,
                     write_results)
 from fhvae.model import FHVAE, ModelConfig
-from fhvae.objective import fhvae_loss
 from fhvae.train import make_adam
 
 DEFAULT_MS = "1000,10000,100000,1000000"
@@ -61,14 +60,7 @@ def run_config(args: argparse.Namespace) -> dict:
     opt = make_adam(model.parameters(), 1e-3, (0.95, 0.999))
     x = torch.randn(args.batch, cfg.seg_len, cfg.feat_dim, device=device)
     seq_idx = torch.randint(0, cfg.num_seqs, (args.batch,), device=device)
-
-    def step():
-        opt.zero_grad(set_to_none=True)
-        with amp_context(device, args.amp):
-            loss, _ = fhvae_loss(model, x, seq_idx, num_segs)
-        loss.backward()
-        opt.step()
-
+    step = optimisation_step(model, opt, x, seq_idx, num_segs, device, args.amp)
     ms = median(time_steps_ms(step, device, args.warmup, args.steps))
     if device.type == "cuda":
         peak = torch.cuda.max_memory_allocated(device) / 2**20

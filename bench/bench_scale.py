@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from common import ROOT, add_device_args, setup, write_results
+from common import ROOT, add_device_args, setup, steady_rate, write_results
 from fhvae.io.tables import write_table
 
 DEFAULT_MS = "1000,10000,100000,300000"
@@ -87,14 +87,6 @@ def run_measured(cmd: list[str], log: Path) -> tuple[float, float]:
     if code != 0:
         raise SystemExit(f"ERROR: {shlex.join(cmd)} failed:\n" + "\n".join(lines[-4:-1]))
     return wall, peak_kib / 1024
-
-
-def steady_rate(tsv: Path, batch: int) -> tuple[float, float]:
-    """(ms/step, segments/s) between the first and last logged steps of a run."""
-    rows = [line.split("\t") for line in tsv.read_text().splitlines()[1:]]
-    (s0, t0), (s1, t1) = [(int(r[0]), float(r[-1])) for r in (rows[0], rows[-1])]
-    sec_per_step = (t1 - t0) / max(s1 - s0, 1)
-    return sec_per_step * 1e3, batch / sec_per_step
 
 
 def train_config(args: argparse.Namespace, path: Path) -> None:

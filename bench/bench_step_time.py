@@ -17,25 +17,13 @@ import sys
 
 import torch
 
-from common import (add_device_args, amp_context, median, setup, time_steps_ms,
+from common import (add_device_args, median, optimisation_step, setup, time_steps_ms,
                     write_results)
 from fhvae.model import FHVAE, ModelConfig
-from fhvae.objective import discriminative_logits, fhvae_loss
+from fhvae.objective import discriminative_logits
 from fhvae.train import make_adam
 
 PAPER_MS = {10: 84, 100: 84, 1000: 86, 2000: 87, 5000: 103, 10000: 147, 20000: 230}
-
-
-def step_fn(model: FHVAE, opt: torch.optim.Optimizer, x: torch.Tensor, seq_idx: torch.Tensor,
-            num_segs: torch.Tensor, device: torch.device, amp: str):
-    """A closure running one full optimisation step."""
-    def step():
-        opt.zero_grad(set_to_none=True)
-        with amp_context(device, amp):
-            loss, _ = fhvae_loss(model, x, seq_idx, num_segs)
-        loss.backward()
-        opt.step()
-    return step
 
 
 def disc_fn(z2_mu: torch.Tensor, table: torch.Tensor, seq_idx: torch.Tensor, sigma2: float):
@@ -58,7 +46,8 @@ def bench_k(k: int, args: argparse.Namespace, device: torch.device) -> tuple[flo
     x = torch.randn(args.batch, cfg.seg_len, cfg.feat_dim, device=device)
     seq_idx = torch.randint(0, k, (args.batch,), device=device)
     num_segs = torch.randint(1, 200, (k,), device=device)
-    step_ms = median(time_steps_ms(step_fn(model, opt, x, seq_idx, num_segs, device, args.amp),
+    step_ms = median(time_steps_ms(optimisation_step(model, opt, x, seq_idx, num_segs, device,
+                                                     args.amp),
                                    device, args.warmup, args.steps))
     z2_mu = torch.randn(args.batch, cfg.z2_dim, device=device, requires_grad=True)
     table = torch.randn(k, cfg.z2_dim, device=device, requires_grad=True)

@@ -29,14 +29,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from common import add_device_args, amp_context, median, setup, time_steps_ms, write_results
+from common import (add_device_args, median, optimisation_step, setup, steady_rate, time_steps_ms,
+                    write_results)
 from fhvae.data.index import SegmentIndex
 from fhvae.data.loader import SequenceBatchLoader
 from fhvae.data.sampler import HierarchicalSampler
 from fhvae.features.mvn import MVN, compute_mvn
 from fhvae.io.tables import write_table
 from fhvae.model import FHVAE, ModelConfig
-from fhvae.objective import fhvae_loss, sequence_mu2
+from fhvae.objective import sequence_mu2
 from fhvae.train import TrainConfig, Trainer, make_adam, reset_windows
 
 
@@ -59,9 +60,7 @@ def end_to_end(cfg: TrainConfig, index: SegmentIndex, mvn: MVN,
     start = time.perf_counter()
     trainer.train()
     total = cfg.max_steps * cfg.batch_size / (time.perf_counter() - start)
-    rows = [line.split("\t") for line in (exp / "train_metrics.tsv").read_text().splitlines()[1:]]
-    (s0, t0), (s1, t1) = [(int(r[0]), float(r[-1])) for r in (rows[0], rows[-1])]
-    return total, (s1 - s0) * cfg.batch_size / max(t1 - t0, 1e-9)
+    return total, steady_rate(exp / "train_metrics.tsv", cfg.batch_size)[1]
 
 
 def reset_cost(cfg: TrainConfig, index: SegmentIndex, mvn: MVN,
@@ -69,7 +68,7 @@ def reset_cost(cfg: TrainConfig, index: SegmentIndex, mvn: MVN,
     """(ms of one table reset, steps it is amortised over) for the run's first sequence batch."""
     batch = HierarchicalSampler(index, cfg.seq_batch_size, cfg.seg_shift, cfg.seed).seq_batch(0)
     loader = SequenceBatchLoader(index, mvn, device, prefetch=False)
-    buf = reset_windows(index, loader.load(batch), cfg.reset_shift or index.seg_len)
+    buf = reset_windows(index, loader.load(batch), cfg.reset_shift)
     mcfg = dataclasses.replace(cfg.model, num_seqs=cfg.seq_batch_size)
     model = FHVAE(mcfg).to(device)
     ms = median(time_steps_ms(lambda: sequence_mu2(model, buf, buf.rows, mcfg.num_seqs),
@@ -87,14 +86,7 @@ def model_only(cfg: TrainConfig, device: torch.device, amp: str, steps: int) -> 
     x = torch.randn(cfg.batch_size, mcfg.seg_len, mcfg.feat_dim, device=device)
     rows = torch.randint(0, mcfg.num_seqs, (cfg.batch_size,), device=device)
     num_segs = torch.randint(1, 50, (mcfg.num_seqs,), device=device)
-
-    def step():
-        opt.zero_grad(set_to_none=True)
-        with amp_context(device, amp):
-            loss, _ = fhvae_loss(model, x, rows, num_segs, cfg.alpha)
-        loss.backward()
-        opt.step()
-
+    step = optimisation_step(model, opt, x, rows, num_segs, device, amp, cfg.alpha)
     ms = sum(time_steps_ms(step, device, warmup=2, steps=steps))
     return steps * cfg.batch_size / (ms / 1e3)
 

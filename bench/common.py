@@ -23,6 +23,7 @@ if str(ROOT) not in sys.path:          # run as `python bench/x.py` from anywher
     sys.path.insert(0, str(ROOT))
 
 from fhvae.io.atomic import write_text_atomic  # noqa: E402
+from fhvae.objective import fhvae_loss  # noqa: E402
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
@@ -66,6 +67,27 @@ def synchronize(device: torch.device) -> None:
     """Wait for queued kernels so wall-clock time covers the work (no-op on CPU)."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+def optimisation_step(model: torch.nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor,
+                      seq_idx: torch.Tensor, num_segs: torch.Tensor, device: torch.device,
+                      amp: str, alpha: float = 10.0) -> Callable[[], None]:
+    """A closure running one training step on a fixed batch: fhvae_loss, backward, Adam."""
+    def step() -> None:
+        opt.zero_grad(set_to_none=True)
+        with amp_context(device, amp):
+            loss, _ = fhvae_loss(model, x, seq_idx, num_segs, alpha)
+        loss.backward()
+        opt.step()
+    return step
+
+
+def steady_rate(tsv: Path, batch: int) -> tuple[float, float]:
+    """(ms/step, segments/s) of a training run between its first and last logged steps."""
+    rows = [line.split("\t") for line in tsv.read_text().splitlines()[1:]]
+    (s0, t0), (s1, t1) = [(int(r[0]), float(r[-1])) for r in (rows[0], rows[-1])]
+    sec_per_step = (t1 - t0) / max(s1 - s0, 1)
+    return sec_per_step * 1e3, batch / sec_per_step
 
 
 def time_steps_ms(step: Callable[[], object], device: torch.device, warmup: int,

@@ -187,7 +187,8 @@ def make_adam(params, lr: float, betas: tuple[float, float]) -> torch.optim.Adam
 
 
 def reset_windows(index: SegmentIndex, buf: SegmentBuffer, shift: int) -> SegmentBuffer:
-    """The windows, every `shift` frames, of the sequence batch in `buf`, for the table reset.
+    """The windows, every `shift` frames (0: seg_len), of the sequence batch in `buf`, for
+    the table reset.
 
     Algorithm 1 averages the z2 encoder over the training windows (every seg_shift frames);
     the default shift seg_len averages over the non-overlapping windows instead. That is the
@@ -195,7 +196,7 @@ def reset_windows(index: SegmentIndex, buf: SegmentBuffer, shift: int) -> Segmen
     sequence under the current model, and it costs seg_shift/seg_len of the literal reset
     (8/20 in the shipped configs) while covering the same frames.
     """
-    batch = make_seq_batch(index, buf.batch.seqs, shift, buf.batch.number, ())
+    batch = make_seq_batch(index, buf.batch.seqs, shift or buf.seg_len, buf.batch.number, ())
     return SegmentBuffer(buf.frames, batch, buf.seg_len)
 
 
@@ -466,7 +467,7 @@ class Trainer:
                 seg_batches = batch.batch_indices(num_batches, cfg.batch_size)
                 if self.inner == 0 and (cfg.mode == "hierarchical" or self.seq_batch == 0):
                     reset_table(self.model, self.table_opt,
-                                reset_windows(self.index, buf, cfg.reset_shift or buf.seg_len))
+                                reset_windows(self.index, buf, cfg.reset_shift))
                 for j in range(self.inner, num_batches):
                     if self.stopped or self.step >= cfg.max_steps:
                         break

@@ -11,7 +11,7 @@ import numpy as np
 
 from fhvae.checkpoint import load_model
 from fhvae.errors import FhvaeError
-from fhvae.evaluate.bootstrap import bootstrap_eers, compare, percentile_interval
+from fhvae.evaluate.bootstrap import EerComparison, bootstrap_eers, compare, percentile_interval
 from fhvae.evaluate.inputs import PHONE_CTM, EvalSet, fbank_means, load_eval_set, read_vectors
 from fhvae.evaluate.metrics import compute_eer, compute_min_dcf
 from fhvae.evaluate.probes import run_probes, split_utterances
@@ -112,7 +112,7 @@ def verify(cfg: EvalConfig, name: str, train: Mapping[str, np.ndarray],
 
 
 def add_intervals(cfg: EvalConfig, systems: list[SystemResult], scores: list[np.ndarray],
-                  trials: list[Trial], utt2spk: Mapping[str, str]) -> list:
+                  trials: list[Trial], utt2spk: Mapping[str, str]) -> list[EerComparison]:
     """Speaker-bootstrap EER intervals on every system, and s-vector vs baseline comparisons
     for each back-end."""
     if not cfg.bootstrap:
@@ -166,7 +166,8 @@ def run_evaluation(cfg: EvalConfig) -> EvalSummary:
         trials_path=str(trials_path), trials_origin=origin,
         num_target=sum(t.is_target for t in trials),
         num_nontarget=sum(not t.is_target for t in trials),
-        systems=systems, comparisons=comparisons, num_resamples=cfg.bootstrap, probes=probes, probe_split=(len(train_split), len(test_split)),
+        systems=systems, comparisons=comparisons, num_resamples=cfg.bootstrap, probes=probes,
+        probe_split=(len(train_split), len(test_split)),
         probe_stride=cfg.probe_stride, notes=notes,
         figures=[("t-SNE of z1 (left) and z2 (right), one row per factor", tsne_paths[2].name),
                  ("t-SNE of z1", tsne_paths[0].name), ("t-SNE of z2", tsne_paths[1].name),

@@ -57,7 +57,8 @@ def _interval(interval: tuple[float, float] | None) -> str:
 
 def eer_table(systems: list[SystemResult]) -> str:
     p_target = systems[0].p_target if systems else 0.01
-    rows = [f"| system | embedding | back-end | EER (%) | 95% interval | minDCF (p={p_target:g}) |",
+    rows = ["| system | embedding | back-end | EER (%) | 95% interval | "
+            f"minDCF (p={p_target:g}) |",
             "|---|---|---|---:|---:|---:|"]
     rows += [f"| {s.name} | {s.embedding} | {s.backend} | {s.eer:.2f} | "
              f"{_interval(s.eer_interval)} | {s.min_dcf:.4f} |" for s in systems]
