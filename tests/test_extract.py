@@ -195,12 +195,12 @@ def test_cli_error_is_one_line(setup, tmp_path):
     bad_dim = make_data(tmp_path / "dim", {"u1": 30}, feat_dim=40)
     proc = subprocess.run([sys.executable, "-m", "fhvae", "extract", "--device", "cpu",
                            str(model_path), str(bad_dim), str(tmp_path / "out")],
-                          cwd=ROOT, capture_output=True, text=True)
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1
     errors = [line for line in proc.stderr.splitlines() if "ERROR" in line]
     assert len(errors) == 1 and "'u1' has feature dim 40" in errors[0] and "Traceback" not in proc.stderr
     helped = subprocess.run([sys.executable, "-m", "fhvae", "--help"], cwd=ROOT,
-                            capture_output=True, text=True)
+                            capture_output=True, text=True, timeout=120)
     assert helped.returncode == 0 and "extract" in helped.stdout and "evaluate" in helped.stdout
 
 
@@ -250,7 +250,7 @@ def test_extract_latents_sh_two_jobs_equal_one(setup, tmp_path):
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     proc = subprocess.run(["utils/extract_latents.sh", "--nj", "2", "--device", "cpu",
                            str(model_path), str(data), str(out)],
-                          cwd=ROOT, capture_output=True, text=True, env=env)
+                          cwd=ROOT, capture_output=True, text=True, env=env, timeout=180)
     assert proc.returncode == 0, proc.stderr + proc.stdout
     assert "5 utterances and 2 speakers" in proc.stdout
     assert sorted(p.name for p in out.glob("z1*")) == ["z1.1.ark", "z1.1.scp", "z1.2.ark",
@@ -271,7 +271,7 @@ def test_svector_only_matches_full_extraction(setup, tmp_path):
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     proc = subprocess.run(["utils/extract_latents.sh", "--nj", "2", "--device", "cpu",
                            "--svector-only", "true", str(model_path), str(data), str(out)],
-                          cwd=ROOT, capture_output=True, text=True, env=env)
+                          cwd=ROOT, capture_output=True, text=True, env=env, timeout=180)
     assert proc.returncode == 0, proc.stderr + proc.stdout
     assert not list(out.glob("z1*")) and not list(out.glob("z2*"))
     for name in ("svector", "spk_svector"):

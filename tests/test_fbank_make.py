@@ -42,7 +42,7 @@ def make_fbank(recipe, *options):
                PATH=f"{ROOT / '.venv' / 'bin'}:{os.environ['PATH']}")
     return subprocess.run(["utils/make_fbank.sh", "--nj", "2", *options,
                            "data/tiny", "exp/make_fbank/tiny", "fbank"],
-                          cwd=recipe, env=env, capture_output=True, text=True)
+                          cwd=recipe, env=env, capture_output=True, text=True, timeout=180)
 
 
 def expected_features(recipe, cuts):

@@ -279,13 +279,13 @@ def tiny_tmpfs(path: Path, size: str = "64k"):
     path.mkdir()
     mounted = shutil.which("mount") is not None and subprocess.run(
         ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
-        capture_output=True).returncode == 0
+        capture_output=True, timeout=30).returncode == 0
     if not mounted:
         pytest.skip("cannot mount a tmpfs here (needs root)")
     try:
         yield path
     finally:
-        subprocess.run(["umount", str(path)], check=True)
+        subprocess.run(["umount", str(path)], check=True, timeout=30)
 
 
 def test_full_disk_on_a_tiny_tmpfs(base, tmp_path):
