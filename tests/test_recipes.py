@@ -208,28 +208,37 @@ def test_timit_lists_are_kaldis_split():
 
 @pytest.mark.parametrize("upper", [True, False])
 def test_timit_prep_both_layouts(tmp_path, upper):
+    """Kaldi's ids (timit_data_prep.sh: <speaker folder>_<sentence>, in the corpus's case)."""
     timit = make_timit(tmp_path / "TIMIT", upper)
     module = load_module("timit", "prepare_timit")
     module.prepare(timit, tmp_path / "data")
     data = tmp_path / "data"
-    assert list(read_dict(data / "train" / "utt2spk")) == [
-        "fcjf0_si1027", "fcjf0_sx37", "mdac2_si1027", "mdac2_sx37"]       # no SA sentences
-    assert list(read_dict(data / "dev" / "utt2spk")) == ["faks0_si1027", "faks0_sx37"]
-    assert list(read_dict(data / "test" / "utt2spk")) == ["mdab0_si1027", "mdab0_sx37"]
+    case = str.upper if upper else str.lower
+    assert read_dict(data / "train" / "utt2spk") == {           # no SA sentences
+        case("fcjf0_si1027"): case("fcjf0"), case("fcjf0_sx37"): case("fcjf0"),
+        case("mdac2_si1027"): case("mdac2"), case("mdac2_sx37"): case("mdac2")}
+    assert (data / "train" / "spk2utt").read_text().splitlines()[0] == case(
+        "fcjf0 fcjf0_si1027 fcjf0_sx37")
+    assert list(read_dict(data / "dev" / "utt2spk")) == [case("faks0_si1027"),
+                                                         case("faks0_sx37")]
+    assert list(read_dict(data / "test" / "utt2spk")) == [case("mdab0_si1027"),
+                                                          case("mdab0_sx37")]
     assert read_dict(data / "train" / "utt2gender") == {
-        "fcjf0_si1027": "f", "fcjf0_sx37": "f", "mdac2_si1027": "m", "mdac2_sx37": "m"}
-    wav = read_dict(data / "dev" / "wav.scp")["faks0_si1027"]
+        case("fcjf0_si1027"): "f", case("fcjf0_sx37"): "f",
+        case("mdac2_si1027"): "m", case("mdac2_sx37"): "m"}
+    wav = read_dict(data / "dev" / "wav.scp")[case("faks0_si1027")]
     samples, rate = soundfile.read(wav, dtype="int16")
     assert rate == RATE and np.array_equal(samples, tone(0.6, 2 * 3 + 1))
-    assert read_dict(data / "dev" / "text")["faks0_sx37"] == "She had your dark suit."
+    assert read_dict(data / "dev" / "text")[case("faks0_sx37")] == "She had your dark suit."
     ctm = (data / "test" / "phone_ali.ctm").read_text().splitlines()
-    assert ctm[:6] == ["mdab0_si1027 1 0.0000 0.1250 sil sil",
-                       "mdab0_si1027 1 0.1250 0.1000 sh obs",
-                       "mdab0_si1027 1 0.2500 0.1250 ih son",
-                       "mdab0_si1027 1 0.3750 0.0625 sil sil",
-                       "mdab0_si1027 1 0.4375 0.0625 m son",
-                       "mdab0_si1027 1 0.5000 0.1000 sil sil"]
-    assert len(ctm) == 12 and ctm[6].startswith("mdab0_sx37 1 0.0000 ")
+    utt = case("mdab0_si1027")
+    assert ctm[:6] == [f"{utt} 1 0.0000 0.1250 sil sil",
+                       f"{utt} 1 0.1250 0.1000 sh obs",
+                       f"{utt} 1 0.2500 0.1250 ih son",
+                       f"{utt} 1 0.3750 0.0625 sil sil",
+                       f"{utt} 1 0.4375 0.0625 m son",
+                       f"{utt} 1 0.5000 0.1000 sil sil"]
+    assert len(ctm) == 12 and ctm[6].startswith(case("mdab0_sx37") + " 1 0.0000 ")
 
 
 def test_timit_recipe_stages_0_to_2(tmp_path):
@@ -239,7 +248,7 @@ def test_timit_recipe_stages_0_to_2(tmp_path):
     assert_stages_0_to_2(recipe, {"train": 4, "dev": 2, "test": 2}, proc)
     assert (recipe / "data" / "train" / "fhvae" / "mvn.npz").is_file()
     frames = read_dict(recipe / "data" / "dev" / "utt2num_frames")
-    assert set(frames.values()) == {"58"}       # 0.6 s, 25 ms windows, 10 ms shift
+    assert frames == {"FAKS0_SI1027": "58", "FAKS0_SX37": "58"}  # 0.6 s, 25 ms, 10 ms shift
 
 
 def test_timit_missing_corpus_errors(tmp_path):
@@ -295,6 +304,7 @@ def test_librispeech_recipe_stages_0_to_2(tmp_path):
            "train-other-500)" in proc.stderr
     assert_stages_0_to_2(recipe, {"train_960": 5, "dev_clean": 2, "test_clean": 2}, proc)
     data = recipe / "data"
+    # Kaldi's utterance ids (egs/librispeech/s5/local/data_prep.sh); the reader is the speaker
     assert read_dict(data / "train_960" / "utt2spk") == {
         "103-1240-0000": "103", "1034-121119-0000": "1034", "1034-121119-0001": "1034",
         "19-198-0000": "19", "19-198-0001": "19"}
@@ -373,32 +383,82 @@ def test_ami_recipe_stages_0_to_2(tmp_path):
     # 4 segments with audio per meeting, each cut from the headset and from the array
     assert_stages_0_to_2(recipe, {"train": 16, "dev": 8, "eval": 8}, proc)
     dev = recipe / "data" / "dev"
+    # Kaldi's ids (ami_ihm_data_prep.sh, ami_sdm_data_prep.sh); the id keeps the annotated
+    # end (2.9 s) where the segment is cut at the end of the 2.5 s file
     segments = [line.split() for line in (dev / "segments").read_text().splitlines()]
-    assert segments[:4] == [["FIE038_ES2011a_ihm_0000050_0000120", "ES2011a_H01", "0.500", "1.200"],
-                            ["FIE038_ES2011a_ihm_0000131_0000200", "ES2011a_H01", "1.310", "2.000"],
-                            ["FIE038_ES2011a_ihm_0000230_0000250", "ES2011a_H01", "2.300", "2.500"],
-                            ["FIE038_ES2011a_sdm_0000050_0000120", "ES2011a_SDM", "0.500", "1.200"]]
+    assert segments == [
+        ["AMI_ES2011a_H00_MEE068_0000020_0000090", "AMI_ES2011a_H00", "0.200", "0.900"],
+        ["AMI_ES2011a_H01_FIE038_0000050_0000120", "AMI_ES2011a_H01", "0.500", "1.200"],
+        ["AMI_ES2011a_H01_FIE038_0000131_0000200", "AMI_ES2011a_H01", "1.310", "2.000"],
+        ["AMI_ES2011a_H01_FIE038_0000230_0000290", "AMI_ES2011a_H01", "2.300", "2.500"],
+        ["AMI_ES2011a_SDM_FIE038_0000050_0000120", "AMI_ES2011a_SDM", "0.500", "1.200"],
+        ["AMI_ES2011a_SDM_FIE038_0000131_0000200", "AMI_ES2011a_SDM", "1.310", "2.000"],
+        ["AMI_ES2011a_SDM_FIE038_0000230_0000290", "AMI_ES2011a_SDM", "2.300", "2.500"],
+        ["AMI_ES2011a_SDM_MEE068_0000020_0000090", "AMI_ES2011a_SDM", "0.200", "0.900"]]
     wav = read_dict(dev / "wav.scp")
-    assert sorted(wav) == ["ES2011a_H00", "ES2011a_H01", "ES2011a_SDM"]
-    assert wav["ES2011a_H00"].endswith("ES2011a/audio/ES2011a.Headset-0.wav")
+    assert sorted(wav) == ["AMI_ES2011a_H00", "AMI_ES2011a_H01", "AMI_ES2011a_SDM"]
+    assert wav["AMI_ES2011a_H00"].endswith("ES2011a/audio/ES2011a.Headset-0.wav")
     frames = read_dict(dev / "utt2num_frames")
-    assert frames["FIE038_ES2011a_sdm_0000131_0000200"] == "67"       # 0.69 s
+    assert frames["AMI_ES2011a_SDM_FIE038_0000131_0000200"] == "67"       # 0.69 s
     channel, room = read_dict(dev / "utt2channel"), read_dict(recipe / "data" / "train" / "utt2room")
     assert sorted(set(channel.values())) == ["ihm", "sdm"]
-    assert channel["MEE068_ES2011a_sdm_0000020_0000090"] == "sdm"
+    assert channel["AMI_ES2011a_SDM_MEE068_0000020_0000090"] == "sdm"
     assert sorted(set(room.values())) == ["idiap", "tno"]
-    assert read_dict(dev / "utt2gender")["MEE068_ES2011a_ihm_0000020_0000090"] == "m"
-    assert read_dict(dev / "utt2spk")["MEE068_ES2011a_ihm_0000020_0000090"] == "MEE068"
-    assert "TS3005a" in (recipe / "data" / "train" / "utt2spk").read_text()
+    assert read_dict(dev / "utt2gender")["AMI_ES2011a_H00_MEE068_0000020_0000090"] == "m"
+    assert read_dict(dev / "utt2participant")["AMI_ES2011a_SDM_MEE068_0000020_0000090"] == \
+        "MEE068"
+    assert (dev / "spk2utt").read_text().splitlines()[0] == \
+        "AMI_ES2011a_H00_MEE068 AMI_ES2011a_H00_MEE068_0000020_0000090"
+    assert sorted(set(read_dict(dev / "utt2spk").values())) == [
+        "AMI_ES2011a_H00_MEE068", "AMI_ES2011a_H01_FIE038", "AMI_ES2011a_SDM_FIE038",
+        "AMI_ES2011a_SDM_MEE068"]
+    assert "AMI_TS3005a_SDM" in (recipe / "data" / "train" / "wav.scp").read_text()
+
+
+def test_ami_kaldi_annotations_give_kaldis_segments(tmp_path):
+    """Kaldi's data/local/annotations/*.txt: the segments, rounding and ids of Kaldi's prep."""
+    audio, _ = make_ami(tmp_path / "ami")
+    kaldi = tmp_path / "kaldi_annotations"
+    kaldi.mkdir()
+    for split in ("train", "dev", "eval"):
+        meetings = [m for m, s in AMI_MEETINGS.items() if s == split]
+        (kaldi / f"{split}.txt").write_text("".join(
+            f"{m} H01 FIE038 0.55 1.315 OKAY SO \n{m} H00 MEE068 0.2 0.9 RIGHT \n"
+            for m in meetings))
+    proc = run_prep("ami", "prepare_ami.py", audio, kaldi, tmp_path / "data")
+    assert proc.returncode == 0, proc.stderr
+    dev = tmp_path / "data" / "dev"
+    assert list(read_dict(dev / "utt2spk").items()) == [
+        ("AMI_ES2011a_H00_MEE068_0000020_0000090", "AMI_ES2011a_H00_MEE068"),
+        ("AMI_ES2011a_H01_FIE038_0000055_0000132", "AMI_ES2011a_H01_FIE038"),
+        ("AMI_ES2011a_SDM_FIE038_0000055_0000132", "AMI_ES2011a_SDM_FIE038"),
+        ("AMI_ES2011a_SDM_MEE068_0000020_0000090", "AMI_ES2011a_SDM_MEE068")]
+    assert read_dict(dev / "segments")["AMI_ES2011a_H01_FIE038_0000055_0000132"] == \
+        "AMI_ES2011a_H01 0.550 1.320"
+    (kaldi / "eval.txt").write_text("ES2004a Headset0 MEE068 0.2 0.9 RIGHT\n")
+    assert_one_line_error(run_prep("ami", "prepare_ami.py", audio, kaldi, tmp_path / "d"),
+                          f"{kaldi / 'eval.txt'}:1: expected '<meeting> H0<n> <participant>")
+
+
+def test_ami_missing_array_skips_sdm_copies_with_one_warning(tmp_path):
+    audio, annotations = make_ami(tmp_path / "ami")
+    (audio / "ES2011a" / "audio" / "ES2011a.Array1-01.wav").unlink()
+    proc = run_prep("ami", "prepare_ami.py", audio, annotations, tmp_path / "data")
+    assert proc.returncode == 0, proc.stderr
+    warnings = [line for line in proc.stderr.splitlines() if "WARNING" in line]
+    assert len(warnings) == 1 and "ES2011a: no ES2011a.Array1-01.wav" in warnings[0], proc.stderr
+    dev = read_dict(tmp_path / "data" / "dev" / "utt2channel")
+    assert len(dev) == 4 and set(dev.values()) == {"ihm"}
+    assert len(read_dict(tmp_path / "data" / "eval" / "utt2channel")) == 8
 
 
 def test_ami_missing_corpus_errors(tmp_path):
     audio, annotations = make_ami(tmp_path / "ami")
     assert_one_line_error(run_prep("ami", "prepare_ami.py", audio, tmp_path / "no", tmp_path / "d"),
-                          "no segments/ folder")
+                          "no segments/ folder or train.txt")
     (audio / "ES2011a" / "audio" / "ES2011a.Headset-1.wav").unlink()
     assert_one_line_error(run_prep("ami", "prepare_ami.py", audio, annotations, tmp_path / "d"),
-                          "no ES2011a.Headset-1.wav (headset of speaker A, FIE038)")
+                          "no ES2011a.Headset-1.wav (headset of FIE038)")
 
 
 # ---------------------------------------------------------------- Aurora-4
@@ -444,16 +504,19 @@ def test_aurora4_recipe_stages_0_to_2(tmp_path):
     data = recipe / "data" / "dev_0330"
     assert (data / "fhvae" / "heldout_index.npz").is_file()     # '-' dev: held-out split
     noise, channel = read_dict(data / "utt2noise"), read_dict(data / "utt2channel")
-    assert (noise["40ao0301_04"], channel["40ao0301_04"]) == ("restaurant", "sennheiser")
-    assert (noise["40bo0302_08"], channel["40bo0302_08"]) == ("clean", "secondary")
-    assert (noise["40bo0302_14"], channel["40bo0302_14"]) == ("train", "secondary")
-    assert read_dict(data / "utt2spk")["40bo0302_11"] == "40b"
-    assert read_dict(data / "wav.scp")["40ao0301_09"].startswith("sox -B -r 16000 ")
+    # Kaldi's ids (aurora4_data_prep.sh): WSJ id + condition 01..14 as 0..9, a..d
+    utt2spk = read_dict(data / "utt2spk")
+    assert list(utt2spk)[:15] == [f"40ao0301{c}" for c in "0123456789abcd"] + ["40bo03020"]
+    assert set(utt2spk.values()) == {"40a", "40b"} and utt2spk["40bo0302a"] == "40b"
+    assert (noise["40ao03013"], channel["40ao03013"]) == ("restaurant", "sennheiser")
+    assert (noise["40bo03027"], channel["40bo03027"]) == ("clean", "secondary")
+    assert (noise["40bo0302d"], channel["40bo0302d"]) == ("train", "secondary")
+    assert read_dict(data / "wav.scp")["40ao03018"].startswith("sox -B -r 16000 ")
     # the sox pipe decodes the headerless big-endian file to exactly the written samples
-    entry = read_dict(recipe / "data" / "test_eval92" / "wav.scp")["447c0201_13"]
+    entry = read_dict(recipe / "data" / "test_eval92" / "wav.scp")["447c0201c"]
     samples, rate = load_audio(entry, "test")
     assert rate == RATE and np.array_equal(samples[:, 0], tone(0.5, 13).astype(np.float64))
-    assert read_dict(recipe / "data" / "test_eval92" / "utt2noise")["447c0201_13"] == "airport"
+    assert read_dict(recipe / "data" / "test_eval92" / "utt2noise")["447c0201c"] == "airport"
 
 
 def test_aurora4_missing_corpus_errors(tmp_path):

@@ -4,17 +4,31 @@
     prepare_ami.py <amicorpus-dir> <annotations-dir> <data-dir>
 
 <amicorpus-dir>/<meeting>/audio/ holds <meeting>.Headset-<n>.wav (IHM) and
-<meeting>.Array1-01.wav (SDM, first mic of array 1). <annotations-dir> is the unpacked AMI
-manual annotations (ami_public_manual_1.6.2): corpusResources/meetings.xml maps each
-speaker letter (nxt_agent) to its headset channel and global participant id, and
-segments/<meeting>.<letter>.segments.xml holds that speaker's segments (transcriber_start,
-transcriber_end in seconds). Every segment becomes two utterances of the same speaker, one cut
-from the speaker's headset, one from the distant mic, as the paper mixes IHM and SDM.
+<meeting>.Array1-01.wav (SDM, first mic of array 1). <annotations-dir> is either
+  - Kaldi's egs/ami/s5b/data/local/annotations (train.txt, dev.txt, eval.txt, written by its
+    local/ami_text_prep.sh: `<meeting> H0<n> <participant> <start-s> <end-s> <words>`): the
+    segments are then exactly those of a Kaldi AMI system, so every id matches it; or
+  - the unpacked AMI manual annotations (ami_public_manual_1.6.2): corpusResources/
+    meetings.xml maps each speaker letter (nxt_agent) to its headset channel and participant
+    id, segments/<meeting>.<letter>.segments.xml holds that speaker's segments
+    (transcriber_start, transcriber_end). Ids have Kaldi's form, but Kaldi re-times and
+    splits segments at sentence ends, so only some of them occur in a Kaldi system.
+Every segment becomes two utterances of the same person, one cut from the headset, one from
+the distant mic, as the paper mixes IHM and SDM. Ids follow Kaldi's local/ami_ihm_data_prep.sh
+and ami_sdm_data_prep.sh: utterance AMI_<meeting>_H0<n>_<participant>_<start>_<end> (IHM) or
+AMI_<meeting>_SDM_<participant>_<start>_<end> (times in centiseconds, 7 digits), recording
+AMI_<meeting>_H0<n> or AMI_<meeting>_SDM, IHM speaker AMI_<meeting>_H0<n>_<participant> as in
+Kaldi. Kaldi's SDM speaker is the whole meeting (AMI_<meeting>); here it is
+AMI_<meeting>_SDM_<participant>, because a meeting-wide speaker would merge people and would
+not C-sort consistently beside the IHM speakers in one data dir.
 
-The split is the official full-corpus-ASR partition (conf/split_{train,dev,eval}.list);
-meetings missing from <amicorpus-dir> are skipped with a log line. Labels: utt2channel
-(ihm|sdm), utt2room (edinburgh|idiap|tno, from the meeting-id prefix), utt2gender (first
-letter of the participant id, e.g. FEE005).
+The split is the official full-corpus-ASR partition (conf/split_{train,dev,eval}.list, Kaldi's
+local/split_*.orig); meetings missing from <amicorpus-dir> are skipped with a log line, and a
+meeting without <meeting>.Array1-01.wav loses its SDM copies with one warning (Kaldi's SDM prep
+drops those segments too). A missing headset file is an error, as in Kaldi (its IHM data dir
+then fails validation). Labels: utt2channel (ihm|sdm), utt2room (edinburgh|idiap|tno, from
+the meeting-id prefix), utt2participant (global participant id, e.g. FEE041, the same person
+across meetings and microphones), utt2gender (its first letter).
 """
 
 from __future__ import annotations
@@ -22,6 +36,7 @@ from __future__ import annotations
 import argparse
 import logging
 import xml.etree.ElementTree as ET
+from dataclasses import dataclass
 from pathlib import Path
 
 import soundfile
@@ -40,6 +55,23 @@ ROOMS = {"ES": "edinburgh", "EN": "edinburgh", "IS": "idiap", "IB": "idiap", "IN
          "TS": "tno"}
 SDM_FILE = "{meeting}.Array1-01.wav"
 IHM_FILE = "{meeting}.Headset-{channel}.wav"
+ANNOTATIONS = ("the unpacked AMI manual annotations ami_public_manual_1.6.2 (segments/) or "
+               "Kaldi's egs/ami/s5b/data/local/annotations (train.txt, dev.txt, eval.txt)")
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One annotated segment: who spoke (headset channel, participant) and when."""
+
+    channel: int
+    participant: str
+    start_cs: int
+    end_cs: int
+
+
+def centiseconds(seconds: float) -> int:
+    """A time as Kaldi's AMI ids write it (rounded to the nearest 10 ms, halves up)."""
+    return int(100 * seconds + 0.5)
 
 
 def parse_xml(path: Path, what: str) -> ET.Element:
@@ -67,17 +99,55 @@ def read_meetings(path: Path) -> dict[str, dict[str, tuple[int, str]]]:
     return meetings
 
 
-def read_segments(path: Path) -> list[tuple[float, float]]:
-    """(start, end) seconds of every segment in a <meeting>.<letter>.segments.xml file."""
-    times = []
+def read_xml_segments(path: Path, channel: int, participant: str) -> list[Segment]:
+    """Segments of one <meeting>.<letter>.segments.xml file."""
+    segments = []
     for seg in parse_xml(path, "speaker segments").iter("segment"):
         try:
-            times.append((float(seg.get("transcriber_start", "")),
-                          float(seg.get("transcriber_end", ""))))
+            start, end = (float(seg.get("transcriber_start", "")),
+                          float(seg.get("transcriber_end", "")))
         except ValueError:
             raise FhvaeError(f"{path}: segment '{seg.get(NITE_ID)}' has no numeric "
                              f"transcriber_start/transcriber_end") from None
-    return times
+        segments.append(Segment(channel, participant, centiseconds(start), centiseconds(end)))
+    return segments
+
+
+def xml_segments(annotations: Path) -> dict[str, list[Segment]]:
+    """meeting -> segments, from the AMI manual annotations."""
+    segments: dict[str, list[Segment]] = {}
+    for meeting, speakers in read_meetings(annotations / "corpusResources" /
+                                           "meetings.xml").items():
+        for agent, (channel, participant) in sorted(speakers.items()):
+            seg_file = annotations / "segments" / f"{meeting}.{agent}.segments.xml"
+            if seg_file.is_file():
+                segments.setdefault(meeting, []).extend(
+                    read_xml_segments(seg_file, channel, participant))
+    return segments
+
+
+def kaldi_segments(annotations: Path) -> dict[str, list[Segment]]:
+    """meeting -> segments, from Kaldi's data/local/annotations/{train,dev,eval}.txt."""
+    segments: dict[str, list[Segment]] = {}
+    for split in SPLITS:
+        path = annotations / f"{split}.txt"
+        if not path.is_file():
+            raise FhvaeError(f"{annotations}: no {split}.txt (expected {ANNOTATIONS})")
+        for lineno, line in enumerate(path.read_text().splitlines(), 1):
+            fields = line.split()
+            if not fields:
+                continue
+            try:
+                meeting, headset, participant, start, end = fields[:5]
+                if not (headset.startswith("H0") and headset[2:].isdigit()):
+                    raise ValueError
+                segments.setdefault(meeting, []).append(Segment(
+                    int(headset[2:]), participant, centiseconds(float(start)),
+                    centiseconds(float(end))))
+            except ValueError:
+                raise FhvaeError(f"{path}:{lineno}: expected '<meeting> H0<n> <participant> "
+                                 f"<start-s> <end-s> <words>'") from None
+    return segments
 
 
 def duration(wav: Path) -> float:
@@ -88,52 +158,65 @@ def duration(wav: Path) -> float:
         raise FhvaeError(f"{wav}: unreadable audio ({str(err).strip()})") from None
 
 
-def meeting_utterances(meeting: str, audio_dir: Path, annotations: Path,
-                       speakers: dict[str, tuple[int, str]]) -> list[Utterance]:
-    """IHM and SDM utterances of one meeting, from every speaker's segments file."""
+def recordings(meeting: str, audio_dir: Path, seg: Segment,
+               sdm: Path | None) -> list[tuple[str, str, Path]]:
+    """(mic label, Kaldi recording id, audio file) of the copies of one segment."""
+    ihm = audio_dir / IHM_FILE.format(meeting=meeting, channel=seg.channel)
+    if not ihm.is_file():
+        raise FhvaeError(f"{audio_dir}: no {ihm.name} (headset of {seg.participant})")
+    copies = [("ihm", f"AMI_{meeting}_H0{seg.channel}", ihm)]
+    if sdm is not None:
+        copies.append(("sdm", f"AMI_{meeting}_SDM", sdm))
+    return copies
+
+
+def meeting_utterances(meeting: str, audio_dir: Path, segments: list[Segment]) -> list[Utterance]:
+    """IHM and SDM utterances of one meeting's segments."""
     room = ROOMS.get(meeting[:2])
     if room is None:
         raise FhvaeError(f"{audio_dir}: unknown meeting-id prefix '{meeting[:2]}'")
-    sdm = audio_dir / SDM_FILE.format(meeting=meeting)
+    sdm: Path | None = audio_dir / SDM_FILE.format(meeting=meeting)
     if not sdm.is_file():
-        raise FhvaeError(f"{audio_dir}: no {sdm.name} (the SDM recording)")
+        logger.warning("%s: no %s: its SDM copies are skipped", meeting, sdm.name)
+        sdm = None
+    lengths: dict[Path, float] = {}
     utts: dict[str, Utterance] = {}
-    for agent, (channel, spk) in sorted(speakers.items()):
-        seg_file = annotations / "segments" / f"{meeting}.{agent}.segments.xml"
-        if not seg_file.is_file():
-            logger.info("%s: speaker %s (%s) has no segments file", meeting, agent, spk)
-            continue
-        ihm = audio_dir / IHM_FILE.format(meeting=meeting, channel=channel)
-        if not ihm.is_file():
-            raise FhvaeError(f"{audio_dir}: no {ihm.name} (headset of speaker {agent}, {spk})")
-        sources = {"ihm": (f"{meeting}_H{channel:02d}", ihm), "sdm": (f"{meeting}_SDM", sdm)}
-        lengths = {mic: duration(wav) for mic, (_, wav) in sources.items()}
-        for start, end in read_segments(seg_file):
-            for mic, (rec, wav) in sources.items():
-                # Annotations may run past a file's end: keep the part that has audio.
-                begin_cs = round(start * 100)
-                end_cs = min(round(end * 100), int(lengths[mic] * 100))
-                if end_cs <= begin_cs:
-                    continue  # empty at 10 ms resolution, or after the end of the file
-                utt = f"{spk}_{meeting}_{mic}_{begin_cs:07d}_{end_cs:07d}"
-                utts.setdefault(utt, Utterance(
-                    utt=utt, spk=spk, wav=str(wav.resolve()), rec=rec, start=begin_cs / 100,
-                    end=end_cs / 100, labels={"channel": mic, "room": room,
-                                              "gender": spk[0].lower()}))
+    for seg in segments:
+        for mic, rec, wav in recordings(meeting, audio_dir, seg, sdm):
+            if wav not in lengths:
+                lengths[wav] = duration(wav)
+            # Annotations may run past a file's end: keep the part that has audio (the id
+            # keeps the annotated times, as Kaldi's does).
+            end_cs = min(seg.end_cs, int(lengths[wav] * 100))
+            if end_cs <= seg.start_cs:
+                continue  # empty at 10 ms resolution, or after the end of the file
+            spk = f"{rec}_{seg.participant}"
+            utt = f"{spk}_{seg.start_cs:07d}_{seg.end_cs:07d}"
+            utts.setdefault(utt, Utterance(
+                utt=utt, spk=spk, wav=str(wav.resolve()), rec=rec, start=seg.start_cs / 100,
+                end=end_cs / 100, labels={"channel": mic, "room": room,
+                                          "participant": seg.participant,
+                                          "gender": seg.participant[0].lower()}))
     if not utts:
-        raise FhvaeError(f"{annotations / 'segments'}: no {meeting}.<letter>.segments.xml "
-                         f"with segments")
+        raise FhvaeError(f"{audio_dir}: meeting {meeting} has no annotated segment with audio")
     return list(utts.values())
+
+
+def read_annotations(annotations: Path) -> dict[str, list[Segment]]:
+    """meeting -> segments from whichever of the two annotation layouts `annotations` is."""
+    if (annotations / "segments").is_dir():
+        return xml_segments(annotations)
+    if (annotations / "train.txt").is_file():
+        return kaldi_segments(annotations)
+    raise FhvaeError(f"{annotations}: no segments/ folder or train.txt (expected "
+                     f"{ANNOTATIONS})")
 
 
 def prepare(amicorpus: Path, annotations: Path, data: Path) -> None:
     if not amicorpus.is_dir():
         raise FhvaeError(f"{amicorpus}: no such directory (expected the AMI audio layout "
                          f"<meeting>/audio/<meeting>.Headset-0.wav)")
-    if not (annotations / "segments").is_dir():
-        raise FhvaeError(f"{annotations}: no segments/ folder (expected the unpacked AMI "
-                         f"manual annotations ami_public_manual_1.6.2)")
-    meetings = read_meetings(annotations / "corpusResources" / "meetings.xml")
+    segments = read_annotations(annotations)
     for split in SPLITS:
         listed = (CONF / f"split_{split}.list").read_text().split()
         present = [m for m in listed if (amicorpus / m / "audio").is_dir()]
@@ -145,11 +228,10 @@ def prepare(amicorpus: Path, annotations: Path, data: Path) -> None:
                              f"{CONF / f'split_{split}.list'} has a <meeting>/audio/ folder")
         utts = []
         for meeting in present:
-            if meeting not in meetings:
-                raise FhvaeError(f"{annotations / 'corpusResources' / 'meetings.xml'}: "
-                                 f"no meeting '{meeting}'")
-            utts += meeting_utterances(meeting, amicorpus / meeting / "audio", annotations,
-                                       meetings[meeting])
+            if meeting not in segments:
+                raise FhvaeError(f"{annotations}: no segments of meeting '{meeting}'")
+            utts += meeting_utterances(meeting, amicorpus / meeting / "audio",
+                                       segments[meeting])
         write_data_dir(data / split, utts)
 
 

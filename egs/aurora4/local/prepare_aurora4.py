@@ -12,9 +12,11 @@ headerless 16-bit big-endian PCM (read through a sox pipe); .wav files are read 
 
 Condition NN gives the labels: NN 01-07 were recorded with the primary Sennheiser microphone,
 08-14 with a secondary microphone, and within each half the noise is clean, car, babble,
-restaurant, street, airport, train. Utterance ids are <wsj-utterance>_<NN>; the speaker is
-the WSJ speaker code (first three characters), so one sentence read by one speaker appears
-under 14 conditions.
+restaurant, street, airport, train. Ids are those of Kaldi's egs/aurora4/s5
+(local/aurora4_data_prep.sh), so z1 joins with a Kaldi Aurora-4 system's alignments: the
+utterance is the lower-case WSJ utterance id plus one condition character (01..10 -> 0..9,
+11..14 -> a..d: 40ao0301 under condition 12 is 40ao0301b), the speaker is the WSJ speaker
+code (first three characters), so one sentence read by one speaker appears under 14 conditions.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ from fhvae.io.datadir_writer import Utterance, write_data_dir
 NOISES = ("clean", "car", "babble", "restaurant", "street", "airport", "train")
 MICS = ("sennheiser", "secondary")
 CONDITIONS = range(1, 15)
+# Kaldi's one-character condition suffix of utterance ids, for NN = 01..14.
+CONDITION_SUFFIX = "0123456789abcd"
 SETS = {"dev_0330": "devtest{nn:02d}_0330_16k.list", "test_eval92": "test{nn:02d}_0330_16k.list"}
 RAW_PIPE = "sox -B -r 16000 -e signed -b 16 -c 1 -t raw {path} -t wav - |"
 
@@ -78,8 +82,8 @@ def list_utterances(root: Path, list_file: Path, nn: int) -> list[Utterance]:
         wsj_utt = path.stem.lower()
         if len(wsj_utt) < 4:
             raise FhvaeError(f"{list_file}:{lineno}: '{path.name}' is not a WSJ utterance id")
-        utts.append(Utterance(utt=f"{wsj_utt}_{nn:02d}", spk=wsj_utt[:3], wav=wav_entry(path),
-                              labels=dict(labels)))
+        utts.append(Utterance(utt=wsj_utt + CONDITION_SUFFIX[nn - 1], spk=wsj_utt[:3],
+                              wav=wav_entry(path), labels=dict(labels)))
     return utts
 
 

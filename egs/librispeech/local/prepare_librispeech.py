@@ -7,7 +7,10 @@
 <part>/<spk>/<chapter>/<spk>-<chapter>-<n>.flac with <spk>-<chapter>.trans.txt. The training
 parts that are present (of train-clean-100, train-clean-360, train-other-500) are combined
 into train_960; a log line names the ones used. wav.scp entries are the FLAC paths (read
-directly); the speaker is the reader (<spk>), utt2gender comes from SPEAKERS.TXT.
+directly); utt2gender comes from SPEAKERS.TXT. Utterance ids are those of Kaldi's
+egs/librispeech/s5 (local/data_prep.sh): <spk>-<chapter>-<n>, C-sorted. The speaker is the
+reader (<spk>), not Kaldi's per-chapter <spk>-<chapter> (a CMVN convenience there): speaker
+verification needs one speaker per person. Kaldi's speaker is the id's first two fields.
 """
 
 from __future__ import annotations

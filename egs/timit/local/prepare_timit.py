@@ -7,6 +7,10 @@
 in lower case (train/dr1/fcjf0/si1027.wav). The split is Kaldi's: train = every training
 speaker without the SA sentences (3,696 utterances), dev = the 50 speakers of
 conf/dev_spk.list, test = the 24-speaker core test set of conf/test_spk.list (both from TEST/).
+Ids are those of Kaldi's egs/timit/s5 (local/timit_data_prep.sh), so z1 joins with a Kaldi
+TIMIT system's alignments: the speaker is the speaker folder and the utterance is
+`<speaker>_<sentence>`, both in the case the corpus is stored in (FCJF0_SI1027 from the LDC
+discs, fcjf0_si1027 from a lower-case copy).
 Each set gets wav.scp (NIST SPHERE paths, read directly), utt2spk, spk2utt, text,
 utt2gender and phone_ali.ctm: `<utt> 1 <start-s> <dur-s> <phone39> <son|obs|sil>` from .PHN.
 """
@@ -58,7 +62,10 @@ def read_speaker_list(path: Path) -> list[str]:
 
 
 def speaker_dirs(part: Path) -> dict[str, Path]:
-    """Lower-case speaker id -> its folder, over every dialect region DR1..DR8."""
+    """Lower-case speaker name -> its folder, over every dialect region DR1..DR8.
+
+    The key only matches the (lower-case) speaker lists; ids keep the folder's own case.
+    """
     speakers = {}
     for region in sorted(part.iterdir()):
         if region.is_dir() and region.name.lower().startswith("dr"):
@@ -102,16 +109,16 @@ def read_txt(path: Path) -> str:
     return " ".join(fields[2].split())
 
 
-def speaker_utterances(spk: str, spk_dir: Path) -> tuple[list[Utterance], list[str]]:
+def speaker_utterances(spk_dir: Path) -> tuple[list[Utterance], list[str]]:
     """Utterances (SA sentences excluded) and ctm lines of one speaker folder."""
+    spk = spk_dir.name
     utts, ctm = [], []
     wavs = sorted(p for p in spk_dir.iterdir() if p.suffix.lower() == ".wav"
                   and not p.name.lower().startswith("sa") and p.name.count(".") == 1)
     if not wavs:
         raise FhvaeError(f"{spk_dir}: no .WAV files")
     for wav in wavs:
-        sent = wav.stem.lower()
-        utt = f"{spk}_{sent}"
+        utt = f"{spk}_{wav.stem}"
         companions = {}
         for ext in (".phn", ".txt"):
             found = child(spk_dir, wav.stem + ext)
@@ -122,7 +129,7 @@ def speaker_utterances(spk: str, spk_dir: Path) -> tuple[list[Utterance], list[s
         ctm.extend(read_phn(companions[".phn"], utt))
         utts.append(Utterance(utt=utt, spk=spk, wav=str(wav.resolve()),
                               text=read_txt(companions[".txt"]),
-                              labels={"gender": spk[0]}))
+                              labels={"gender": spk[0].lower()}))
     return utts, ctm
 
 
@@ -132,7 +139,7 @@ def write_set(data_dir: Path, speakers: dict[str, Path]) -> int:
     for spk, spk_dir in sorted(speakers.items()):
         if spk[0] not in "mf":
             raise FhvaeError(f"{spk_dir}: speaker folder should start with M or F (gender)")
-        more_utts, more_ctm = speaker_utterances(spk, spk_dir)
+        more_utts, more_ctm = speaker_utterances(spk_dir)
         utts += more_utts
         ctm += more_ctm
     write_data_dir(data_dir, utts)
