@@ -161,3 +161,83 @@ def test_lda_plda_with_a_collapsed_dimension():
 def test_lda_plda_needs_repeated_speakers():
     with pytest.raises(FhvaeError, match="at least 2 training speakers"):
         LdaPldaBackend().fit(np.eye(3), ["a", "b", "c"])
+
+
+# ------------------------------------------------- cross-checks on random numbers
+def _eer_reference(target, nontarget):
+    """EER from sklearn's ROC: P_miss where it equals P_fa on the linearly interpolated
+    curve (P_fa - P_miss rises strictly from -1 to 1 over the thresholds)."""
+    labels = np.r_[np.ones(len(target)), np.zeros(len(nontarget))]
+    fpr, tpr, _ = roc_curve(labels, np.r_[target, nontarget], drop_intermediate=False)
+    fnr = 1.0 - tpr
+    return 100.0 * float(np.interp(0.0, fpr - fnr, fpr))
+
+
+def _min_dcf_brute_force(target, nontarget, p_target):
+    """Every threshold tried: each distinct score, and one above them all."""
+    target, nontarget = np.asarray(target), np.asarray(nontarget)
+    best = np.inf
+    for t in np.r_[np.unique(np.r_[target, nontarget]), np.inf]:
+        cost = p_target * np.mean(target < t) + (1 - p_target) * np.mean(nontarget >= t)
+        best = min(best, cost)
+    return best / min(p_target, 1 - p_target)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_eer_and_min_dcf_match_independent_computations(seed):
+    rng = np.random.default_rng(seed)
+    num_t, num_n = rng.integers(5, 300, 2)
+    target = rng.normal(rng.uniform(0, 3), rng.uniform(0.5, 2), num_t)
+    nontarget = rng.normal(0.0, 1.0, num_n)
+    if seed % 2:                                   # odd seeds: coarse scores, many ties
+        target, nontarget = np.round(target, 1), np.round(nontarget, 1)
+    assert compute_eer(target, nontarget) == pytest.approx(_eer_reference(target, nontarget),
+                                                           abs=1e-9)
+    for p in (0.01, 0.05, 0.5):
+        assert compute_min_dcf(target, nontarget, p) == pytest.approx(
+            _min_dcf_brute_force(target, nontarget, p), abs=1e-12)
+
+
+def test_trial_weights_equal_repeated_trials():
+    rng = np.random.default_rng(7)
+    target, nontarget = rng.normal(1, 1, 40), rng.normal(0, 1, 90)
+    w_t, w_n = rng.integers(0, 4, 40), rng.integers(0, 4, 90)
+    assert compute_eer(target, nontarget, w_t, w_n) == pytest.approx(
+        compute_eer(np.repeat(target, w_t), np.repeat(nontarget, w_n)), abs=1e-9)
+
+
+@pytest.fixture
+def plda_fit(monkeypatch):
+    """Speakers y ~ N(0, B), utterances x = y + e, e ~ N(0, W), 4 per speaker. With length
+    normalisation switched off (it is not linear), the back-end's two covariances must be
+    A B A^T and A W A^T, A being its (linear) LDA map. Returns (fitted, true) pairs."""
+    import fhvae.evaluate.scoring as scoring
+    monkeypatch.setattr(scoring, "length_normalise", lambda x: x)
+    rng = np.random.default_rng(3)
+    dim, num_spk, per_spk = 3, 4000, 4
+    rot = np.linalg.qr(rng.normal(size=(dim, dim)))[0]
+    between = rot @ np.diag([2.0, 1.0, 0.5]) @ rot.T
+    within = np.array([[1.0, 0.3, 0.0], [0.3, 0.8, -0.2], [0.0, -0.2, 0.6]])
+    spk = rng.multivariate_normal(np.zeros(dim), between, num_spk)
+    x = (np.repeat(spk, per_spk, axis=0)
+         + rng.multivariate_normal(np.zeros(dim), within, num_spk * per_spk) + 5.0)
+    backend = LdaPldaBackend(lda_dim=dim).fit(x, np.repeat(np.arange(num_spk), per_spk))
+    a = (backend.lda.transform(np.eye(dim)) - backend.lda.transform(np.zeros((1, dim)))).T
+    fitted_b = np.linalg.inv(backend.joint_inv)[:dim, dim:]
+    fitted_w = np.linalg.inv(backend.total_inv) - fitted_b
+    return {"between": (fitted_b, a @ between @ a.T), "within": (fitted_w, a @ within @ a.T)}
+
+
+def _relative_error(fitted, true):
+    return float(np.linalg.norm(fitted - true) / np.linalg.norm(true))
+
+
+def test_plda_fit_recovers_the_within_speaker_covariance(plda_fit):
+    assert _relative_error(*plda_fit["within"]) < 0.06     # sampling error here: ~0.03
+
+
+@pytest.mark.xfail(strict=True, reason="fhvae/evaluate/scoring.py estimates B as the "
+                   "covariance of speaker means, which is B + W/n (n utterances per speaker): "
+                   "relative error 0.11 here; subtract the W/n term to fix")
+def test_plda_fit_recovers_the_between_speaker_covariance(plda_fit):
+    assert _relative_error(*plda_fit["between"]) < 0.06    # with W/n removed: ~0.013
