@@ -25,8 +25,9 @@ nproc_per_node=1              # >1: torchrun + DDP
 exp=exp/fhvae
 train_svector_only=false      # true: stage 4 writes only s-vectors for the training set
                               # (all stage 5 needs; z1/z2 of every frame cost ~20x more)
-train_cmd=${train_cmd:-utils/run_local.sh}
-extract_cmd=${extract_cmd:-utils/run_local.sh}
+train_cmd=${train_cmd:-utils/run_local.sh}      # job launchers, from cmd.sh: Kaldi's
+extract_cmd=${extract_cmd:-utils/run_local.sh}  # run.pl/queue.pl/slurm.pl work too
+cuda_cmd=${cuda_cmd:-utils/run_local.sh}        # stage 3 (asks for --gpu N when training on GPU)
 
 . utils/parse_options.sh
 
@@ -64,7 +65,8 @@ if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
   log "stage 3: train the FHVAE ($fhvae_config) in $exp"
   dev_arg=data/$dev_set
   [ "$dev_set" = "-" ] && dev_arg=-
-  utils/train_fhvae.sh --nproc-per-node $nproc_per_node --config $fhvae_config --seed $seed \
+  utils/train_fhvae.sh --cmd "$cuda_cmd" --nproc-per-node $nproc_per_node \
+    --config $fhvae_config --seed $seed \
     data/$train_set $dev_arg $exp
 fi
 
