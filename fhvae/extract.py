@@ -35,6 +35,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import re
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,6 +58,8 @@ from fhvae.objective import map_mu2
 logger = logging.getLogger(__name__)
 
 TABLES = ("z1", "z2", "svector")
+# The ':offset' and '[rows,cols]' range that may follow the file of a feats.scp entry.
+_RX_TAIL = re.compile(r"(:\d+)?(\[[\d:,]*\])?$")
 
 
 @dataclass
@@ -67,6 +70,7 @@ class ExtractOptions:
     seed: int = 0
     batch_size: int = 4096
     svector_only: bool = False     # only the non-overlapping windows: ~seg_len times cheaper
+    compress: bool = False         # z1/z2 as Kaldi compressed matrices (s-vectors never)
 
     @property
     def tables(self) -> tuple[str, ...]:
@@ -244,13 +248,13 @@ def _fingerprint(model_path: Path, part: Sequence[tuple[int, str, str]],
     arks = set()
     for _, key, rxfile in part:
         digest.update(f"{key} {rxfile}\n".encode())
-        ark = Path(rxfile.rsplit(":", 1)[0])
+        ark = Path(_RX_TAIL.sub("", rxfile))   # 'file[:offset][[range]]' -> file
         if ark not in arks and ark.is_file():  # pipes ("cmd |") have no file to stamp
             arks.add(ark)
             digest.update(_file_stamp(ark).encode())
     return {"model": _file_stamp(model_path), "data": digest.hexdigest(),
             "sample": str(int(opts.sample)), "seed": str(opts.seed),
-            "tables": ",".join(opts.tables)}
+            "tables": ",".join(opts.tables), "compress": str(int(opts.compress))}
 
 
 def _job_is_done(out_dir: Path, job: int | None, fingerprint: dict[str, str]) -> bool:
@@ -314,7 +318,9 @@ def run_job(model_path: str | os.PathLike, data_dir: str | os.PathLike,
     utts = ((key, load_rxfile(rx, f"{feats_scp}:{n} ({key})"))
             for n, key, rx in tqdm(part, desc="extract", unit="utt", disable=None))
     with contextlib.ExitStack() as stack:  # an exception discards all three tables
-        writers = {name: stack.enter_context(TableWriter(*table_paths(out_dir, name, job)))
+        writers = {name: stack.enter_context(TableWriter(
+                       *table_paths(out_dir, name, job),
+                       compress=opts.compress and name != "svector"))
                    for name in opts.tables}
         for key, lat in extract_latents(model, mvn, utts, dev, opts, source=str(feats_scp)):
             for name, writer in writers.items():

@@ -8,6 +8,9 @@
 #                                    {z1,z2,svector}.JOB.ark, as Kaldi does)
 #   <out-dir>/spk_svector.{ark,scp}  mean s-vector of each speaker of utt2spk
 #   <out-dir>/num_utts.ark           utterances per speaker (as ivector-mean writes it)
+#   <prefix>_z1/, <prefix>_z2/       with --data-out-prefix <prefix> (e.g. data/test): Kaldi
+#                                    data dirs of the latents (feats.scp, cmvn.scp per speaker,
+#                                    utt2num_frames, frame_shift, the source dir's tables)
 # and checks that every utterance of feats.scp was extracted (0-frame ones are skipped
 # with a warning). z1/z2 have one row per frame: row t encodes the 20-frame window
 # centred on frame t, edge-padded (see fhvae/extract.py). Re-running skips every job
@@ -21,6 +24,8 @@ cmd=run_local.sh      # job launcher called as: $cmd JOB=1:N <log> <command...>
 sample=false          # true: draw z1/z2 from the posteriors instead of taking their means
 seed=0                # seed of the draws with --sample true
 svector_only=false    # true: only svector/spk_svector/num_utts (~20x faster; no z1/z2)
+compress=false        # true: z1/z2 as Kaldi compressed matrices (copy-feats --compress=true)
+data_out_prefix=      # e.g. data/test: also write data/test_z1 and data/test_z2
 device=auto           # auto (GPU when present), cpu, cuda, cuda:N
 batch_size=4096       # windows per encoder call
 num_threads=1         # CPU threads of each job
@@ -42,6 +47,12 @@ opts=(--num-jobs "$nj" --seed "$seed" --device "$device" --batch-size "$batch_si
       --num-threads "$num_threads")
 [ "$sample" = true ] && opts+=(--sample)
 [ "$svector_only" = true ] && opts+=(--svector-only)
+[ "$compress" = true ] && opts+=(--compress)
+merge_opts=()
+if [ -n "$data_out_prefix" ]; then
+  [ "$svector_only" = true ] && { echo "$0: --data-out-prefix needs z1/z2, not --svector-only true" >&2; exit 1; }
+  merge_opts=(--data-out-prefix "$data_out_prefix")
+fi
 
 mkdir -p "$dir/log"
 if ! $cmd JOB=1:"$nj" "$dir/log/extract.JOB.log" \
@@ -49,6 +60,6 @@ if ! $cmd JOB=1:"$nj" "$dir/log/extract.JOB.log" \
   echo "$0: extraction failed; see $dir/log/extract.*.log" >&2
   exit 1
 fi
-python -m fhvae.bin.extract --merge "${opts[@]}" "$model" "$data" "$dir"
+python -m fhvae.bin.extract --merge "${opts[@]}" "${merge_opts[@]}" "$model" "$data" "$dir"
 echo "$0: $(wc -l < "$dir/svector.scp") utterances and $(wc -l < "$dir/num_utts.ark")" \
      "speakers extracted to $dir"

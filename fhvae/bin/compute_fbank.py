@@ -1,7 +1,7 @@
 """Stage 1 job: FBank features of a wav.scp (+ segments) part into one ark/scp pair.
 
   python -m fhvae.bin.compute_fbank [--config conf/fbank.conf] [--backend knf|psf]
-      [--segments SEGMENTS] [--channel N] [--utt2num-frames F] [--utt2dur F]
+      [--segments SEGMENTS] [--channel N] [--utt2num-frames F] [--utt2dur F] [--compress]
       <wav.scp> <out.ark> <out.scp>
 
 utils/make_fbank.sh runs one of these per job; see fhvae/features/fbank.py for the options.
@@ -27,6 +27,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="channel of multi-channel audio (overrides the config; -1: mono only)")
     parser.add_argument("--utt2num-frames", help="also write '<utt> <frames>' lines here")
     parser.add_argument("--utt2dur", help="also write '<utt> <seconds>' lines here")
+    parser.add_argument("--compress", action="store_true",
+                        help="write Kaldi compressed matrices (as copy-feats --compress=true)")
     parser.add_argument("wav_scp")
     parser.add_argument("ark")
     parser.add_argument("scp")
@@ -36,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
         config = dataclasses.replace(config, channel=args.channel)
     compute_fbank_job(FbankComputer(config, args.backend), args.wav_scp, args.ark, args.scp,
                       segments=args.segments, utt2num_frames=args.utt2num_frames,
-                      utt2dur=args.utt2dur)
+                      utt2dur=args.utt2dur, compress=args.compress)
     return 0
 
 

@@ -7,6 +7,9 @@ spk_svector.{ark,scp} and num_utts.ark. With --job J --num-jobs N: only part J o
 (contiguous in feats.scp) into <out-dir>/{z1,z2,svector}.J.{ark,scp}. With --merge
 --num-jobs N: combine N finished jobs into sorted {z1,z2,svector}.scp, check the counts,
 write the speaker tables (what utils/extract_latents.sh runs after its jobs).
+With --data-out-prefix P (not with --svector-only), the whole-set modes also write the
+Kaldi data dirs P_z1 and P_z2 (feats.scp = the latents, cmvn.scp, utt2num_frames, the
+source dir's other tables; see fhvae/io/feature_dir.py).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import torch
 from fhvae.bin.cli import run_main
 from fhvae.extract import (ExtractOptions, check_counts, check_speakers, merge_jobs, run_job,
                            speaker_means)
+from fhvae.io.feature_dir import write_feature_dir
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,6 +41,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--svector-only", action="store_true",
                         help="write only s-vectors (svector, spk_svector, num_utts): encodes "
                              "the non-overlapping segments only, ~20x faster")
+    parser.add_argument("--compress", action="store_true",
+                        help="write z1/z2 as Kaldi compressed matrices (copy-feats "
+                             "--compress=true); s-vectors stay float vectors")
+    parser.add_argument("--data-out-prefix",
+                        help="also write Kaldi data dirs <prefix>_z1 and <prefix>_z2 "
+                             "(e.g. data/test -> data/test_z1, data/test_z2)")
     parser.add_argument("--seed", type=int, default=0, help="seed for --sample (default 0)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--batch-size", type=int, default=4096,
@@ -53,10 +63,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--job and --merge exclude each other")
     if args.num_jobs < 1 or args.batch_size < 1:
         parser.error("--num-jobs and --batch-size must be positive")
+    if args.data_out_prefix and args.svector_only:
+        parser.error("--data-out-prefix needs z1/z2: not with --svector-only")
     if args.num_threads > 0:
         torch.set_num_threads(args.num_threads)
     opts = ExtractOptions(sample=args.sample, seed=args.seed, batch_size=args.batch_size,
-                          svector_only=args.svector_only)
+                          svector_only=args.svector_only, compress=args.compress)
     out_dir, data_dir = Path(args.out_dir), Path(args.data_dir)
     if args.job is not None:
         run_job(args.model, data_dir, out_dir, args.job, args.num_jobs, args.device, opts)
@@ -68,6 +80,10 @@ def main(argv: list[str] | None = None) -> int:
         counts = run_job(args.model, data_dir, out_dir, None, 1, args.device, opts)
         check_counts(out_dir, data_dir, counts["utterances"], counts["skipped"], opts.tables)
     speaker_means(out_dir / "svector.scp", data_dir / "utt2spk", out_dir)
+    if args.data_out_prefix:
+        for name in ("z1", "z2"):
+            write_feature_dir(data_dir, f"{args.data_out_prefix}_{name}",
+                              out_dir / f"{name}.scp", out_dir / f"cmvn_{name}.ark")
     return 0
 
 

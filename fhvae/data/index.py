@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -38,9 +39,9 @@ class SegmentIndex:
     num_frames: np.ndarray   # (U,) int32
     seq_of_utt: np.ndarray   # (U,) int32 -> index into seq_ids
     seq_ids: np.ndarray      # (S,) str: utterance ids, or speaker ids with seq_unit="spk"
-    ark_paths: np.ndarray    # (A,) str, absolute, deduplicated
+    ark_paths: np.ndarray    # (A,) str, absolute, deduplicated (or whole rxfiles, see below)
     ark_of_utt: np.ndarray   # (U,) int32 -> index into ark_paths
-    ark_offset: np.ndarray   # (U,) int64, the ":offset" of feats.scp
+    ark_offset: np.ndarray   # (U,) int64, the ":offset" of feats.scp, or -1: see rxfile()
     feat_dim: int
     seg_len: int = 20
     seq_unit: str = "utt"
@@ -79,8 +80,16 @@ class SegmentIndex:
 
     # ----------------------------------------------------------------- feature access
     def rxfile(self, u: int) -> str:
-        """'path:offset' of utterance u, as kaldiio.load_mat expects it."""
-        return f"{self.ark_paths[self.ark_of_utt[u]]}:{int(self.ark_offset[u])}"
+        """The feats.scp entry of utterance u, as kaldiio.load_mat expects it.
+
+        Plain 'ark:offset' entries (the usual case, any matrix type at that offset) are
+        stored as (ark, offset) pairs; every other Kaldi rxfile (row/column ranges
+        'ark:offset[r0:r1,c0:c1]', single-matrix files, 'cmd |' pipes) is stored whole in
+        ark_paths with offset -1 and read as written.
+        """
+        offset = int(self.ark_offset[u])
+        source = self.ark_paths[self.ark_of_utt[u]]
+        return f"{source}:{offset}" if offset >= 0 else str(source)
 
     def read_utt(self, u: int) -> np.ndarray:
         """(T, F) float32 features of utterance u; a missing/corrupt/mismatched ark names it."""
@@ -198,7 +207,7 @@ class SegmentIndex:
             num_frames = _align_ints(frames_file, utt_ids)
         else:
             logger.info("%s missing: reading every matrix header from the arks (slow)", frames_file)
-            num_frames = np.array([_read_mat(f"{_text(a)}:{o}", _text(u)).shape[0]
+            num_frames = np.array([_read_mat(_rxfile(a, o), _text(u)).shape[0]
                                    for u, a, o in zip(utt_ids, ark_names, offsets)], dtype=np.int64)
         if seq_unit == "spk":
             spk_of_utt = _align(data_dir / "utt2spk", utt_ids)
@@ -217,8 +226,11 @@ class SegmentIndex:
         else:
             seq_ids, seq_of_utt = utt_ids, np.arange(utt_ids.size)
         uniq_arks, ark_of_utt = _factorize(ark_names)
-        ark_paths = np.array([os.path.abspath(_text(a)) for a in uniq_arks])
-        first = _read_mat(f"{ark_paths[ark_of_utt[0]]}:{offsets[0]}", _text(utt_ids[0]))
+        is_ark = np.zeros(uniq_arks.size, dtype=bool)
+        is_ark[ark_of_utt[offsets >= 0]] = True
+        ark_paths = np.array([os.path.abspath(_text(a)) if plain else _text(a)
+                              for a, plain in zip(uniq_arks, is_ark)])
+        first = _read_mat(_rxfile(ark_paths[ark_of_utt[0]], offsets[0]), _text(utt_ids[0]))
         utt_str = _to_str(utt_ids)
         return cls(utt_ids=utt_str, num_frames=num_frames[keep].astype(np.int32),
                    seq_of_utt=seq_of_utt.astype(np.int32),
@@ -234,11 +246,14 @@ _IS_SPACE = np.zeros(256, dtype=bool)
 _IS_SPACE[[9, 10, 11, 12, 13, 32]] = True
 
 
-def _read_table(path: Path, usage: str) -> tuple[np.ndarray, np.ndarray]:
+def _read_table(path: Path, usage: str,
+                rest_of_line: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """(keys, values) of a two-column text table as byte-string arrays, in file order.
 
     Vectorised over the bytes (no per-line Python) for million-line tables: every line must
-    hold exactly two fields, else FhvaeError names the first bad line.
+    hold exactly two fields, else FhvaeError names the first bad line. With `rest_of_line`
+    a line may hold more fields (a 'cmd |' pipe in feats.scp): the value is then the rest
+    of the line, and the table is parsed line by line.
     """
     if not path.is_file():
         raise FhvaeError(f"{path}: no such file")
@@ -252,10 +267,14 @@ def _read_table(path: Path, usage: str) -> tuple[np.ndarray, np.ndarray]:
     starts[1:] &= space[:-1]                      # a field starts after whitespace
     line_of_field = np.searchsorted(newlines, np.flatnonzero(starts))
     fields = np.bincount(line_of_field, minlength=newlines.size)
-    bad = np.flatnonzero(fields != 2)
+    bad = np.flatnonzero(fields < 2 if rest_of_line else fields != 2)
     if bad.size:
         line = raw.split(b"\n")[bad[0]].decode("utf-8", errors="replace")
         raise FhvaeError(f"{path}:{bad[0] + 1}: expected '{usage}', got '{line}'")
+    if rest_of_line and bool((fields > 2).any()):
+        pairs = [line.split(maxsplit=1) for line in raw.splitlines()]
+        return (_shrink(np.array([k for k, _ in pairs], dtype=np.bytes_)),
+                _shrink(np.array([v.strip() for _, v in pairs], dtype=np.bytes_)))
     tokens = np.array(raw.split(), dtype=np.bytes_)
     return _shrink(tokens[0::2]), _shrink(tokens[1::2])
 
@@ -280,20 +299,46 @@ def _sorted_unique(keys: np.ndarray, path: Path) -> np.ndarray:
 
 
 def _read_feats_scp(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(utt ids, ark paths as written, offsets) as arrays sorted by utterance id."""
-    usage = "<utt> <ark-path>:<offset>"
-    keys, values = _read_table(path, usage)
+    """(utt ids, ark paths as written, offsets) as arrays sorted by utterance id.
+
+    Entries that are not a plain '<ark>:<offset>' (ranges, pipes, single-matrix files) get
+    offset -1 and keep their whole rxfile, with a relative file path made absolute.
+    """
+    keys, values = _read_table(path, "<utt> <rxfile>", rest_of_line=True)
     if not keys.size:
         raise FhvaeError(f"{path}: empty feats.scp")
     colon = np.strings.rfind(values, b":")
     offsets = np.strings.slice(values, colon + 1, None)
-    bad = np.flatnonzero((colon < 1) | ~np.strings.isdigit(offsets))
-    if bad.size:
-        raise FhvaeError(f"{path}:{bad[0] + 1}: expected '{usage}', got "
-                         f"'{_text(keys[bad[0]])} {_text(values[bad[0]])}'")
+    plain = (colon >= 1) & np.strings.isdigit(offsets)
     order = _sorted_unique(keys, path)
-    arks = np.strings.slice(values, 0, colon)[order]
-    return keys[order], arks, offsets[order].astype(np.int64)
+    arks = np.strings.slice(values, 0, colon)
+    if not plain.all():
+        other = np.flatnonzero(~plain)
+        arks = arks.astype(object)
+        arks[other] = [_absolute_rxfile(_text(v)).encode() for v in values[other]]
+        arks = arks.astype(np.bytes_)
+        offsets = np.where(plain, offsets, b"-1")
+    return keys[order], arks[order], offsets[order].astype(np.int64)
+
+
+_RANGED = re.compile(r"^(.+?)((?::\d+)?\[[\d:,]*\])$")
+
+
+def _absolute_rxfile(rxfile: str) -> str:
+    """A feats.scp rxfile that reads the same from any directory: the file of 'file',
+    'file:offset[range]' or 'file[range]' made absolute; a 'cmd |' pipe is left as it is
+    (its command runs in the caller's directory, as in Kaldi)."""
+    if rxfile.endswith("|") or rxfile.startswith("|"):
+        return rxfile
+    match = _RANGED.match(rxfile)
+    path, tail = (match.group(1), match.group(2)) if match else (rxfile, "")
+    return os.path.abspath(path) + tail
+
+
+def _rxfile(source: str | bytes, offset: int) -> str:
+    """kaldiio rxfile of an (ark path, offset) pair, or of a whole rxfile (offset -1)."""
+    source = _text(source) if isinstance(source, bytes) else str(source)
+    return f"{source}:{int(offset)}" if offset >= 0 else source
 
 
 def _factorize(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Iterator
 
 import numpy as np
@@ -39,11 +38,14 @@ def compute_fbank_job(computer: FbankComputer, wav_scp: str | os.PathLike,
                       ark: str | os.PathLike, scp: str | os.PathLike,
                       segments: str | os.PathLike | None = None,
                       utt2num_frames: str | os.PathLike | None = None,
-                      utt2dur: str | os.PathLike | None = None) -> JobStats:
+                      utt2dur: str | os.PathLike | None = None,
+                      compress: bool = False) -> JobStats:
     """Compute features for every utterance of wav_scp (or segments) into ark+scp.
 
     The scp refers to the ark by its absolute path, so feats.scp works from any cwd.
     Utterances too short for one frame are skipped with a warning, as Kaldi does.
+    `compress` writes Kaldi compressed matrices, as `compute-fbank-feats ... |
+    copy-feats --compress=true` in Kaldi's make_fbank.sh.
     """
     stats = JobStats()
     channel = computer.config.channel
@@ -61,7 +63,7 @@ def compute_fbank_job(computer: FbankComputer, wav_scp: str | os.PathLike,
             stats.num_frames.append((utt, feats.shape[0]))
             yield utt, feats
 
-    stats.num_done = write_table(Path(ark).absolute(), scp, features())
+    stats.num_done = write_table(ark, scp, features(), compress=compress)
     if utt2num_frames is not None:
         write_kv(utt2num_frames, stats.num_frames)
     if utt2dur is not None:

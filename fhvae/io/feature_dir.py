@@ -1,0 +1,79 @@
+"""A Kaldi data dir whose features are the matrices of a given scp (e.g. the z1 latents).
+
+Kaldi tools take features as a data dir, not as a bare scp: nnet3 training scripts want
+feats.scp with utt2spk/spk2utt, utt2num_frames, frame_shift and, for apply-cmvn,
+per-speaker cmvn.scp. This writes such a dir next to the source data dir, so that the
+latents drop into a Kaldi recipe the way data/<set>_hires does.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from fhvae.errors import FhvaeError
+from fhvae.io.datadir import read_dict, read_kv, write_filtered, write_kv
+from fhvae.io.tables import read_scp, write_table
+
+# Kaldi's default --frame-shift (10 ms), used when the source data dir has no frame_shift.
+DEFAULT_FRAME_SHIFT = "0.01"
+
+
+def cmvn_stats(feats: np.ndarray) -> np.ndarray:
+    """CMVN statistics as Kaldi's compute-cmvn-stats stores them: a 2 x (D+1) double
+    matrix, row 0 = per-dimension sums and the frame count, row 1 = sums of squares, 0."""
+    feats = np.asarray(feats, dtype=np.float64)
+    stats = np.zeros((2, feats.shape[1] + 1), dtype=np.float64)
+    stats[0, :-1] = feats.sum(axis=0)
+    stats[0, -1] = feats.shape[0]
+    stats[1, :-1] = np.square(feats).sum(axis=0)
+    return stats
+
+
+def write_feature_dir(src: str | os.PathLike, dst: str | os.PathLike,
+                      feats_scp: str | os.PathLike, cmvn_ark: str | os.PathLike) -> int:
+    """Make `dst` a copy of data dir `src` restricted to the utterances of `feats_scp`,
+    whose features are those of `feats_scp`.
+
+    Every table of `src` (text, utt2dur, utt2<label>, spk2gender, wav.scp, segments...)
+    is copied for those utterances; feats.scp, utt2num_frames (rows of each matrix),
+    frame_shift (from `src`, else 10 ms) and per-speaker cmvn.scp (as `compute-cmvn-stats
+    --spk2utt` writes it, stats in `cmvn_ark`) are new. The dir is built under a temporary
+    name and then replaces `dst`. Returns the number of utterances.
+    """
+    src, dst, feats_scp = Path(src), Path(dst), Path(feats_scp)
+    if dst.resolve() == src.resolve():
+        raise FhvaeError(f"{dst}: the feature dir would replace its source data dir")
+    spk_of = read_dict(src / "utt2spk")
+    num_frames: list[tuple[str, int]] = []
+    spk_stats: dict[str, np.ndarray] = {}
+    for utt, feats in read_scp(feats_scp):
+        if utt not in spk_of:
+            raise FhvaeError(f"{src / 'utt2spk'}: no speaker for utterance '{utt}' of {feats_scp}")
+        if feats.ndim != 2:
+            raise FhvaeError(f"{feats_scp}: '{utt}' is not a matrix")
+        num_frames.append((utt, feats.shape[0]))
+        stats = cmvn_stats(feats)
+        spk = spk_of[utt]
+        spk_stats[spk] = spk_stats[spk] + stats if spk in spk_stats else stats
+
+    tmp = dst.parent / f".{dst.name}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        write_filtered(src, tmp, {utt for utt, _ in num_frames})
+        write_kv(tmp / "feats.scp", read_kv(feats_scp))
+        write_kv(tmp / "utt2num_frames", num_frames)
+        shift = src / "frame_shift"
+        (tmp / "frame_shift").write_text(shift.read_text() if shift.is_file()
+                                         else DEFAULT_FRAME_SHIFT + "\n")
+        spks = sorted(spk_stats, key=str.encode)
+        write_table(cmvn_ark, tmp / "cmvn.scp", ((s, spk_stats[s]) for s in spks),
+                    dtype=np.float64)
+        shutil.rmtree(dst, ignore_errors=True)
+        os.replace(tmp, dst)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return len(num_frames)
