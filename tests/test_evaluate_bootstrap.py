@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from fhvae.errors import FhvaeError
-from fhvae.evaluate.bootstrap import bootstrap_eers, compare, percentile_interval
-from fhvae.evaluate.metrics import compute_eer
+from fhvae.evaluate.bootstrap import bootstrap_eers, compare, percentile_interval, trial_weights
+from fhvae.evaluate.metrics import compute_eer, eer_from_rates, rates_from_sorted, threshold_order
 
 
 def test_weighted_eer_equals_eer_of_repeated_trials():
@@ -60,3 +60,45 @@ def test_bootstrap_is_seeded_and_separated_scores_stay_at_zero():
 def test_bootstrap_rejects_mismatched_inputs():
     with pytest.raises(FhvaeError, match="3 scores, 2 labels"):
         bootstrap_eers(np.zeros((1, 3)), np.array([True, False]), ["a", "b"], ["a", "b"], 5, 0)
+
+
+def brute_force_resample_eer(scores, is_target, spk_a, spk_b, drawn):
+    """EER of the trial list a resampled speaker set really has: every draw of a speaker is a
+    separate copy; copies of one speaker keep its target trials, every pair of copies of two
+    different speakers keeps their nontarget trials."""
+    target, nontarget = [], []
+    for score, tgt, a, b in zip(scores, is_target, spk_a, spk_b):
+        if tgt:
+            target += [score] * drawn[a]                       # one per copy of a
+        else:
+            nontarget += [score] * (drawn[a] * drawn[b])       # one per pair of copies
+    return compute_eer(np.array(target), np.array(nontarget))
+
+
+def test_bootstrap_weights_equal_a_brute_force_resampled_trial_list():
+    scores, is_target, ea, eb = speaker_trials(9, seed=5, utts=3)
+    codes = {s: i for i, s in enumerate(sorted(set(ea) | set(eb)))}
+    spk_a = np.array([codes[s] for s in ea])
+    spk_b = np.array([codes[s] for s in eb])
+    eers = bootstrap_eers(scores[None], is_target, ea, eb, num_resamples=20, seed=11)
+    rng = np.random.default_rng(11)               # the same draws bootstrap_eers makes
+    for r in range(20):
+        drawn = np.bincount(rng.integers(0, 9, 9), minlength=9)
+        want = brute_force_resample_eer(scores, is_target, spk_a, spk_b, drawn)
+        assert eers[r, 0] == pytest.approx(want, abs=1e-9)
+        # A target trial counts once per copy of its speaker, not once per pair of copies.
+        assert np.array_equal(trial_weights(drawn.astype(float), spk_a, spk_b, is_target),
+                              np.where(is_target, drawn[spk_a], drawn[spk_a] * drawn[spk_b]))
+
+
+def test_vectorised_eer_equals_eer_of_each_weighting():
+    rng = np.random.default_rng(3)
+    target, nontarget = rng.normal(1, 1, 30).round(1), rng.normal(-1, 1, 50).round(1)  # ties
+    scores = np.r_[target, nontarget]
+    is_target = np.r_[np.ones(30, bool), np.zeros(50, bool)]
+    weights = rng.integers(0, 3, (7, 80)).astype(float)
+    weights[:, 0] = weights[:, 30] = 1.0
+    order, last = threshold_order(scores)
+    got = eer_from_rates(*rates_from_sorted(is_target[order], weights[:, order], last))
+    want = [compute_eer(target, nontarget, w[:30], w[30:]) for w in weights]
+    assert got == pytest.approx(want, abs=1e-12)

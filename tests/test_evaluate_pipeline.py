@@ -196,16 +196,25 @@ def test_evaluate_end_to_end(setup, tmp_path, capsys):
         assert (out / name).is_file(), name
     eer = dict((line.split()[0], float(line.split()[2].rstrip("%")))
                for line in (out / "eer.txt").read_text().splitlines())
-    assert set(eer) == {"svector_cosine", "svector_lda-plda", "fbank-mean_cosine",
-                        "fbank-mean_lda-plda"}
+    assert set(eer) == {f"{emb}_{backend}{trials}" for emb in ("svector", "fbank-mean")
+                        for backend in ("cosine", "lda-wccn", "lda-plda")
+                        for trials in ("", "_matched")}
     # 30 target trials: one miss is 3.3 %; s-vectors separate speakers, FBank means barely
     assert eer["svector_cosine"] <= 10.0 and eer["svector_lda-plda"] <= 20.0
     assert eer["svector_cosine"] < eer["fbank-mean_cosine"]
     results = (out / "results.md").read_text()
     trials = (out / "trials").read_text().splitlines()
     assert f"{len(trials)} trials ({len(trials) // 2} target" in results
+    # condition-matched trials: every same-noise pair (2 clean + 2 babble utterances per
+    # speaker, 5 speakers: 2 target pairs per speaker), all of them same-noise
+    noise = dict(line.split() for line in (setup[2][0] / "utt2noise").read_text().splitlines())
+    matched = [line.split() for line in (out / "trials_matched").read_text().splitlines()]
+    assert all(noise[a] == noise[b] for a, b, _ in matched)
+    assert sum(label == "target" for *_, label in matched) == 5 * 2
+    assert len(matched) == 2 * (10 * 9 // 2)             # all pairs within the two noises
+    assert "Condition-matched trials (same noise)" in results
     assert "20 utterances, 5 speakers" in results and "24 utterances, 6 speakers" in results
-    assert "| factor | chance | acc(z1) | acc(z2) |" in results
+    assert "| factor | split | train/test vectors | chance | acc(z1) | acc(z2) |" in results
     assert "![t-SNE of z1](tsne_z1.png)" in results and "(recombine.png)" in results
     # every system has a speaker-bootstrap interval containing its EER, and s-vectors are
     # compared with the baseline per back-end
@@ -214,8 +223,11 @@ def test_evaluate_end_to_end(setup, tmp_path, capsys):
     for row in rows:
         low, high = (float(v) for v in row[5].split("…"))
         assert low <= float(row[4]) <= high, row
-    assert "svector_cosine − fbank-mean_cosine: " in results
-    assert "speaker resamples" in stdout
+    for trials_name, suffix in (("all", ""), ("matched", "_matched")):
+        for backend in ("cosine", "lda-wccn", "lda-plda"):
+            assert (f"| {trials_name} | svector_{backend}{suffix} − fbank-mean_{backend}{suffix} |"
+                    in results)
+    assert "s-vector lower in" in stdout
     # a second run reuses the trials file and reproduces every number
     first = (out / "eer.txt").read_text()
     assert main(_argv(setup, out)) == 0

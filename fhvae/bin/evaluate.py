@@ -15,8 +15,9 @@ import torch
 from threadpoolctl import threadpool_limits
 
 from fhvae.bin.cli import run_main
-from fhvae.evaluate.pipeline import BACKENDS, EvalConfig, run_evaluation
-from fhvae.evaluate.report import comparison_lines, eer_table, probe_table
+from fhvae.evaluate.pipeline import EvalConfig, run_evaluation
+from fhvae.evaluate.report import comparison_table, eer_table, probe_table
+from fhvae.evaluate.verification import BACKENDS
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,6 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"comma-separated back-ends from: {', '.join(BACKENDS)}")
     parser.add_argument("--max-targets-per-utt", type=int, default=10,
                         help="generated trials: target (and as many nontarget) trials per utt")
+    parser.add_argument("--max-matched-nontarget", type=int, default=20000,
+                        help="condition-matched trials (same noise and channel): every target "
+                             "pair and at most this many nontarget pairs")
     parser.add_argument("--lda-dim", type=int, default=None,
                         help="LDA output dim (default: min(#train speakers - 1, input dim))")
     parser.add_argument("--p-target", type=float, default=0.01, help="prior for minDCF")
@@ -61,15 +65,19 @@ def main(argv: list[str] | None = None) -> int:
         model=args.model, train_data=args.train_data, train_latents=args.train_latents,
         data=args.data, latents=args.latents, out_dir=args.out_dir, seed=args.seed,
         trials=args.trials, backends=tuple(b for b in args.backend.split(",") if b),
-        max_targets_per_utt=args.max_targets_per_utt, lda_dim=args.lda_dim,
+        max_targets_per_utt=args.max_targets_per_utt,
+        max_matched_nontarget=args.max_matched_nontarget, lda_dim=args.lda_dim,
         p_target=args.p_target, probe_stride=args.probe_stride,
         tsne_speakers=args.tsne_speakers, tsne_points=args.tsne_points,
         num_a=args.num_a, num_b=args.num_b, bootstrap=args.bootstrap)
     torch.set_num_threads(args.num_threads)
     with threadpool_limits(args.num_threads):
         summary = run_evaluation(cfg)
-    print(eer_table(summary.systems))
-    print(comparison_lines(summary.comparisons, summary.num_resamples))
+    for result in summary.verification:
+        print(f"{result.trial_list.description}:")
+        print(eer_table(result.systems))
+    if summary.num_resamples:
+        print(comparison_table(summary.verification, summary.num_resamples))
     print(probe_table(summary.probes))
     print(f"wrote {args.out_dir / 'results.md'}")
     return 0

@@ -1,10 +1,12 @@
 """Speaker-level bootstrap of EER: how far an EER, or a difference of two, can be trusted.
 
 Trials that share a speaker are not independent, so resampling trials would make the
-intervals too narrow. Instead the test speakers are drawn with replacement; a trial between
-speakers a and b then counts w_a * w_b times (w = how often each speaker was drawn), which
-is what the trial list of the resampled speaker set would contain. All systems see the same
-resamples, so their differences are paired.
+intervals too narrow. Instead the test speakers are drawn with replacement, each draw a
+separate copy of that speaker: a target trial of speaker a then appears once in every copy
+(c_a times, c = how often each speaker was drawn) and a nontarget trial between a and b
+once for every pair of copies (c_a * c_b times), which is what the trial list of the
+resampled speaker set would contain. All systems see the same resamples, so their
+differences are paired.
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ from typing import Sequence
 import numpy as np
 
 from fhvae.errors import FhvaeError
-from fhvae.evaluate.metrics import compute_eer
+from fhvae.evaluate.metrics import eer_from_rates, rates_from_sorted, threshold_order
+
+_CHUNK = 100      # resamples weighted at once (memory: _CHUNK x trials floats)
 
 
 @dataclass
@@ -45,23 +49,35 @@ def bootstrap_eers(scores: np.ndarray, is_target: np.ndarray, enroll_spk: Sequen
     speakers, codes = np.unique(np.concatenate([enroll_spk, test_spk]), return_inverse=True)
     spk_a, spk_b = codes[:is_target.size], codes[is_target.size:]
     rng = np.random.default_rng(seed)
-    eers = np.empty((num_resamples, scores.shape[0]))
+    weights = np.empty((num_resamples, is_target.size))
     done = 0
     for _ in range(100 * max(num_resamples, 1)):
         if done == num_resamples:
             break
         drawn = np.bincount(rng.integers(0, speakers.size, speakers.size),
                             minlength=speakers.size).astype(np.float64)
-        weight = drawn[spk_a] * drawn[spk_b]
+        weight = trial_weights(drawn, spk_a, spk_b, is_target)
         if weight[is_target].sum() == 0 or weight[~is_target].sum() == 0:
             continue
-        eers[done] = [compute_eer(row[is_target], row[~is_target], weight[is_target],
-                                  weight[~is_target]) for row in scores]
+        weights[done] = weight
         done += 1
     if done < num_resamples:
         raise FhvaeError("bootstrap: resampled speaker sets keep lacking target or nontarget "
                          "trials (too few speakers)")
+    eers = np.empty((num_resamples, scores.shape[0]))
+    for k, row in enumerate(scores):
+        order, last_of_tie = threshold_order(row)
+        for start in range(0, num_resamples, _CHUNK):
+            rates = rates_from_sorted(is_target[order], weights[start:start + _CHUNK, order],
+                                      last_of_tie)
+            eers[start:start + _CHUNK, k] = eer_from_rates(*rates)
     return eers
+
+
+def trial_weights(drawn: np.ndarray, spk_a: np.ndarray, spk_b: np.ndarray,
+                  is_target: np.ndarray) -> np.ndarray:
+    """How many times each trial appears in a resample that drew speaker s `drawn[s]` times."""
+    return np.where(is_target, drawn[spk_a], drawn[spk_a] * drawn[spk_b])
 
 
 def percentile_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float]:

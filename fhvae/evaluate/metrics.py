@@ -34,30 +34,54 @@ def error_rates(target: np.ndarray, nontarget: np.ndarray,
                                                                                 float)
     if w_target.sum() <= 0 or w_non.sum() <= 0:
         raise FhvaeError("target and nontarget weights must each have a positive sum")
-    hit_weight = np.concatenate([w_target, np.zeros(nontarget.size)])
-    fa_weight = np.concatenate([np.zeros(target.size), w_non])
+    order, last_of_tie = threshold_order(scores)
+    is_target = np.r_[np.ones(target.size, bool), np.zeros(nontarget.size, bool)][order]
+    weight = np.concatenate([w_target, w_non])[order]
+    return rates_from_sorted(is_target, weight, last_of_tie)
+
+
+def threshold_order(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Decreasing-score order and, in that order, the last position of every run of equal
+    scores (one operating point per distinct threshold)."""
     order = np.argsort(-scores, kind="mergesort")
     sorted_scores = scores[order]
-    hits = np.cumsum(hit_weight[order])
-    false_alarms = np.cumsum(fa_weight[order])
-    # Keep only the last position of every run of equal scores: one point per threshold.
-    last_of_tie = np.r_[sorted_scores[1:] != sorted_scores[:-1], True]
-    hits = np.r_[0.0, hits[last_of_tie]]
-    false_alarms = np.r_[0.0, false_alarms[last_of_tie]]
-    return 1.0 - hits / w_target.sum(), false_alarms / w_non.sum()
+    return order, np.r_[sorted_scores[1:] != sorted_scores[:-1], True]
+
+
+def rates_from_sorted(is_target: np.ndarray, weight: np.ndarray,
+                      last_of_tie: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Miss and false-alarm rates from trials already in decreasing-score order.
+
+    `weight` may be (N,) or (R, N): R weightings of the same sorted trials at once (the
+    speaker bootstrap scores a thousand resamples this way with one sort).
+    """
+    hits = np.cumsum(np.where(is_target, weight, 0.0), axis=-1)[..., last_of_tie]
+    false_alarms = np.cumsum(np.where(is_target, 0.0, weight), axis=-1)[..., last_of_tie]
+    zero = np.zeros(hits.shape[:-1] + (1,))
+    hits = np.concatenate([zero, hits], axis=-1)
+    false_alarms = np.concatenate([zero, false_alarms], axis=-1)
+    return 1.0 - hits / hits[..., -1:], false_alarms / false_alarms[..., -1:]
+
+
+def eer_from_rates(p_miss: np.ndarray, p_fa: np.ndarray) -> np.ndarray:
+    """EER in percent, linearly interpolated where miss and false alarm cross; works on
+    (P,) rates or (R, P) stacks of them."""
+    diff = p_miss - p_fa                      # non-increasing from +1 to -1 along the last axis
+    idx = np.argmax(diff <= 0, axis=-1)[..., None]
+    d_before = np.take_along_axis(diff, idx - 1, -1)
+    d_at = np.take_along_axis(diff, idx, -1)
+    m_before = np.take_along_axis(p_miss, idx - 1, -1)
+    m_at = np.take_along_axis(p_miss, idx, -1)
+    frac = d_before / (d_before - d_at)       # d_before > 0 >= d_at; frac = 1 when d_at = 0
+    return 100.0 * (m_before + frac * (m_at - m_before))[..., 0]
 
 
 def compute_eer(target: np.ndarray, nontarget: np.ndarray,
                 target_weight: np.ndarray | None = None,
                 nontarget_weight: np.ndarray | None = None) -> float:
     """Equal error rate in percent, linearly interpolated where miss and false alarm cross."""
-    p_miss, p_fa = error_rates(target, nontarget, target_weight, nontarget_weight)
-    diff = p_miss - p_fa                      # non-increasing from +1 to -1
-    idx = int(np.argmax(diff <= 0))
-    if diff[idx] == 0:
-        return 100.0 * float(p_miss[idx])
-    frac = diff[idx - 1] / (diff[idx - 1] - diff[idx])
-    return 100.0 * float(p_miss[idx - 1] + frac * (p_miss[idx] - p_miss[idx - 1]))
+    return float(eer_from_rates(*error_rates(target, nontarget, target_weight,
+                                             nontarget_weight)))
 
 
 def compute_min_dcf(target: np.ndarray, nontarget: np.ndarray, p_target: float = 0.01,

@@ -4,21 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from fhvae.evaluate.bootstrap import EerComparison
 from fhvae.evaluate.probes import ProbeResult
-
-
-@dataclass
-class SystemResult:
-    """One verification system: an embedding scored by one back-end."""
-
-    name: str            # e.g. svector_cosine (also the scores file suffix)
-    embedding: str
-    backend: str
-    eer: float           # percent
-    min_dcf: float
-    p_target: float
-    eer_interval: tuple[float, float] | None = None   # 95% speaker-bootstrap interval
+from fhvae.evaluate.verification import SystemResult, VerificationResult
 
 
 @dataclass
@@ -31,15 +18,9 @@ class EvalSummary:
     num_speakers: int
     num_train_utts: int
     num_train_speakers: int
-    trials_path: str
-    trials_origin: str          # "generated" or "given"
-    num_target: int
-    num_nontarget: int
-    systems: list[SystemResult]
+    verification: list[VerificationResult]     # all trials first, then condition-matched
     probes: list[ProbeResult]
-    probe_split: tuple[int, int]    # train/test utterances
     probe_stride: int
-    comparisons: list[EerComparison] = field(default_factory=list)
     num_resamples: int = 0
     notes: list[str] = field(default_factory=list)
     figures: list[tuple[str, str]] = field(default_factory=list)   # (caption, file name)
@@ -65,25 +46,54 @@ def eer_table(systems: list[SystemResult]) -> str:
     return "\n".join(rows) + "\n"
 
 
-def comparison_lines(comparisons: list[EerComparison], num_resamples: int) -> str:
-    """One sentence per paired comparison: the difference, its interval, how often a wins."""
-    return "".join(
-        f"- {c.system_a} − {c.system_b}: {c.difference:+.2f} EER points (95% interval "
-        f"{_interval(c.interval)}); {c.system_a} has the lower EER in "
-        f"{100 * c.share_a_lower:.0f}% of {num_resamples} speaker resamples.\n"
-        for c in comparisons)
+def comparison_table(results: list[VerificationResult], num_resamples: int) -> str:
+    """s-vector − baseline per back-end and trial list: difference, interval, how often the
+    s-vector wins, and whether the interval excludes 0 (the only case that is a finding)."""
+    rows = ["| trials | comparison | EER difference (points) | 95% interval | "
+            "s-vector lower in | verdict |", "|---|---|---:|---:|---:|---|"]
+    for result in results:
+        for c in result.comparisons:
+            low, high = c.interval
+            verdict = ("s-vector better" if high < 0 else "baseline better" if low > 0
+                       else "no difference shown")
+            rows.append(f"| {result.trial_list.name} | {c.system_a} − {c.system_b} | "
+                        f"{c.difference:+.2f} | {_interval(c.interval)} | "
+                        f"{100 * c.share_a_lower:.0f}% of {num_resamples} | {verdict} |")
+    return "\n".join(rows) + "\n"
+
+
+def verification_section(results: list[VerificationResult], num_resamples: int) -> list[str]:
+    parts = []
+    for result in results:
+        tl = result.trial_list
+        parts += [f"### {tl.description[0].upper() + tl.description[1:]}\n",
+                  f"Trials ({tl.origin}): `{tl.path}`, {len(tl.trials)} trials "
+                  f"({tl.num_target} target, {tl.num_nontarget} nontarget).\n",
+                  eer_table(result.systems)]
+    if num_resamples:
+        parts += ["### s-vector against the baseline\n",
+                  f"Intervals: {num_resamples} bootstrap resamples of the evaluated speakers "
+                  "(each draw a separate copy: a target trial counts once per copy of its "
+                  "speaker, a nontarget trial once per pair of copies), so they reflect how "
+                  "much the EER depends on which speakers were tested. A difference whose "
+                  "interval contains 0 is not a finding.\n",
+                  comparison_table(results, num_resamples)]
+    return parts
 
 
 def probe_table(probes: list[ProbeResult]) -> str:
-    rows = ["| factor | chance | acc(z1) | acc(z2) |", "|---|---:|---:|---:|"]
-    rows += [f"| {p.factor} ({p.num_classes} classes) | {100 * p.chance:.1f}% | "
+    rows = ["| factor | split | train/test vectors | chance | acc(z1) | acc(z2) |",
+            "|---|---|---:|---:|---:|---:|"]
+    rows += [f"| {p.factor} ({p.num_classes} classes) | by {p.split} | "
+             f"{p.num_train}/{p.num_test} | {100 * p.chance:.1f}% | "
              f"{100 * p.acc_z1:.1f}% | {100 * p.acc_z2:.1f}% |" for p in probes]
     return "\n".join(rows) + "\n"
 
 
 def render_results(s: EvalSummary) -> str:
     """The whole results.md."""
-    best = min(s.systems, key=lambda r: r.eer)
+    systems = [r for v in s.verification for r in v.systems]
+    best = min(systems, key=lambda r: r.eer)
     parts = [
         f"# FHVAE evaluation on {s.data_dir}\n",
         "## Summary\n",
@@ -91,25 +101,24 @@ def render_results(s: EvalSummary) -> str:
         f"- Evaluated set `{s.data_dir}`: {s.num_utts} utterances, {s.num_speakers} speakers.",
         f"- Back-ends trained on `{s.train_dir}`: {s.num_train_utts} utterances, "
         f"{s.num_train_speakers} speakers.",
-        f"- Trials ({s.trials_origin}): `{s.trials_path}`, {s.num_target + s.num_nontarget} "
-        f"trials ({s.num_target} target, {s.num_nontarget} nontarget).",
+        *[f"- {v.trial_list.description[0].upper() + v.trial_list.description[1:]}: "
+          f"{len(v.trial_list.trials)} ({v.trial_list.num_target} target)."
+          for v in s.verification],
         f"- Best verification system: {best.name}, EER {best.eer:.2f}%.",
         *[f"- {note}" for note in s.notes],
         "",
         "## Speaker verification\n",
         "EER is interpolated where miss and false-alarm rates cross; minDCF uses "
         "C_miss = C_fa = 1 and is divided by min(p_target, 1 - p_target) as in Kaldi. "
-        "Baseline: per-utterance mean of FBank normalised with the model's MVN statistics.\n",
-        eer_table(s.systems),
-        *([f"Intervals: {s.num_resamples} bootstrap resamples of the test speakers (trials "
-           "between two drawn speakers counted once per pair of draws), so they reflect how "
-           "much the EER depends on which speakers were tested.\n",
-           comparison_lines(s.comparisons, s.num_resamples)] if s.num_resamples else []),
+        "Baseline: per-utterance mean of FBank normalised with the model's MVN statistics. "
+        "Back-ends are fitted on the training set.\n",
+        *verification_section(s.verification, s.num_resamples),
         "## Factor probes\n",
-        f"Standardised logistic regression on one z1/z2 frame per {s.probe_stride}-frame segment; "
-        f"train/test split by utterance ({s.probe_split[0]}/{s.probe_split[1]}; each speaker's "
-        "utterances are divided between the two). Chance = always answering the most frequent "
-        "training class.\n",
+        f"Standardised logistic regression on one z1/z2 frame per {s.probe_stride}-frame "
+        "segment. Train and test never share an utterance; a factor that is fixed per speaker "
+        "(e.g. gender) is split by speaker, so it cannot be learnt through the speaker "
+        "identity; other factors are split by utterance, each speaker's utterances divided "
+        "between the two sides. Chance = always answering the most frequent training class.\n",
         probe_table(s.probes),
     ]
     if s.figures:

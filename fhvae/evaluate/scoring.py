@@ -1,6 +1,9 @@
 """Verification back-ends for utterance embeddings (s-vectors or the FBank-mean baseline).
 
 - `cosine`: cosine similarity after subtracting the training-set mean embedding.
+- `lda-wccn`: training-set centring, LDA, then within-class covariance normalisation
+  (whitening of the pooled within-speaker covariance) and cosine: a within-speaker-
+  compensated cosine that needs no generative model.
 - `lda-plda`: training-set centring, LDA (scikit-learn) on speaker labels, length
   normalisation, then a two-covariance PLDA model (between-speaker covariance B,
   within-speaker covariance W, both estimated by moments) scored with the exact
@@ -46,6 +49,53 @@ class CosineBackend:
         return cosine(enroll - self.mean, test - self.mean)
 
 
+def fit_lda(train: np.ndarray, speakers: Sequence[str], lda_dim: int | None,
+            ) -> tuple[np.ndarray, LinearDiscriminantAnalysis, np.ndarray]:
+    """Training mean, fitted LDA (at most #speakers - 1 output dims) and speaker indices."""
+    labels = np.asarray(speakers)
+    classes, label_idx = np.unique(labels, return_inverse=True)
+    if classes.size < 2 or classes.size == train.shape[0]:
+        raise FhvaeError(f"LDA needs at least 2 training speakers with 2+ utterances "
+                         f"(got {classes.size} speakers, {train.shape[0]} utterances)")
+    max_dim = min(classes.size - 1, train.shape[1])
+    dim = max_dim if lda_dim is None else min(lda_dim, max_dim)
+    mean = train.mean(axis=0)
+    return mean, LinearDiscriminantAnalysis(n_components=dim).fit(train - mean, labels), label_idx
+
+
+def within_class_scatter(x: np.ndarray, label_idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-speaker means (S, D) and the pooled within-speaker covariance (D, D)."""
+    num_spk = int(label_idx.max()) + 1
+    spk_means = np.stack([x[label_idx == k].mean(axis=0) for k in range(num_spk)])
+    resid = x - spk_means[label_idx]
+    return spk_means, resid.T @ resid / (x.shape[0] - num_spk)
+
+
+class LdaWccnBackend:
+    """LDA, within-class covariance normalisation, cosine (see the module docstring)."""
+
+    name = "lda-wccn"
+
+    def __init__(self, lda_dim: int | None = None):
+        self.lda_dim = lda_dim
+
+    def fit(self, train: np.ndarray, speakers: Sequence[str]) -> "LdaWccnBackend":
+        train = np.asarray(train, dtype=np.float64)
+        self.mean, self.lda, label_idx = fit_lda(train, speakers, self.lda_dim)
+        projected = self.lda.transform(train - self.mean)
+        _, within = within_class_scatter(projected, label_idx)
+        # x -> L^T x with L L^T = W^-1 makes the within-speaker covariance the identity.
+        within += np.eye(within.shape[0]) * COV_FLOOR
+        self.wccn = np.linalg.cholesky(np.linalg.inv(within))
+        return self
+
+    def _project(self, x: np.ndarray) -> np.ndarray:
+        return self.lda.transform(x - self.mean) @ self.wccn
+
+    def score(self, enroll: np.ndarray, test: np.ndarray) -> np.ndarray:
+        return cosine(self._project(enroll), self._project(test))
+
+
 class LdaPldaBackend:
     """LDA + length normalisation + two-covariance PLDA (see the module docstring)."""
 
@@ -63,23 +113,12 @@ class LdaPldaBackend:
 
     def fit(self, train: np.ndarray, speakers: Sequence[str]) -> "LdaPldaBackend":
         train = np.asarray(train, dtype=np.float64)
-        labels = np.asarray(speakers)
-        classes, label_idx = np.unique(labels, return_inverse=True)
-        if classes.size < 2 or classes.size == train.shape[0]:
-            raise FhvaeError(f"LDA/PLDA needs at least 2 training speakers with 2+ utterances "
-                             f"(got {classes.size} speakers, {train.shape[0]} utterances)")
-        max_dim = min(classes.size - 1, train.shape[1])
-        dim = max_dim if self.lda_dim is None else min(self.lda_dim, max_dim)
-        self.mean = train.mean(axis=0)
-        self.lda = LinearDiscriminantAnalysis(n_components=dim).fit(train - self.mean, labels)
+        self.mean, self.lda, label_idx = fit_lda(train, speakers, self.lda_dim)
         normalised = self._lda_normalised(train)
         dim = normalised.shape[1]   # fewer when the training vectors do not span every direction
         self.post_mean = normalised.mean(axis=0)
-        proj = normalised - self.post_mean
-        spk_means = np.stack([proj[label_idx == k].mean(axis=0) for k in range(classes.size)])
+        spk_means, within = within_class_scatter(normalised - self.post_mean, label_idx)
         between = np.cov(spk_means, rowvar=False, bias=True).reshape(dim, dim)
-        resid = proj - spk_means[label_idx]
-        within = resid.T @ resid / (proj.shape[0] - classes.size)
         eye = np.eye(dim) * COV_FLOOR
         total = between + within + eye
         joint = np.block([[total, between], [between, total]])
@@ -98,7 +137,10 @@ class LdaPldaBackend:
         return 0.5 * (quad_e + quad_t - quad_joint) + self.offset
 
 
-def score_trials(backend: CosineBackend | LdaPldaBackend, embeddings: Mapping[str, np.ndarray],
+Backend = CosineBackend | LdaWccnBackend | LdaPldaBackend
+
+
+def score_trials(backend: Backend, embeddings: Mapping[str, np.ndarray],
                  trials: Sequence[Trial]) -> tuple[np.ndarray, np.ndarray]:
     """Scores of every trial and a boolean array marking the target trials."""
     enroll = np.stack([embeddings[t.enroll] for t in trials]).astype(np.float64)

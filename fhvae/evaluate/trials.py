@@ -51,6 +51,62 @@ def make_trials(utt2spk: Mapping[str, str], seed: int, max_targets_per_utt: int 
     return trials
 
 
+def condition_matched_trials(utt2spk: Mapping[str, str], utt2cond: Mapping[str, str],
+                             seed: int, max_nontarget: int = 20000) -> list[Trial]:
+    """Pairs of utterances recorded in the same condition (e.g. noise and channel): every
+    such target pair, and every such nontarget pair or, when there are more than
+    `max_nontarget`, a seeded sample of that many.
+
+    Taking all pairs lets the rare same-condition target pairs be counted; on a corpus whose
+    condition changes with every utterance they say how well an embedding separates speakers
+    once the condition cannot help or hurt.
+    """
+    groups: dict[str, list[str]] = {}
+    for utt in sorted(utt2spk):
+        groups.setdefault(utt2cond[utt], []).append(utt)
+    pairs: set[tuple[str, str]] = set()
+    num_nontarget = 0
+    for members in groups.values():
+        by_spk: dict[str, list[str]] = {}
+        for utt in members:
+            by_spk.setdefault(utt2spk[utt], []).append(utt)
+        pairs |= {(a, b) for same in by_spk.values() for i, a in enumerate(same)
+                  for b in same[i + 1:]}
+        num_nontarget += (len(members) ** 2 - sum(len(v) ** 2 for v in by_spk.values())) // 2
+    if num_nontarget <= max_nontarget:
+        pairs |= {(a, b) for members in groups.values() for i, a in enumerate(members)
+                  for b in members[i + 1:] if utt2spk[a] != utt2spk[b]}
+    else:
+        pairs |= _sample_nontarget_pairs(groups, utt2spk, max_nontarget, seed)
+    trials = [Trial(a, b, utt2spk[a] == utt2spk[b]) for a, b in sorted(pairs)]
+    if not any(t.is_target for t in trials) or all(t.is_target for t in trials):
+        raise FhvaeError("cannot make condition-matched trials: no two utterances of one "
+                         "speaker (or of two speakers) share a condition")
+    return trials
+
+
+def _sample_nontarget_pairs(groups: Mapping[str, list[str]], utt2spk: Mapping[str, str],
+                            count: int, seed: int) -> set[tuple[str, str]]:
+    """`count` distinct different-speaker pairs drawn uniformly from the same-condition pairs
+    (a condition is chosen in proportion to its number of pairs), without listing them all."""
+    members = [groups[c] for c in sorted(groups) if len(groups[c]) > 1]
+    sizes = np.array([len(m) * (len(m) - 1) / 2 for m in members])
+    rng = np.random.default_rng(seed)
+    chosen: set[tuple[str, str]] = set()
+    while len(chosen) < count:
+        group = members[rng.choice(len(members), p=sizes / sizes.sum())]
+        i, j = rng.choice(len(group), 2, replace=False)
+        a, b = sorted((group[i], group[j]))
+        if utt2spk[a] != utt2spk[b]:
+            chosen.add((a, b))
+    return chosen
+
+
+def restrict_to_matched(trials: list[Trial], utt2cond: Mapping[str, str]) -> list[Trial]:
+    """The trials of a given list whose two sides share a condition."""
+    return [t for t in trials if utt2cond[t.enroll] == utt2cond[t.test]]
+
+
 def write_trials(path: str | os.PathLike, trials: list[Trial]) -> None:
     write_text_atomic(path, "".join(f"{t.enroll} {t.test} {LABELS[not t.is_target]}\n"
                                     for t in trials))
