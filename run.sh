@@ -20,7 +20,7 @@ exp=exp/fhvae
 nproc_per_node=1            # >1: train with torchrun + DDP on this many processes/GPUs
 train_svector_only=true     # stage 4: only s-vectors for data/train (keeps the CPU run short)
 
-utils/setup_env.sh
+utils/setup_env.sh --debian "espeak-ng libespeak-ng1" --venv true
 . ./path.sh
 . ./cmd.sh
 . utils/parse_options.sh

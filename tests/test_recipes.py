@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -530,6 +531,102 @@ def test_aurora4_missing_corpus_errors(tmp_path):
     (corpus / "lists" / "devtest05_0330_16k.list").write_text("multi_dev/05/40a/missing.wv1\n")
     assert_one_line_error(run_prep("aurora4", "prepare_aurora4.py", corpus, tmp_path / "d"),
                           "devtest05_0330_16k.list:1: audio file not found")
+
+
+# ---------------------------------------------------------------- environments (no sudo, no .venv)
+
+def tree_copy(tmp_path: Path) -> Path:
+    """What egs/timit needs of the project, copied (path.sh finds its root by its real path),
+    without a .venv."""
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    for name in ("path.sh", "cmd.sh", "requirements.txt", "requirements-test.txt"):
+        shutil.copy2(ROOT / name, tree / name)
+    skip = shutil.ignore_patterns("__pycache__", "data", "exp", "fbank")
+    for name in ("utils", "fhvae", "egs/timit"):
+        shutil.copytree(ROOT / name, tree / name, symlinks=True, ignore=skip)
+    return tree
+
+
+def fake_bin(tmp_path: Path, uid: int) -> Path:
+    """sudo/apt-get that only record their calls (sudo -n fails: no passwordless sudo)."""
+    bin_dir = tmp_path / "fakebin"
+    bin_dir.mkdir()
+    log = tmp_path / "apt.log"
+    scripts = {"sudo": f'echo "sudo $*" >> {log}; exit 1',
+               "apt-get": f'echo "apt-get $*" >> {log}',
+               "id": f'[ "$1" = -u ] && echo {uid} || exec /usr/bin/id "$@"'}
+    for name, body in scripts.items():
+        (bin_dir / name).write_text(f"#!/bin/sh\n{body}\n")
+        (bin_dir / name).chmod(0o755)
+    return bin_dir
+
+
+def clean_env(tmp_path: Path, uid: int = 1000, **extra: str) -> dict[str, str]:
+    """No .venv on PATH, fake sudo/apt-get/id first, no inherited interpreter choice."""
+    path = [p for p in os.environ["PATH"].split(os.pathsep) if ".venv" not in p]
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("FHVAE_PYTHON", "PYTHONPATH", "VIRTUAL_ENV", "train_cmd", "extract_cmd")}
+    env.update(PATH=os.pathsep.join([str(fake_bin(tmp_path, uid)), *path]),
+               HOME=str(tmp_path / "home"), **extra)
+    return env
+
+
+def test_recipe_runs_without_sudo_or_venv_in_a_chosen_python(tmp_path):
+    tree = tree_copy(tmp_path)
+    timit = make_timit(tmp_path / "TIMIT", upper=True)
+    env = clean_env(tmp_path, FHVAE_PYTHON=str(ROOT / ".venv" / "bin" / "python"))
+    proc = subprocess.run(["bash", str(tree / "egs" / "timit" / "run.sh"), "--stop-stage", "0",
+                           "--timit", str(timit)], env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "data/train OK: 4 utterances" in proc.stderr + proc.stdout
+    assert read_dict(tree / "egs" / "timit" / "data" / "dev" / "utt2spk") == {
+        "FAKS0_SI1027": "FAKS0", "FAKS0_SX37": "FAKS0"}
+    assert not (tmp_path / "apt.log").exists() and not (tree / ".venv").exists()
+
+
+def test_setup_env_auto_uses_an_active_python_environment(tmp_path):
+    tree = tree_copy(tmp_path)
+    env = clean_env(tmp_path)
+    env["PATH"] = os.pathsep.join([str(ROOT / ".venv" / "bin"), env["PATH"]])  # "activated"
+    proc = subprocess.run(["bash", str(tree / "utils" / "setup_env.sh")], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    assert not (tree / ".venv").exists()
+
+
+def test_path_sh_names_what_the_chosen_python_lacks(tmp_path):
+    system = Path(sys.base_prefix) / "bin" / "python3"
+    if subprocess.run([str(system), "-I", "-c", "import torch"], capture_output=True,
+                      timeout=60).returncode == 0:
+        pytest.skip(f"{system} has torch: no interpreter without a runtime package here")
+    tree = tree_copy(tmp_path)
+    env = clean_env(tmp_path, FHVAE_PYTHON=str(system))
+    proc = subprocess.run(["bash", "-c", f". {tree / 'path.sh'} && echo sourced"], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1 and "sourced" not in proc.stdout
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"path.sh: {system} lacks torch"), lines
+    assert "pip install -r" in lines[0]
+
+
+@pytest.mark.parametrize("uid, calls, rc", [
+    (1000, ["sudo -n true"], 1),        # no root, no passwordless sudo: say it, do not try apt
+    (0, ["apt-get update -qq", "apt-get install -y -qq fhvae-no-such-pkg"], 0)])
+def test_setup_env_installs_only_missing_debian_packages(tmp_path, uid, calls, rc):
+    env = clean_env(tmp_path, uid=uid)
+    proc = subprocess.run(["bash", str(ROOT / "utils" / "setup_env.sh"), "--venv", "false",
+                           "--debian", "bash fhvae-no-such-pkg"], env=env,
+                          capture_output=True, text=True, timeout=60)
+    log = tmp_path / "apt.log"
+    assert proc.returncode == rc, proc.stderr
+    assert (log.read_text().splitlines() if log.exists() else []) == calls
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1 and "fhvae-no-such-pkg" in lines[0] and "bash" not in lines[0]
+    if uid:
+        assert lines[0].startswith("setup_env.sh: missing Debian packages: fhvae-no-such-pkg;")
+        assert "sudo apt-get install fhvae-no-such-pkg" in lines[0]
 
 
 # ---------------------------------------------------------------- training configs

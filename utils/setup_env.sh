@@ -1,27 +1,71 @@
 #!/usr/bin/env bash
-# Idempotent set-up for a fresh Debian machine: Debian packages the built-in corpus
-# needs (espeak-ng, sox) and the project's .venv from requirements.txt.
+# Idempotent set-up of what a recipe needs, and nothing more:
+#   --debian "pkg ..."   Debian packages it needs (espeak-ng libespeak-ng1 for the built-in
+#                        corpus, sox for Aurora-4). Only missing ones are installed, with apt
+#                        as root or through passwordless sudo; otherwise one line says what
+#                        is missing and how to install it, and the script fails.
+#   --venv true|auto|false
+#                        true: create or refresh the project's .venv from requirements.txt
+#                        and requirements-test.txt (the README's commands). auto (default):
+#                        only when no usable Python exists (FHVAE_PYTHON, an existing .venv,
+#                        or a python3 that imports the runtime packages: see path.sh).
+#                        false: never.
+# A package counts as present when dpkg has it installed or a command of that name is on
+# PATH (a cluster module or conda env may provide sox without dpkg knowing).
 # Re-running is cheap: each step is skipped when already satisfied.
 set -euo pipefail
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cd "$root"
+root=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)
+me=setup_env.sh
+
+debian=""
+venv=auto
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --debian) debian="${2?$me: --debian needs a value}"; shift 2 ;;
+    --venv) venv="${2?$me: --venv needs a value}"; shift 2 ;;
+    *) echo "$me: unknown option '$1' (expected --debian \"pkg ...\"," \
+            "--venv true|auto|false)" >&2; exit 1 ;;
+  esac
+done
+case "$venv" in
+  true|auto|false) ;;
+  *) echo "$me: --venv must be true, auto or false, not '$venv'" >&2; exit 1 ;;
+esac
+
+installed() {
+  command -v "$1" >/dev/null 2>&1 && return 0
+  [ "$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null)" = installed ]
+}
 
 missing=()
-command -v espeak-ng >/dev/null 2>&1 || missing+=(espeak-ng)
-command -v sox >/dev/null 2>&1 || missing+=(sox)
-ldconfig -p 2>/dev/null | grep -q 'libespeak-ng.so.1' || missing+=(libespeak-ng1)
+for pkg in $debian; do installed "$pkg" || missing+=("$pkg"); done
 if [ ${#missing[@]} -gt 0 ]; then
-  echo "setup_env.sh: installing Debian packages: ${missing[*]}" >&2
-  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+  if [ "$(id -u)" -eq 0 ]; then sudo=()
+  elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then sudo=(sudo -n)
+  else
+    echo "$me: missing Debian packages: ${missing[*]}; not root and no passwordless sudo," \
+         "so install them yourself (sudo apt-get install ${missing[*]}, or ask an" \
+         "administrator / load them as modules) and rerun" >&2
+    exit 1
+  fi
+  echo "$me: installing Debian packages: ${missing[*]}" >&2
+  "${sudo[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
+[ "$venv" = false ] && exit 0
+cd "$root"
+if [ "$venv" = auto ] && [ ! -d .venv ]; then
+  # An interpreter chosen with FHVAE_PYTHON is path.sh's to check; a python3 that has the
+  # runtime packages is used as it is. Either way no .venv is made.
+  [ -n "${FHVAE_PYTHON:-}" ] && exit 0
+  (. ./path.sh) >/dev/null 2>&1 && exit 0
+fi
 stamp=.venv/.requirements.sha256
-want=$(sha256sum requirements.txt | cut -d' ' -f1)
+want=$(cat requirements.txt requirements-test.txt | sha256sum | cut -d' ' -f1)
 if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  echo "setup_env.sh: creating .venv from requirements.txt" >&2
-  python3 -m venv .venv
-  .venv/bin/pip install -q --disable-pip-version-check -r requirements.txt
+  echo "$me: creating .venv from requirements.txt and requirements-test.txt" >&2
+  [ -x .venv/bin/python ] || python3 -m venv .venv
+  .venv/bin/pip install -q --disable-pip-version-check -r requirements-test.txt
   echo "$want" > "$stamp"
 fi
