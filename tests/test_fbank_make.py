@@ -155,3 +155,35 @@ def test_compressed_by_default_like_kaldi(recipe):
     size = sum(p.stat().st_size for p in (recipe / "fbank").glob("*.ark"))
     frames = sum(len(v) for v in ref.values())
     assert size < frames * 80 * 4 / 3
+
+
+def test_pipeline_stages_1_2_drop_a_10ms_utterance(recipe):
+    """A 10 ms utterance: make_fbank.sh skips it with a warning and a count, stage 1's
+    fix_data_dir.sh drops it from the data dir, stage 2 excludes (and counts) an utterance
+    shorter than one 20-frame segment; the recipe goes on."""
+    rng = np.random.default_rng(1)
+    for name, samples in [("tiny", 160), ("short", 2400)] + [(f"w{i:02d}", 4800) for i in range(21)]:
+        soundfile.write(recipe / "wav" / f"{name}.wav", 0.1 * rng.standard_normal(samples), RATE,
+                        subtype="PCM_16")
+    for data_set, names in (("train", ["short", "tiny"] + [f"w{i:02d}" for i in range(21)]),
+                            ("eval", ["w00", "w01", "w02"])):
+        data = recipe / "data" / data_set
+        data.mkdir()
+        (data / "wav.scp").write_text("".join(f"{n} {recipe}/wav/{n}.wav\n" for n in names))
+        (data / "utt2spk").write_text("".join(f"{n} {n}\n" for n in names))
+        (data / "spk2utt").write_text("".join(f"{n} {n}\n" for n in names))
+        (data / "text").write_text("".join(f"{n} HELLO\n" for n in names))
+    env = dict(os.environ, LC_ALL="C", PYTHONPATH=str(ROOT),
+               PATH=f"{ROOT / '.venv' / 'bin'}:{os.environ['PATH']}")
+    proc = subprocess.run(["utils/fhvae_pipeline.sh", "--stop-stage", "2", "train", "-", "eval"],
+                          cwd=recipe, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert ("make_fbank.sh: WARNING: 1 of 23 utterances in data/train failed/skipped "
+            "(shorter than one frame)") in proc.stderr
+    train = recipe / "data" / "train"
+    for name in ("utt2spk", "spk2utt", "wav.scp", "text", "feats.scp"):
+        keys = [line.split()[0] for line in (train / name).read_text().splitlines()]
+        assert "tiny" not in keys and len(keys) == 22, name
+    assert "data/train: 21 utts" in proc.stdout and "1 excluded (< 20 frames)" in proc.stdout
+    assert "excluded 1 utterance(s) shorter than 20 frames: short" in proc.stderr
+    assert SegmentIndex.load(train / "fhvae" / "seg_index.npz").num_utts == 21

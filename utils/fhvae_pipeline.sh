@@ -9,7 +9,8 @@
 #   1: 80-dim FBank -> fbank/raw_fbank_<set>.JOB.{ark,scp}, data/<set>/feats.scp
 #   2: data/<set>/fhvae/seg_index.npz (+ mvn.npz for the training set)
 #   3: train the FHVAE -> <exp>/final.pt
-#   4: z1/z2/s-vectors of the training and evaluation sets -> <exp>/latents_<set>/
+#   4: z1/z2/s-vectors of the training and evaluation sets -> <exp>/latents_<set>/, and the
+#      Kaldi data dirs data/<set>_z1, data/<set>_z2 (not for --train-svector-only sets)
 #   5: speaker verification, factor probes, figures -> <exp>/eval_<eval-set>/results.md (printed)
 set -euo pipefail
 
@@ -25,6 +26,8 @@ nproc_per_node=1              # >1: torchrun + DDP
 exp=exp/fhvae
 train_svector_only=false      # true: stage 4 writes only s-vectors for the training set
                               # (all stage 5 needs; z1/z2 of every frame cost ~20x more)
+compress=false                # true: FBank and z1/z2 as Kaldi compressed matrices (~4x
+                              # smaller; false keeps the built-in recipe's numbers)
 train_cmd=${train_cmd:-utils/run_local.sh}      # job launchers, from cmd.sh: Kaldi's
 extract_cmd=${extract_cmd:-utils/run_local.sh}  # run.pl/queue.pl/slurm.pl work too
 cuda_cmd=${cuda_cmd:-utils/run_local.sh}        # stage 3 (asks for --gpu N when training on GPU)
@@ -45,8 +48,9 @@ if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
   for x in $fbank_sets; do
     log "stage 1: FBank for data/$x"
     utils/make_fbank.sh --nj $nj --cmd "$train_cmd" --fbank-config $fbank_config \
-      data/$x exp/make_fbank/$x fbank
-    utils/validate_data_dir.sh data/$x
+      --compress $compress data/$x exp/make_fbank/$x fbank
+    utils/fix_data_dir.sh data/$x   # drops utterances without features, as Kaldi recipes do
+    utils/validate_data_dir.sh --no-text data/$x  # transcripts are optional here
   done
 fi
 
@@ -74,9 +78,11 @@ if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
   for x in $train_set $eval_set; do
     svector_only=false
     [ $x = $train_set ] && svector_only=$train_svector_only
+    data_out=(--data-out-prefix data/$x)   # data/<set>_z1, data/<set>_z2 for Kaldi recipes
+    [ $svector_only = true ] && data_out=()
     log "stage 4: latents of data/$x (s-vectors only: $svector_only)"
     utils/extract_latents.sh --nj $nj --cmd "$extract_cmd" --svector-only $svector_only \
-      $exp/final.pt data/$x $exp/latents_$x
+      --compress $compress "${data_out[@]}" $exp/final.pt data/$x $exp/latents_$x
   done
 fi
 
