@@ -32,5 +32,5 @@ fi
 
 utils/fhvae_pipeline.sh --stage $stage --stop-stage $stop_stage --nj $nj --seed $seed \
   --fhvae-config $fhvae_config --seq-unit $seq_unit --exp $exp \
-  --nproc-per-node $nproc_per_node \
+  --nproc-per-node $nproc_per_node --compress true --train-svector-only true \
   train dev eval
