@@ -1,6 +1,7 @@
 """Stage 5 on a tiny synthetic corpus: latents where z2 carries the speaker and z1 the phone
 class, a random tiny FHVAE checkpoint, and the whole `fhvae.bin.evaluate` run."""
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -228,6 +229,10 @@ def test_evaluate_end_to_end(setup, tmp_path, capsys):
             assert (f"| {trials_name} | svector_{backend}{suffix} − fbank-mean_{backend}{suffix} |"
                     in results)
     assert "s-vector lower in" in stdout
+    record = json.loads((out / "summary.json").read_text())
+    assert {k: round(v["eer"], 2) for k, v in record["systems"].items()} == \
+        {k: round(v, 2) for k, v in eer.items()}
+    assert set(record["comparisons"]) >= {"svector_cosine - fbank-mean_cosine"}
     # a second run reuses the trials file and reproduces every number
     first = (out / "eer.txt").read_text()
     assert main(_argv(setup, out)) == 0

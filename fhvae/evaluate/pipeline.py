@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +15,7 @@ from fhvae.errors import FhvaeError
 from fhvae.evaluate.inputs import PHONE_CTM, fbank_means, load_eval_set, read_vectors
 from fhvae.evaluate.probes import run_probes
 from fhvae.evaluate.recombine import make_recombine_figure
-from fhvae.evaluate.report import EvalSummary, eer_lines, render_results
+from fhvae.evaluate.report import EvalSummary, eer_lines, render_results, summary_record
 from fhvae.evaluate.tsne import make_tsne_figures
 from fhvae.evaluate.verification import (BACKENDS, BASELINE, CANDIDATE, load_trial_lists,
                                          make_backend, run_verification, utterance_conditions)
@@ -101,4 +102,6 @@ def run_evaluation(cfg: EvalConfig) -> EvalSummary:
                  ("t-SNE of z1", tsne_paths[0].name), ("t-SNE of z2", tsne_paths[1].name),
                  ("Re-combination: z1 of x^A decoded with z2 of x^B", recombine_path.name)])
     write_text_atomic(cfg.out_dir / "results.md", render_results(summary))
+    write_text_atomic(cfg.out_dir / "summary.json",
+                      json.dumps(summary_record(summary), indent=1) + "\n")
     return summary

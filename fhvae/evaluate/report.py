@@ -90,6 +90,23 @@ def probe_table(probes: list[ProbeResult]) -> str:
     return "\n".join(rows) + "\n"
 
 
+def summary_record(s: EvalSummary) -> dict:
+    """The numbers of results.md as plain data (summary.json), for sweeps and regressions."""
+    return {
+        "data_dir": s.data_dir, "model": s.model, "seed": s.seed,
+        "systems": {r.name: {"eer": r.eer, "eer_interval": r.eer_interval, "min_dcf": r.min_dcf,
+                             "trials": r.trials}
+                    for v in s.verification for r in v.systems},
+        "num_trials": {v.trial_list.name: [v.trial_list.num_target, v.trial_list.num_nontarget]
+                       for v in s.verification},
+        "comparisons": {f"{c.system_a} - {c.system_b}": {
+            "difference": c.difference, "interval": c.interval, "share_a_lower": c.share_a_lower}
+            for v in s.verification for c in v.comparisons},
+        "probes": {p.factor: {"chance": p.chance, "z1": p.acc_z1, "z2": p.acc_z2,
+                              "split": p.split} for p in s.probes},
+    }
+
+
 def render_results(s: EvalSummary) -> str:
     """The whole results.md."""
     systems = [r for v in s.verification for r in v.systems]
