@@ -27,7 +27,7 @@ setup_venv=auto             # true|false|auto: auto makes .venv only if no usabl
 if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
   echo "$(date '+%F %T') run.sh: stage 0: $aurora4 -> data/{dev_0330,test_eval92}" >&2
   python local/prepare_aurora4.py "$aurora4" data
-  for x in dev_0330 test_eval92; do utils/validate_data_dir.sh --no-feats data/$x; done
+  for x in dev_0330 test_eval92; do utils/validate_data_dir.sh --no-feats --no-text data/$x; done
 fi
 
 utils/fhvae_pipeline.sh --stage $stage --stop-stage $stop_stage --nj $nj --seed $seed \

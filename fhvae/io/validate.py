@@ -91,6 +91,16 @@ def _check_speakers(utt2spk: Table, spk2utt: Table) -> None:
                              "is not in spk2utt")
 
 
+def _check_speaker_order(utt2spk: Table) -> None:
+    """Kaldi splits and filters by speaker on utt2spk as sorted by utterance, so that order
+    must also be speaker order (speaker ids prefixes of utterance ids)."""
+    for (_, prev), (utt, spk) in zip(utt2spk.pairs, utt2spk.pairs[1:]):
+        if c_order(spk) < c_order(prev):
+            raise FhvaeError(f"{utt2spk.where(utt)}: utterance '{utt}' of speaker '{spk}' comes "
+                             f"after speaker '{prev}': utt2spk is not also sorted by speaker "
+                             "(make speaker ids prefixes of utterance ids, or --no-spk-sort)")
+
+
 def _check_segments(segments: Table, wav: Table | None) -> None:
     for utt, value in segments.pairs:
         fields = value.split()
@@ -144,11 +154,13 @@ def _check_value(table: Table, key: str, value: str) -> None:
 
 
 def validate_data_dir(data_dir: str | os.PathLike, *, need_wav: bool = True,
-                      need_feats: bool = True, check_paths: bool = True) -> DataDirSummary:
+                      need_feats: bool = True, check_paths: bool = True,
+                      need_text: bool = False, spk_sort: bool = False) -> DataDirSummary:
     """Raise FhvaeError on the first rule a Kaldi data dir breaks; else summarise it.
 
     Rules: required files present (utt2spk, spk2utt, wav.scp unless need_wav is False,
-    feats.scp unless need_feats is False); every table sorted (LC_ALL=C) with unique
+    feats.scp unless need_feats is False, text if need_text); with spk_sort, utt2spk
+    also in speaker order (Kaldi's default check); every table sorted (LC_ALL=C) with unique
     keys; utt2spk and spk2utt agree both ways; utterances = wav.scp keys, or segments
     keys whose recordings are in wav.scp with 0 <= start < end; plain wav.scp paths and
     feats.scp ark files exist (when check_paths); feats.scp keys = utterances; utt2*,
@@ -157,10 +169,12 @@ def validate_data_dir(data_dir: str | os.PathLike, *, need_wav: bool = True,
     data = Path(data_dir)
     if not data.is_dir():
         raise FhvaeError(f"{data}: not a directory")
-    required = ["utt2spk", "spk2utt"] + ["wav.scp"] * need_wav + ["feats.scp"] * need_feats
-    for name in required:
-        if not (data / name).is_file():
-            raise FhvaeError(f"{data / name}: no such file (required)")
+    required = {"utt2spk": "", "spk2utt": "", "wav.scp": " unless --no-wav",
+                "feats.scp": " unless --no-feats", "text": " unless --no-text"}
+    wanted = {"wav.scp": need_wav, "feats.scp": need_feats, "text": need_text}
+    for name, unless in required.items():
+        if wanted.get(name, True) and not (data / name).is_file():
+            raise FhvaeError(f"{data / name}: no such file (required{unless})")
     kinds = table_kinds(data)
     present = [n for n in CORE_FILES if (data / n).is_file()]
     present += [n for n in kinds if n not in CORE_FILES]
@@ -169,6 +183,8 @@ def validate_data_dir(data_dir: str | os.PathLike, *, need_wav: bool = True,
     utt2spk, spk2utt = tables["utt2spk"], tables["spk2utt"]
     wav, segments, feats = (tables.get(n) for n in ("wav.scp", "segments", "feats.scp"))
     _check_speakers(utt2spk, spk2utt)
+    if spk_sort:
+        _check_speaker_order(utt2spk)
     if segments is not None:
         _same_keys(segments, utt2spk, "utterance")
         _check_segments(segments, wav)
@@ -209,7 +225,8 @@ class FixReport:
 
 
 def _usable_utts(tables: dict[str, list[tuple[str, str]]]) -> set[str]:
-    """Utterances present in utt2spk, wav.scp (or valid segments) and feats.scp."""
+    """Utterances present in utt2spk, wav.scp (or valid segments whose recording is in
+    wav.scp), feats.scp, text and utt2lang: those Kaldi's fix_data_dir.sh keeps."""
     keep = {u for u, _ in tables["utt2spk"]}
     if "segments" in tables:
         recos = {r for r, _ in tables.get("wav.scp", [])}
@@ -225,19 +242,33 @@ def _usable_utts(tables: dict[str, list[tuple[str, str]]]) -> set[str]:
         keep &= good
     elif "wav.scp" in tables:
         keep &= {u for u, _ in tables["wav.scp"]}
-    if "feats.scp" in tables:
-        keep &= {u for u, _ in tables["feats.scp"]}
+    for name in ("feats.scp", "text", "utt2lang"):
+        if name in tables:
+            keep &= {u for u, _ in tables[name]}
     return keep
 
 
-def fix_data_dir(data_dir: str | os.PathLike) -> FixReport:
+def fix_data_dir(data_dir: str | os.PathLike,
+                 extra: dict[str, str] | None = None) -> FixReport:
     """Sort and de-duplicate every table, keep only the utterances present in utt2spk,
-    wav.scp/segments and feats.scp, filter the other tables to match and regenerate
-    spk2utt. The original files are first copied to `<data>/.backup/`.
+    wav.scp/segments, feats.scp, text and utt2lang, filter the other tables (utt2*, spk2*,
+    cmvn.scp, vad.scp, reco2*) to match and regenerate spk2utt, as Kaldi's fix_data_dir.sh.
+    The original files are first copied to `<data>/.backup/`. No utterance left is an
+    error, and then nothing is changed. `extra` maps more file names to 'utt' or 'spk'.
     """
     data = Path(data_dir)
+    if not data.is_dir():
+        raise FhvaeError(f"{data}: no such directory")
     if not (data / "utt2spk").is_file():
         raise FhvaeError(f"{data}/utt2spk: no such file")
+    tables, duplicates = {}, 0
+    for name in table_kinds(data, extra):
+        tables[name], dropped = read_loose(data / name)
+        duplicates += dropped
+    keep = _usable_utts(tables)
+    if not keep:
+        raise FhvaeError(f"{data}: no utterances remained (none is in all of utt2spk, "
+                         "wav.scp/segments, feats.scp, text): not proceeding further")
     backup = data / BACKUP_DIR
     if backup.exists():
         shutil.rmtree(backup)
@@ -245,12 +276,6 @@ def fix_data_dir(data_dir: str | os.PathLike) -> FixReport:
     for path in data.iterdir():
         if path.is_file():
             shutil.copy2(path, backup / path.name)
-
-    tables, duplicates = {}, 0
-    for name in table_kinds(data):
-        tables[name], dropped = read_loose(data / name)
-        duplicates += dropped
-    keep = _usable_utts(tables)
     before = len(tables["utt2spk"])
-    after = write_filtered(data, data, keep)
+    after = write_filtered(data, data, keep, extra)
     return FixReport(before, after, duplicates, backup)
