@@ -27,7 +27,7 @@ nproc_per_node=1            # >1: train with torchrun + DDP on this many process
 if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
   echo "$(date '+%F %T') run.sh: stage 0: $ami -> data/{train,dev,eval}" >&2
   python local/prepare_ami.py "$ami" "${ami_annotations:-$ami/annotations}" data
-  for x in train dev eval; do utils/validate_data_dir.sh --no-feats data/$x; done
+  for x in train dev eval; do utils/validate_data_dir.sh --no-feats --no-text data/$x; done
 fi
 
 utils/fhvae_pipeline.sh --stage $stage --stop-stage $stop_stage --nj $nj --seed $seed \
