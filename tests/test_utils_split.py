@@ -74,3 +74,21 @@ def test_balanced_cuts_unit_sizes_differ_by_at_most_one(total, parts):
     sizes = [b - a for a, b in zip(cuts, cuts[1:])]
     assert cuts[0] == 0 and cuts[-1] == total and len(sizes) == parts
     assert min(sizes) >= 1 and max(sizes) - min(sizes) <= 1
+
+
+def test_kaldi_forms_utt2spk_equals_and_dash_j(tmp_path):
+    # split_scp.pl --utt2spk=F in.scp out...; and -j N k writes only part k (0-based)
+    (tmp_path / "utt2spk").write_text("a s1\nb s1\nc s2\nd s3\n")
+    write_scp(tmp_path / "in.scp", ["a", "b", "c", "d"])
+    res = split(tmp_path, "--utt2spk=utt2spk", "in.scp", "1.scp", "2.scp")
+    assert res.returncode == 0, res.stderr
+    assert [(tmp_path / f"{j}.scp").read_text().split()[::2] for j in (1, 2)] == [
+        ["a", "b"], ["c", "d"]]
+    for job, expected in ((0, ["a", "b"]), (1, ["c", "d"])):
+        res = split(tmp_path, "--utt2spk=utt2spk", "-j", 2, job, "in.scp", f"j{job}.scp")
+        assert res.returncode == 0, res.stderr
+        assert (tmp_path / f"j{job}.scp").read_text().split()[::2] == expected
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "1.scp", "2.scp", "in.scp", "j0.scp", "j1.scp", "utt2spk"]
+    res = split(tmp_path, "-j", 2, 2, "in.scp", "j2.scp")
+    assert res.returncode == 1 and "-j 2 2 needs 0 <= 2 < 2" in res.stderr
