@@ -29,6 +29,8 @@ class ModelConfig:
     num_layers: int = 2
     num_seqs: int = 2000          # K: rows of the mu2 table (sequence batch size)
     sigma2_z2: float = 0.25       # variance of p(z2 | mu2)
+    lstm_forget_bias: float = 0.0  # initial forget-gate bias of every LSTM (the reference's
+                                   # TF cells start at 1.0; 0.0 keeps PyTorch's init)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -98,6 +100,19 @@ class FHVAE(nn.Module):
                                     num_layers=cfg.num_layers, batch_first=True)
         self.decoder_head = GaussianHead(cfg.hidden, cfg.feat_dim)
         self.mu2 = nn.Parameter(torch.zeros(cfg.num_seqs, cfg.z2_dim))
+        if cfg.lstm_forget_bias:
+            self._init_forget_bias(cfg.lstm_forget_bias)
+
+    def _init_forget_bias(self, value: float) -> None:
+        """Forget-gate pre-activations start at `value` (PyTorch gate order: i, f, g, o;
+        the input-side bias holds it, the hidden-side one is zeroed) so that early in
+        training the cells keep their state over the segment."""
+        with torch.no_grad():
+            for lstm in (m for m in self.modules() if isinstance(m, nn.LSTM)):
+                for layer in range(lstm.num_layers):
+                    h = lstm.hidden_size
+                    getattr(lstm, f"bias_ih_l{layer}")[h:2 * h].fill_(value)
+                    getattr(lstm, f"bias_hh_l{layer}")[h:2 * h].zero_()
 
     def encode_z2(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """x: (B, T, F) -> mean, log-variance of q(z2|x), each (B, z2_dim)."""

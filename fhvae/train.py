@@ -54,7 +54,7 @@ METRICS = ("loss", "lb", "log_px", "kl_z1", "kl_z2", "log_pmu2", "log_qy", "acc"
 TSV_COLUMNS = ("step", "seq_batch", *METRICS, "dev_lb", "elapsed")
 # Settings that fix the sampler's streams: resuming with other values would not continue
 # the same run, so they must match the checkpoint.
-RESUME_KEYS = ("mode", "seed", "batch_size", "seg_shift", "num_seg_batches")
+RESUME_KEYS = ("mode", "seed", "batch_size", "seg_shift", "num_seg_batches", "random_offsets")
 DEV_GROUP = 256      # dev sequences whose features are loaded at once
 DEV_SEED = 1234      # reparameterisation noise of the dev bound (fixed: deterministic metric)
 
@@ -69,6 +69,9 @@ class TrainConfig:
     batch_size: int = 256              # segments per step
     num_seg_batches: int = 0           # B_seg per sequence batch; 0 = one pass over its segments
     seg_shift: int = 8                 # training windows start every seg_shift frames
+    random_offsets: bool = False       # each sequence batch shifts every utterance's window
+                                       # grid by a random 0..seg_shift-1 frames (as the
+                                       # reference draws window starts), not a fixed grid
     reset_shift: int = 0               # windows the table reset averages; 0 = seg_len (see reset_windows)
     alpha: float = 10.0
     lr: float = 1e-3
@@ -80,7 +83,7 @@ class TrainConfig:
     ckpt_every: int = 1_000
     seed: int = 0
     device: str = "auto"               # auto | cpu | cuda
-    amp: str = "none"                  # none | bf16 | fp16 (GPU only)
+    amp: str = "none"                  # none | bf16 (GPU or CPU autocast) | fp16 (GPU only)
     skip_nonfinite: bool = False       # skip (and count) non-finite batches instead of stopping
     prefetch: bool = True
 
@@ -283,7 +286,7 @@ class Trainer:
             self.sampler = FlatSampler(index, cfg.seg_shift, cfg.seed, self.rank)
         else:
             self.sampler = HierarchicalSampler(index, cfg.seq_batch_size, cfg.seg_shift,
-                                               cfg.seed, self.rank)
+                                               cfg.seed, self.rank, cfg.random_offsets)
         self.index = index
         self.loader = SequenceBatchLoader(index, mvn, self.device, cfg.prefetch)
         if dev_index is not None and dev_index.feat_dim != train_index.feat_dim:
@@ -397,10 +400,13 @@ class Trainer:
 
     # ------------------------------------------------------------------ helpers
     def _amp(self):
-        if self.cfg.amp == "none" or self.device.type != "cuda":
-            return torch.autocast(self.device.type, enabled=False)
-        dtype = torch.bfloat16 if self.cfg.amp == "bf16" else torch.float16
-        return torch.autocast("cuda", dtype=dtype)
+        """bf16 autocasts on any device (CPU autocast supports it); fp16 needs the CUDA
+        gradient scaler, so on CPU it runs in float32."""
+        if self.cfg.amp == "bf16":
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        if self.cfg.amp == "fp16" and self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.float16)
+        return torch.autocast(self.device.type, enabled=False)
 
     def _agree_min(self, value: int) -> int:
         """The minimum of `value` over ranks (every rank must take the same number of steps)."""

@@ -18,6 +18,7 @@ from fhvae.errors import FhvaeError
 # Purposes mixed into the seeds so the epoch orders and the segment shuffles are independent.
 _EPOCH_STREAM = 1
 _SEGMENT_STREAM = 2
+_OFFSET_STREAM = 3
 
 
 @dataclass
@@ -64,16 +65,28 @@ class SeqBatch:
 
 
 def make_seq_batch(index: SegmentIndex, seqs: np.ndarray, seg_shift: int, number: int,
-                   shuffle_key: tuple[int, ...]) -> SeqBatch:
-    """Enumerate all windows of seg_len frames at multiples of seg_shift of `seqs`."""
+                   shuffle_key: tuple[int, ...],
+                   offset_rng: np.random.Generator | None = None) -> SeqBatch:
+    """Enumerate all windows of seg_len frames at multiples of seg_shift of `seqs`.
+
+    With `offset_rng`, every utterance's grid starts at a random frame in [0, seg_shift)
+    (never so late that the utterance loses its only window), so over many sequence batches
+    the windows cover every start position instead of the same fixed grid every pass.
+    """
     seqs = np.asarray(seqs, dtype=np.int64)
     row_of_seq = np.full(index.num_seqs, -1, dtype=np.int64)
     row_of_seq[seqs] = np.arange(seqs.size)
     utts = np.flatnonzero(row_of_seq[index.seq_of_utt] >= 0)
+    offsets = np.zeros(utts.size, dtype=np.int64)
+    if offset_rng is not None:
+        spare = np.maximum(index.num_frames[utts].astype(np.int64) - index.seg_len, 0)
+        offsets = np.minimum(offset_rng.integers(0, seg_shift, utts.size), spare)
     counts = index.num_segments(seg_shift)[utts]
+    counts = np.where(counts > 0, (index.num_frames[utts].astype(np.int64) - index.seg_len
+                                   - offsets) // seg_shift + 1, 0)
     total = int(counts.sum())
     first = np.repeat(np.cumsum(counts) - counts, counts)
-    seg_frame = (np.arange(total, dtype=np.int64) - first) * seg_shift
+    seg_frame = (np.arange(total, dtype=np.int64) - first) * seg_shift + np.repeat(offsets, counts)
     utt_start = np.cumsum(index.num_frames[utts].astype(np.int64)) - index.num_frames[utts]
     seg_row = np.repeat(row_of_seq[index.seq_of_utt[utts]], counts)
     return SeqBatch(
@@ -93,14 +106,14 @@ class HierarchicalSampler:
     """
 
     def __init__(self, index: SegmentIndex, seq_batch_size: int, seg_shift: int,
-                 seed: int = 0, rank: int = 0):
+                 seed: int = 0, rank: int = 0, random_offsets: bool = False):
         if seq_batch_size < 1:
             raise FhvaeError(f"seq_batch_size must be >= 1, got {seq_batch_size}")
         if seq_batch_size > index.num_seqs:
             raise FhvaeError(f"seq_batch_size K={seq_batch_size} exceeds the {index.num_seqs} "
                              f"training sequences (lower the seq_batch_size option)")
         self.index, self.k, self.seg_shift = index, seq_batch_size, seg_shift
-        self.seed, self.rank = seed, rank
+        self.seed, self.rank, self.random_offsets = seed, rank, random_offsets
         self._orders: dict[int, np.ndarray] = {}
 
     def _epoch_order(self, epoch: int) -> np.ndarray:
@@ -129,8 +142,10 @@ class HierarchicalSampler:
         seqs = self._epoch_order(first)[begin - first * num:end - first * num]
         if last != first:
             seqs = np.concatenate([seqs, self._epoch_order(last)[:end - last * num]])
+        offset_rng = (np.random.default_rng((self.seed, self.rank, _OFFSET_STREAM, number))
+                      if self.random_offsets else None)
         return make_seq_batch(self.index, seqs, self.seg_shift, number,
-                              (self.seed, self.rank, _SEGMENT_STREAM, number))
+                              (self.seed, self.rank, _SEGMENT_STREAM, number), offset_rng)
 
 
 class FlatSampler:
