@@ -214,6 +214,29 @@ def test_empty_utterance_is_skipped_and_counted(setup, tmp_path, caplog):
     assert list(read_table(tmp_path / "out" / "z1.scp")) == ["u2"]
 
 
+def test_latent_data_dirs_leave_out_skipped_utterances(setup, tmp_path):
+    """--data-out-prefix: data/<set>_z1 holds the extracted utterances only and validates;
+    its cmvn.scp is per speaker; not available with --svector-only."""
+    from fhvae.io.validate import validate_data_dir
+    model_path, _, _ = setup
+    data = make_data(tmp_path / "set", {"a-u1": 0, "a-u2": 21, "b-u1": 30})
+    (data / "text").write_text("a-u1 X\na-u2 Y\nb-u1 Z\n")
+    (data / "spk2utt").write_text("a a-u1 a-u2\nb b-u1\n")
+    assert extract_main([str(model_path), str(data), str(tmp_path / "out"), "--device", "cpu",
+                         "--data-out-prefix", str(tmp_path / "set")]) == 0
+    z1 = tmp_path / "set_z1"
+    validate_data_dir(z1, need_wav=False)
+    assert (z1 / "text").read_text() == "a-u2 Y\nb-u1 Z\n"
+    assert (z1 / "utt2num_frames").read_text() == "a-u2 21\nb-u1 30\n"
+    assert (z1 / "frame_shift").read_text() == "0.01\n"
+    cmvn = read_table(z1 / "cmvn.scp")
+    assert list(cmvn) == ["a", "b"] and cmvn["a"].shape == (2, CFG.z1_dim + 1)
+    assert cmvn["b"][0, -1] == 30
+    with pytest.raises(SystemExit):
+        extract_main([str(model_path), str(data), str(tmp_path / "o2"), "--svector-only",
+                      "--data-out-prefix", str(tmp_path / "set")])
+
+
 def test_stale_temporaries_and_half_jobs_never_reach_an_scp(setup, tmp_path):
     model_path, _, _ = setup
     data = make_data(tmp_path / "data", LENGTHS)
