@@ -1,26 +1,46 @@
-"""`python -m fhvae <command> ...`: one front door to the stage entry points.
+"""`fhvae <command> ...` (or `python -m fhvae <command> ...`): one front door to the stage
+entry points in fhvae/bin, for users who `pip install` the package instead of running the
+shell recipes.
 
 Each subcommand hands the rest of the command line, unparsed, to its fhvae/bin module,
-so `python -m fhvae extract --help` shows that stage's own options.
+so `fhvae extract --help` shows that stage's own options. Only the chosen module is
+imported, so `fhvae --help` stays fast (no torch import).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from fhvae.bin.cli import run_main
 
+# command -> (module with main(argv), one-line help), in pipeline order.
 COMMANDS = {
-    "extract": ("fhvae.bin.extract", "z1/z2/s-vectors of a data dir with a trained model"),
-    "evaluate": ("fhvae.bin.evaluate", "EER, t-SNE and re-combination figures"),
+    "compute-fbank": ("fhvae.bin.compute_fbank", "stage 1: FBank features of a wav.scp part"),
+    "make-index": ("fhvae.bin.make_index", "stage 2: segment index (+ MVN, held-out split)"),
+    "train": ("fhvae.bin.train", "stage 3: train an FHVAE with hierarchical sampling"),
+    "extract": ("fhvae.bin.extract", "stage 4: z1/z2/s-vectors of a data dir with a trained model"),
+    "evaluate": ("fhvae.bin.evaluate", "stage 5: EER, factor probes, t-SNE and re-combination"),
+    "validate-data-dir": ("fhvae.bin.validate_data_dir", "check a Kaldi data dir"),
+    "fix-data-dir": ("fhvae.bin.fix_data_dir", "repair a Kaldi data dir in place"),
+    "subset-data-dir": ("fhvae.bin.subset_data_dir", "copy part of a Kaldi data dir"),
+    "split-scp": ("fhvae.bin.split_scp", "split an scp into balanced parts"),
+    "split-data": ("fhvae.bin.split_data", "split a Kaldi data dir for parallel jobs"),
+    "sweep-table": ("fhvae.bin.sweep_table", "tabulate a dev-set sweep (utils/sweep_fhvae.sh)"),
 }
+
+
+def program_name() -> str:
+    """`fhvae` for the console command, `python -m fhvae` when run as a module."""
+    base = os.path.basename(sys.argv[0])
+    return "python -m fhvae" if base == "__main__.py" else base or "fhvae"
 
 
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
-    parser = argparse.ArgumentParser(prog="python -m fhvae",
+    parser = argparse.ArgumentParser(prog=program_name(),
                                      description="FHVAE toolkit commands.")
     sub = parser.add_subparsers(dest="command", metavar="<command>", required=True)
     for name, (_, help_text) in COMMANDS.items():
