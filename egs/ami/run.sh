@@ -13,16 +13,17 @@ stop_stage=5
 nj=8                        # parallel jobs (FBank, extraction)
 seed=777                    # training
 ami=/export/corpora/amicorpus   # audio: <meeting>/audio/<meeting>.{Headset-<n>,Array1-01}.wav
-ami_annotations=            # unpacked ami_public_manual_1.6.2 (default: $ami/annotations)
+ami_annotations=            # ami_public_manual_1.6.2/ or Kaldi's data/local/annotations/ (default: $ami/annotations)
 fhvae_config=conf/fhvae.yaml
 seq_unit=utt                # utt | spk: what counts as one sequence (mu2 row)
 exp=exp/fhvae
 nproc_per_node=1            # >1: train with torchrun + DDP on this many processes/GPUs
+setup_venv=auto             # true|false|auto: auto makes .venv only if no usable Python (README)
 
-"$(readlink -f utils)/setup_env.sh"
-. ./path.sh
 . ./cmd.sh
 . utils/parse_options.sh
+"$(readlink -f utils)/setup_env.sh" --venv $setup_venv
+. ./path.sh
 
 if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
   echo "$(date '+%F %T') run.sh: stage 0: $ami -> data/{train,dev,eval}" >&2

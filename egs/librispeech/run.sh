@@ -16,11 +16,12 @@ fhvae_config=conf/fhvae.yaml
 seq_unit=utt                # utt | spk: what counts as one sequence (mu2 row)
 exp=exp/fhvae
 nproc_per_node=1            # >1: train with torchrun + DDP on this many processes/GPUs
+setup_venv=auto             # true|false|auto: auto makes .venv only if no usable Python (README)
 
-"$(readlink -f utils)/setup_env.sh"
-. ./path.sh
 . ./cmd.sh
 . utils/parse_options.sh
+"$(readlink -f utils)/setup_env.sh" --venv $setup_venv
+. ./path.sh
 
 if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
   echo "$(date '+%F %T') run.sh: stage 0: $librispeech -> data/{train_960,dev_clean,test_clean}" >&2
