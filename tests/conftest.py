@@ -27,7 +27,7 @@ DEFAULT_TIMEOUT_S = 300
 def pytest_configure(config: pytest.Config) -> None:
     if not config.pluginmanager.hasplugin("timeout"):
         raise pytest.UsageError("the tests need pytest-timeout: "
-                                ".venv/bin/pip install -r requirements.txt")
+                                ".venv/bin/pip install -r requirements-test.txt")
 
 
 def _timeout_is_configured(config: pytest.Config) -> bool:
