@@ -14,7 +14,7 @@ __fhvae_path() {
          "$FHVAE_ROOT/utils/setup_env.sh --venv true" >&2; return 1; }
   fi
   py=$(command -v "$py") && [ -x "$py" ] || {
-    echo "path.sh: FHVAE_PYTHON=$FHVAE_PYTHON is not an executable" >&2; return 1; }
+    echo "path.sh: ${FHVAE_PYTHON:-$py} is not an executable" >&2; return 1; }
   if [ "$py" != "$FHVAE_ROOT/.venv/bin/python" ]; then
     # One fast probe (no imports): which runtime packages can this interpreter not find?
     missing=$("$py" -c 'import importlib.util as u
@@ -30,7 +30,7 @@ print(" ".join(m for m in ("torch", "numpy", "kaldiio", "kaldi_native_fbank", "s
   bin=$(dirname "$py")
   if [ "$(readlink -f "$bin/python" 2>/dev/null)" != "$(readlink -f "$py")" ]; then
     # No `python` beside it (a system python3): a per-user link so that `python` is $py.
-    shim=${XDG_CACHE_HOME:-$HOME/.cache}/fhvae-kaldi/python-$(printf '%s' "$py" | cksum | cut -d' ' -f1)
+    shim=${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/fhvae-kaldi/python-$(printf %s "$py" | cksum | cut -d' ' -f1)
     mkdir -p "$shim" && ln -sfn "$py" "$shim/python" || {
       echo "path.sh: cannot create $shim/python (a link to $py)" >&2; return 1; }
     bin=$shim

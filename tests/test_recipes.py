@@ -611,6 +611,24 @@ def test_path_sh_names_what_the_chosen_python_lacks(tmp_path):
     assert "pip install -r" in lines[0]
 
 
+def test_path_sh_accepts_a_site_torch_of_any_version_and_makes_it_python(tmp_path):
+    """A system python3 (no `python` beside it) whose packages come from PYTHONPATH, with a
+    site torch of another version first: accepted, and `python` runs that interpreter."""
+    system = Path(sys.base_prefix) / "bin" / "python3"
+    site_torch = tmp_path / "site"
+    (site_torch / "torch").mkdir(parents=True)
+    (site_torch / "torch" / "__init__.py").write_text('__version__ = "2.1.0+cu999"\n')
+    deps = Path(np.__file__).resolve().parents[1]             # the test env's site-packages
+    env = clean_env(tmp_path, FHVAE_PYTHON=str(system),
+                    PYTHONPATH=os.pathsep.join([str(site_torch), str(deps)]))
+    proc = subprocess.run(["bash", "-c", f"set -eu; . {ROOT / 'path.sh'}; python -c "
+                           "'import sys, torch; print(sys.executable, torch.__version__)'"],
+                          env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    executable, version = proc.stdout.split()
+    assert Path(executable).resolve() == system.resolve() and version == "2.1.0+cu999"
+
+
 @pytest.mark.parametrize("uid, calls, rc", [
     (1000, ["sudo -n true"], 1),        # no root, no passwordless sudo: say it, do not try apt
     (0, ["apt-get update -qq", "apt-get install -y -qq fhvae-no-such-pkg"], 0)])
