@@ -20,17 +20,20 @@ __fhvae_path() {
     missing=$("$py" -c 'import importlib.util as u
 print(" ".join(m for m in ("torch", "numpy", "kaldiio", "kaldi_native_fbank", "soundfile",
       "sklearn", "scipy", "yaml", "tqdm", "matplotlib", "python_speech_features")
-      if u.find_spec(m) is None))' 2>&1) || missing="(the probe failed: $missing)"
+      if u.find_spec(m) is None))' 2>&1) || {
+      echo "path.sh: $py does not run: ${missing##*$'\n'}" >&2; return 1; }
     if [ -n "$missing" ]; then
-      echo "path.sh: $py lacks $missing; pip install -r $FHVAE_ROOT/requirements.txt (or" \
-           "pip install -e $FHVAE_ROOT), set FHVAE_PYTHON, or run utils/setup_env.sh --venv true" >&2
+      echo "path.sh: $py lacks $missing; pip install -r $FHVAE_ROOT/requirements.txt" \
+           "(or pip install -e $FHVAE_ROOT), set FHVAE_PYTHON, or run" \
+           "utils/setup_env.sh --venv true" >&2
       return 1
     fi
   fi
   bin=$(dirname "$py")
   if [ "$(readlink -f "$bin/python" 2>/dev/null)" != "$(readlink -f "$py")" ]; then
     # No `python` beside it (a system python3): a per-user link so that `python` is $py.
-    shim=${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/fhvae-kaldi/python-$(printf %s "$py" | cksum | cut -d' ' -f1)
+    shim=${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/fhvae-kaldi
+    shim=$shim/python-$(printf %s "$py" | cksum | cut -d' ' -f1)
     mkdir -p "$shim" && ln -sfn "$py" "$shim/python" || {
       echo "path.sh: cannot create $shim/python (a link to $py)" >&2; return 1; }
     bin=$shim

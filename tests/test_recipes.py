@@ -401,7 +401,8 @@ def test_ami_recipe_stages_0_to_2(tmp_path):
     assert wav["AMI_ES2011a_H00"].endswith("ES2011a/audio/ES2011a.Headset-0.wav")
     frames = read_dict(dev / "utt2num_frames")
     assert frames["AMI_ES2011a_SDM_FIE038_0000131_0000200"] == "67"       # 0.69 s
-    channel, room = read_dict(dev / "utt2channel"), read_dict(recipe / "data" / "train" / "utt2room")
+    channel = read_dict(dev / "utt2channel")
+    room = read_dict(recipe / "data" / "train" / "utt2room")
     assert sorted(set(channel.values())) == ["ihm", "sdm"]
     assert channel["AMI_ES2011a_SDM_MEE068_0000020_0000090"] == "sdm"
     assert sorted(set(room.values())) == ["idiap", "tno"]
