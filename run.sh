@@ -11,7 +11,8 @@ stop_stage=5
 nj=2                        # parallel jobs (corpus synthesis, FBank, extraction)
 seed=777                    # corpus generation, data split, training
 num_train_spk=400           # built-in corpus size: speakers per set, utterances per speaker
-num_dev_spk=20
+num_dev_spk=120             # dev decides every setting (utils/sweep_fhvae.sh): as many
+                            # speakers as test, so its bootstrap intervals are as narrow
 num_test_spk=120
 utts_per_spk=6
 corpus=corpus               # where the generated audio goes
