@@ -217,6 +217,19 @@ def test_evaluate_end_to_end(setup, tmp_path, capsys):
     assert "20 utterances, 5 speakers" in results and "24 utterances, 6 speakers" in results
     assert "| factor | split | train/test vectors | chance | acc(z1) | acc(z2) |" in results
     assert "![t-SNE of z1](tsne_z1.png)" in results and "(recombine.png)" in results
+    # after the probes: swap test, re-combination score with its figure; no utt2channel, so
+    # the robust-ASR probe is skipped with a note
+    sections = [line for line in results.splitlines() if line.startswith("## ")]
+    probes_at = sections.index("## Factor probes")
+    assert sections[probes_at + 1:probes_at + 3] == ["## Swap test", "## Re-combination score"]
+    assert "| z2 replaced by its own utterance's mean z2 |" in results
+    assert "| speaker: B's rather than A's | 200 | 50.0% |" in results
+    assert results.index("## Re-combination score") < results.index("(recombine.png)")
+    assert "No utt2channel in" in results and "robust-ASR probe skipped" in results
+    frames = (setup[2][0] / "utt2num_frames").read_text().split()[1::2]
+    latent = json.loads((out / "summary.json").read_text())
+    assert latent["swap"]["segments"] == sum(int(n) // 20 for n in frames)
+    assert latent["asr_probe"] is None and len(latent["recombination"]) == 4
     # every system has a speaker-bootstrap interval containing its EER, and s-vectors are
     # compared with the baseline per back-end
     rows = [line.split("|") for line in results.splitlines() if line.startswith("| svector_")

@@ -53,6 +53,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--num-b", type=int, default=3, help="re-combination: x^B segments")
     parser.add_argument("--bootstrap", type=int, default=1000,
                         help="speaker resamples for EER intervals (0: none)")
+    parser.add_argument("--swap-segments", type=int, default=4000,
+                        help="swap test: segments sampled from the evaluated set (0: no test)")
+    parser.add_argument("--recombine-pairs", type=int, default=200,
+                        help="re-combination score: (A, B) utterance pairs (0: figure only)")
+    parser.add_argument("--asr-train-utts", type=int, default=300,
+                        help="robust-ASR probe: clean close-talk training utterances it is "
+                             "trained on (0: no probe)")
     parser.add_argument("--num-threads", type=int, default=1,
                         help="CPU threads for torch/BLAS/OpenMP (t-SNE slows down badly when "
                              "its threads compete with other jobs for the cores)")
@@ -69,7 +76,9 @@ def main(argv: list[str] | None = None) -> int:
         max_matched_nontarget=args.max_matched_nontarget, lda_dim=args.lda_dim,
         p_target=args.p_target, probe_stride=args.probe_stride,
         tsne_speakers=args.tsne_speakers, tsne_points=args.tsne_points,
-        num_a=args.num_a, num_b=args.num_b, bootstrap=args.bootstrap)
+        num_a=args.num_a, num_b=args.num_b, bootstrap=args.bootstrap,
+        swap_segments=args.swap_segments, recombine_pairs=args.recombine_pairs,
+        asr_train_utts=args.asr_train_utts)
     torch.set_num_threads(args.num_threads)
     with threadpool_limits(args.num_threads):
         summary = run_evaluation(cfg)

@@ -58,12 +58,14 @@ def read_factors(data_dir: str | os.PathLike) -> dict[str, dict[str, str]]:
     return factors
 
 
-def read_ctm_frame_labels(path: str | os.PathLike,
-                          num_frames: dict[str, int]) -> dict[str, np.ndarray]:
-    """Class of the segment covering each frame centre, from `<utt> 1 <start> <dur> <phone> <class>`.
+def read_ctm_frame_labels(path: str | os.PathLike, num_frames: dict[str, int],
+                          column: str = "class") -> dict[str, np.ndarray]:
+    """Class (or, with column="phone", phone) of the segment covering each frame centre, from
+    `<utt> 1 <start> <dur> <phone> <class>` lines.
 
     Only utterances in `num_frames` are kept; frames no segment covers get NO_LABEL.
     """
+    field = {"phone": 4, "class": 5}[column]
     path = Path(path)
     segments: dict[str, list[tuple[float, float, str]]] = {}
     with open(path) as handle:
@@ -78,7 +80,7 @@ def read_ctm_frame_labels(path: str | os.PathLike,
                                  f"<dur-sec> <phone> <class>'") from None
             if dur < 0 or start < 0:
                 raise FhvaeError(f"{path}:{lineno}: negative start or duration")
-            segments.setdefault(fields[0], []).append((start, start + dur, fields[5]))
+            segments.setdefault(fields[0], []).append((start, start + dur, fields[field]))
     labels: dict[str, np.ndarray] = {}
     for utt, frames in num_frames.items():
         out = np.full(frames, NO_LABEL, dtype=object)

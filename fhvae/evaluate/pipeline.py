@@ -4,23 +4,29 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
 from fhvae.checkpoint import load_model
 from fhvae.errors import FhvaeError
-from fhvae.evaluate.inputs import PHONE_CTM, fbank_means, load_eval_set, read_vectors
+from fhvae.evaluate.asr_probe import AsrProbeResult, run_asr_probe, skip_reason
+from fhvae.evaluate.inputs import (PHONE_CTM, EvalSet, fbank_means, iter_feats, load_eval_set,
+                                   read_vectors)
 from fhvae.evaluate.probes import run_probes
-from fhvae.evaluate.recombine import make_recombine_figure
+from fhvae.evaluate.recombine import RecombineScore, make_recombine_figure, score_recombination
 from fhvae.evaluate.report import EvalSummary, eer_lines, render_results, summary_record
+from fhvae.evaluate.swap import SwapResult, run_swap_test
 from fhvae.evaluate.tsne import make_tsne_figures
 from fhvae.evaluate.verification import (BACKENDS, BASELINE, CANDIDATE, load_trial_lists,
                                          make_backend, run_verification, utterance_conditions)
+from fhvae.features.mvn import MVN
 from fhvae.io.atomic import write_text_atomic
 from fhvae.io.datadir import read_dict
+from fhvae.model import FHVAE
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +52,9 @@ class EvalConfig:
     num_a: int = 8
     num_b: int = 3
     bootstrap: int = 1000       # speaker resamples for EER intervals; 0 = none
+    swap_segments: int = 4000   # swap test: sampled segments; 0 = no swap test
+    recombine_pairs: int = 200  # re-combination score: (A, B) pairs; 0 = figure only
+    asr_train_utts: int = 300   # robust-ASR probe: clean close-talk training utts; 0 = none
 
 
 def load_train_svectors(cfg: EvalConfig) -> tuple[dict[str, np.ndarray], dict[str, str]]:
@@ -56,6 +65,31 @@ def load_train_svectors(cfg: EvalConfig) -> tuple[dict[str, np.ndarray], dict[st
         raise FhvaeError(f"{cfg.train_latents / 'svector.scp'}: utterance '{unknown}' is not in "
                          f"{cfg.train_data / 'utt2spk'}")
     return svectors, {u: utt2spk[u] for u in svectors}
+
+
+def _timed(what: str, func: Callable[..., Any], *args: Any) -> Any:
+    start = time.perf_counter()
+    result = func(*args)
+    log.info("%s took %.1f s", what, time.perf_counter() - start)
+    return result
+
+
+def score_latents(cfg: EvalConfig, evalset: EvalSet, model: FHVAE, mvn: MVN, notes: list[str]
+                  ) -> tuple[SwapResult | None, RecombineScore | None, AsrProbeResult | None]:
+    """Swap test, re-combination score and robust-ASR probe, each timed in the log; why the
+    probe was skipped goes to `notes`."""
+    feats = dict(iter_feats(cfg.data, evalset.utts, mvn.dim))    # raw FBank, read once for all
+    swap = (_timed("swap test", run_swap_test, model, mvn, feats, cfg.seed, cfg.swap_segments)
+            if cfg.swap_segments else None)
+    recombination = (_timed("re-combination score", score_recombination, evalset, feats, model,
+                            mvn, cfg.seed, cfg.recombine_pairs) if cfg.recombine_pairs else None)
+    reason = skip_reason(cfg.train_data, cfg.data) if cfg.asr_train_utts else None
+    if reason:
+        notes.append(reason)
+    asr = (_timed("robust-ASR probe", run_asr_probe, evalset, feats, model, mvn, cfg.train_data,
+                  cfg.data, cfg.seed, cfg.asr_train_utts)
+           if cfg.asr_train_utts and not reason else None)
+    return swap, recombination, asr
 
 
 def run_evaluation(cfg: EvalConfig) -> EvalSummary:
@@ -91,6 +125,7 @@ def run_evaluation(cfg: EvalConfig) -> EvalSummary:
     recombine_path = make_recombine_figure(evalset, cfg.data, model, mvn,
                                            cfg.out_dir / "recombine.png", cfg.seed,
                                            cfg.num_a, cfg.num_b)
+    swap, recombination, asr = score_latents(cfg, evalset, model, mvn, notes)
     summary = EvalSummary(
         data_dir=str(cfg.data), train_dir=str(cfg.train_data),
         model=f"{cfg.model} (step {payload.get('step', '?')})", seed=cfg.seed,
@@ -99,8 +134,10 @@ def run_evaluation(cfg: EvalConfig) -> EvalSummary:
         verification=verification, num_resamples=cfg.bootstrap, probes=probes,
         probe_stride=cfg.probe_stride, notes=notes,
         figures=[("t-SNE of z1 (left) and z2 (right), one row per factor", tsne_paths[2].name),
-                 ("t-SNE of z1", tsne_paths[0].name), ("t-SNE of z2", tsne_paths[1].name),
-                 ("Re-combination: z1 of x^A decoded with z2 of x^B", recombine_path.name)])
+                 ("t-SNE of z1", tsne_paths[0].name), ("t-SNE of z2", tsne_paths[1].name)],
+        recombine_figure=("Re-combination: z1 of x^A decoded with z2 of x^B",
+                          recombine_path.name),
+        swap=swap, recombination=recombination, asr=asr)
     write_text_atomic(cfg.out_dir / "results.md", render_results(summary))
     write_text_atomic(cfg.out_dir / "summary.json",
                       json.dumps(summary_record(summary), indent=1) + "\n")

@@ -1,8 +1,9 @@
-"""Re-combination figure (like paper Fig. 4): decode z1 of segment A with z2 of segment B.
+"""Re-combination (like paper Fig. 4): decode z1 of segment A with z2 of segment B.
 
 Each decoded segment should keep A's content (segment-level factors: phones) and take
-B's sequence-level factors (speaker, noise, channel). Posterior means are used throughout,
-so the figure is deterministic for a given seed.
+B's sequence-level factors (speaker, noise, channel). The figure shows a grid of them; the
+score measures it with classifiers trained on real segments, over many (A, B) pairs.
+Posterior means are used throughout, so both are deterministic for a given seed.
 """
 
 from __future__ import annotations
@@ -11,15 +12,18 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Mapping
 
 import numpy as np
-import torch
 from matplotlib.patches import Rectangle
 from matplotlib.figure import Figure
+from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 
 from fhvae.errors import FhvaeError
-from fhvae.evaluate.inputs import EvalSet, iter_feats
+from fhvae.evaluate.inputs import NO_LABEL, EvalSet, iter_feats
 from fhvae.evaluate.plotting import save_figure
+from fhvae.evaluate.probes import split_utterances
+from fhvae.evaluate.swap import Segments, cut_segments, decode_means, encode_means, encode_z2_means
 from fhvae.features.mvn import MVN
 from fhvae.model import FHVAE
 
@@ -85,20 +89,13 @@ def choose_utterances(evalset: EvalSet, seed: int, num_a: int, num_b: int,
     return utts_a, utts_b
 
 
-@torch.no_grad()
 def recombine(model: FHVAE, mvn: MVN, seg_a: np.ndarray, seg_b: np.ndarray) -> np.ndarray:
     """Raw (n_a, L, F) and (n_b, L, F) segments -> decoded (n_b, n_a, L, F) in raw feature scale."""
-    model.eval()
-    device = next(model.parameters()).device
-    x_a = torch.from_numpy(mvn.apply(seg_a)).to(device)
-    x_b = torch.from_numpy(mvn.apply(seg_b)).to(device)
-    z1_a = model(x_a, sample=False).z1_mu
-    z2_b, _ = model.encode_z2(x_b)
-    rows = []
-    for i in range(z2_b.shape[0]):
-        x_mu, _ = model.decode(z1_a, z2_b[i].expand(z1_a.shape[0], -1), seg_a.shape[1])
-        rows.append(x_mu.cpu().numpy() * mvn.std + mvn.mean)
-    return np.stack(rows)
+    z1_a, _ = encode_means(model, mvn.apply(seg_a))
+    z2_b = encode_z2_means(model, mvn.apply(seg_b))
+    return np.stack([decode_means(model, z1_a, np.repeat(z2_b[i:i + 1], len(z1_a), axis=0),
+                                  seg_a.shape[1]) * mvn.std + mvn.mean
+                     for i in range(z2_b.shape[0])])
 
 
 def _show(ax, mat: np.ndarray, vmin: float, vmax: float) -> None:
@@ -152,3 +149,181 @@ def make_recombine_figure(evalset: EvalSet, data_dir: str | os.PathLike, model: 
                  fontsize=9)
     save_figure(fig, path)
     return Path(path)
+
+
+# ---- the re-combination score: does the decoded segment carry B's factors and A's content?
+
+SCORED_FACTORS = ("speaker", "noise", "channel")
+PAIR_FACTORS = ("noise", "channel")   # B differs from A in these when possible; gender left
+                                      # random so that the speaker test is not a gender test
+CONTENT_STRIDE = 4                    # content classifier: every 4th real frame
+
+
+@dataclass
+class RecombineCheck:
+    """One classifier test on the decoded re-combinations (and, as a ceiling, on real segments)."""
+
+    test: str
+    num: int               # pairs (factor tests) or frames (content tests) scored
+    chance: float
+    acc_decoded: float
+    acc_real: float        # the same classifier on the real segment whose label is wanted
+
+
+@dataclass
+class RecombineScore:
+    num_pairs: int
+    num_fit_utts: int      # evaluated utterances the classifiers were trained on
+    num_pair_utts: int     # the other evaluated utterances, from which the pairs were drawn
+    checks: list[RecombineCheck]
+
+
+def choose_pairs(evalset: EvalSet, utts: list[str], seed: int,
+                 num_pairs: int) -> list[tuple[str, str]]:
+    """Seeded (A, B) utterance pairs of different speakers; B also differs from A in noise and
+    channel (where labelled) whenever `utts` holds such an utterance."""
+    rng = np.random.default_rng(seed)
+    spk = evalset.utt2spk
+    factors = [evalset.factors[f] for f in PAIR_FACTORS if f in evalset.factors]
+    pairs = []
+    for _ in range(num_pairs):
+        a = utts[rng.integers(len(utts))]
+        others = [u for u in utts if spk[u] != spk[a]]
+        strict = [u for u in others if all(f.get(u) != f.get(a) for f in factors)]
+        pool = strict or others
+        if not pool:
+            raise FhvaeError("re-combination score needs utterances of two speakers")
+        pairs.append((a, pool[rng.integers(len(pool))]))
+    return pairs
+
+
+def fit_classifier(x: np.ndarray, y: np.ndarray) -> LinearDiscriminantAnalysis:
+    """Shrinkage LDA: closed form, so a 120-speaker classifier trains in well under a second."""
+    return LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto").fit(x, y)
+
+
+def pairwise_accuracy(clf: LinearDiscriminantAnalysis, x: np.ndarray, right: np.ndarray,
+                      wrong: np.ndarray) -> float:
+    """Share of rows whose posterior for the `right` label beats the one for the `wrong` label
+    (chance 50%)."""
+    column = {c: i for i, c in enumerate(clf.classes_)}
+    logp = clf.predict_log_proba(x)
+    rows = np.arange(len(x))
+    return float(np.mean(logp[rows, [column[c] for c in right]]
+                         > logp[rows, [column[c] for c in wrong]]))
+
+
+def _factor_check(factor: str, labels: dict[str, str], fit: Segments, pairs: list[tuple[str, str]],
+                  decoded: np.ndarray, real_b: np.ndarray) -> RecombineCheck | None:
+    """B's label against A's, on pairs whose labels differ, from segment-mean FBank."""
+    y = np.array([labels.get(fit.utts[i], NO_LABEL) for i in fit.utt], dtype=object)
+    keep = y != NO_LABEL
+    if np.unique(y[keep]).size < 2:
+        return None
+    clf = fit_classifier(fit.x[keep].mean(axis=1), y[keep].astype(str))
+    lab_a = np.array([labels.get(a, NO_LABEL) for a, _ in pairs])
+    lab_b = np.array([labels.get(b, NO_LABEL) for _, b in pairs])
+    known = set(clf.classes_)
+    use = (lab_a != lab_b) & np.isin(lab_a, list(known)) & np.isin(lab_b, list(known))
+    if not use.any():
+        return None
+    return RecombineCheck(
+        test=f"{factor}: B's rather than A's", num=int(use.sum()), chance=0.5,
+        acc_decoded=pairwise_accuracy(clf, decoded[use].mean(axis=1), lab_b[use], lab_a[use]),
+        acc_real=pairwise_accuracy(clf, real_b[use].mean(axis=1), lab_b[use], lab_a[use]))
+
+
+def _content_checks(phone_class: dict[str, np.ndarray], fit: Segments, seg_len: int,
+                    pairs: list[tuple[str, str]], starts: np.ndarray, decoded: np.ndarray,
+                    real_a: np.ndarray) -> list[RecombineCheck]:
+    """Frame phone class of the decoded frames against A's alignment: plain accuracy, and
+    A's class rather than B's on the frames where the two alignments differ."""
+    dim = decoded.shape[-1]
+    y = np.concatenate([phone_class[fit.utts[u]][s:s + seg_len]
+                        for u, s in zip(fit.utt, fit.start)])
+    sub = np.flatnonzero(y != NO_LABEL)[::CONTENT_STRIDE]
+    y_fit = y[sub].astype(str)
+    clf = fit_classifier(fit.x.reshape(-1, dim)[sub], y_fit)
+    classes, counts = np.unique(y_fit, return_counts=True)
+    truth = {i: np.concatenate([phone_class[pair[i]][s:s + seg_len]
+                                for pair, s in zip(pairs, starts[:, i])]) for i in (0, 1)}
+    flat_decoded, flat_real = decoded.reshape(-1, dim), real_a.reshape(-1, dim)
+    checks = []
+    known = np.isin(truth[0], classes)
+    if known.any():
+        checks.append(RecombineCheck(
+            test="phone class of A's frames", num=int(known.sum()),
+            chance=float(np.mean(truth[0][known] == classes[np.argmax(counts)])),
+            acc_decoded=float(np.mean(clf.predict(flat_decoded[known]) == truth[0][known])),
+            acc_real=float(np.mean(clf.predict(flat_real[known]) == truth[0][known]))))
+    differ = known & np.isin(truth[1], classes) & (truth[0] != truth[1])
+    if differ.any():
+        a, b = truth[0][differ].astype(str), truth[1][differ].astype(str)
+        checks.append(RecombineCheck(
+            test="phone class: A's rather than B's", num=int(differ.sum()), chance=0.5,
+            acc_decoded=pairwise_accuracy(clf, flat_decoded[differ], a, b),
+            acc_real=pairwise_accuracy(clf, flat_real[differ], a, b)))
+    return checks
+
+
+@dataclass
+class PairSegments:
+    """One random non-overlapping segment of A and one of B for each pair, normalised."""
+
+    pairs: list[tuple[str, str]]
+    starts: np.ndarray     # (P, 2): first frame of A's and of B's segment
+    real_a: np.ndarray     # (P, seg_len, F)
+    real_b: np.ndarray
+
+
+def draw_segments(feats: Mapping[str, np.ndarray], mvn: MVN, pairs: list[tuple[str, str]],
+                  seg_len: int, seed: int) -> PairSegments:
+    rng = np.random.default_rng(seed)
+    starts = np.array([[rng.integers(feats[u].shape[0] // seg_len) * seg_len for u in pair]
+                       for pair in pairs])
+    real = [np.stack([mvn.apply(feats[pair[i]][s:s + seg_len])
+                      for pair, s in zip(pairs, starts[:, i])]) for i in (0, 1)]
+    return PairSegments(pairs, starts, real[0], real[1])
+
+
+def check_decoded(evalset: EvalSet, fit: Segments, segs: PairSegments,
+                  decoded: np.ndarray) -> list[RecombineCheck]:
+    """Every available test of the decoded (P, seg_len, F) re-combinations, with classifiers
+    trained on the real segments `fit`."""
+    checks = [c for f in SCORED_FACTORS if f in evalset.factors
+              for c in [_factor_check(f, evalset.factors[f], fit, segs.pairs, decoded,
+                                      segs.real_b)]
+              if c is not None]
+    if evalset.phone_class is not None:
+        checks += _content_checks(evalset.phone_class, fit, segs.real_a.shape[1], segs.pairs,
+                                  segs.starts, decoded, segs.real_a)
+    return checks
+
+
+def score_recombination(evalset: EvalSet, feats: Mapping[str, np.ndarray], model: FHVAE,
+                        mvn: MVN, seed: int, num_pairs: int = 200) -> RecombineScore:
+    """Decode z1 of a random segment of A with z2 of a random segment of B for `num_pairs`
+    seeded pairs, and test the results with classifiers trained on real normalised FBank.
+
+    Segments are drawn at random (the figure shows the loudest ones) so that the phone-class
+    tests are not biased towards vowels. The classifiers are trained on one half of the
+    evaluated utterances and the pairs drawn from the other half (probes.split_utterances:
+    every speaker on both sides), because the evaluated speakers exist nowhere else and no
+    classifier should have seen A's or B's utterance.
+    """
+    seg_len = model.cfg.seg_len
+    fit_utts, pair_utts = split_utterances(evalset.utt2spk, seed)
+    pair_utts = [u for u in pair_utts if feats[u].shape[0] >= seg_len]
+    if not pair_utts:
+        raise FhvaeError(f"re-combination score: no utterance of at least {seg_len} frames")
+    fit = cut_segments({u: feats[u] for u in fit_utts}, mvn, seg_len)
+    segs = draw_segments(feats, mvn, choose_pairs(evalset, pair_utts, seed, num_pairs), seg_len,
+                         seed + 1)
+    z1_a, _ = encode_means(model, segs.real_a)
+    decoded = decode_means(model, z1_a, encode_z2_means(model, segs.real_b), seg_len)
+    checks = check_decoded(evalset, fit, segs, decoded)
+    for c in checks:
+        log.info("re-combination %s: %.1f%% decoded, %.1f%% real (chance %.1f%%, n=%d)",
+                 c.test, 100 * c.acc_decoded, 100 * c.acc_real, 100 * c.chance, c.num)
+    return RecombineScore(num_pairs=len(segs.pairs), num_fit_utts=len(fit.utts),
+                          num_pair_utts=len(pair_utts), checks=checks)

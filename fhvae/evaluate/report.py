@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from fhvae.evaluate.asr_probe import MIN_PHONE_FRAMES, OTHER, AsrProbeResult
 from fhvae.evaluate.probes import ProbeResult
+from fhvae.evaluate.recombine import RecombineScore
+from fhvae.evaluate.swap import SwapResult
 from fhvae.evaluate.verification import SystemResult, VerificationResult
 
 
@@ -24,6 +27,10 @@ class EvalSummary:
     num_resamples: int = 0
     notes: list[str] = field(default_factory=list)
     figures: list[tuple[str, str]] = field(default_factory=list)   # (caption, file name)
+    swap: SwapResult | None = None
+    recombination: RecombineScore | None = None
+    recombine_figure: tuple[str, str] | None = None                 # shown with its score
+    asr: AsrProbeResult | None = None
 
 
 def eer_lines(systems: list[SystemResult]) -> str:
@@ -90,6 +97,22 @@ def probe_table(probes: list[ProbeResult]) -> str:
     return "\n".join(rows) + "\n"
 
 
+def latent_record(s: EvalSummary) -> dict:
+    """The swap, re-combination and robust-ASR numbers for summary.json (None: not run)."""
+    return {
+        "swap": None if s.swap is None else {
+            "segments": s.swap.num_segments, "log_px_own": s.swap.log_px_own,
+            "ratio": s.swap.ratio, **{key: {"cost": c.mean, "stderr": c.stderr} for key, c in (
+                ("z1_swap", s.swap.z1_swap), ("z2_utt_mean", s.swap.z2_utt_mean),
+                ("z2_other_utt", s.swap.z2_other_utt))}},
+        "recombination": None if s.recombination is None else {
+            c.test: {"chance": c.chance, "decoded": c.acc_decoded, "real": c.acc_real,
+                     "num": c.num} for c in s.recombination.checks},
+        "asr_probe": None if s.asr is None else {
+            c.condition: {"chance": c.chance, **c.acc} for c in s.asr.conditions},
+    }
+
+
 def summary_record(s: EvalSummary) -> dict:
     """The numbers of results.md as plain data (summary.json), for sweeps and regressions."""
     return {
@@ -104,7 +127,77 @@ def summary_record(s: EvalSummary) -> dict:
             for v in s.verification for c in v.comparisons},
         "probes": {p.factor: {"chance": p.chance, "z1": p.acc_z1, "z2": p.acc_z2,
                               "split": p.split} for p in s.probes},
+        **latent_record(s),
     }
+
+
+def swap_section(r: SwapResult) -> list[str]:
+    rows = ["| z1, z2 of the segment, except | cost (nats/segment) | std. error |",
+            "|---|---:|---:|"]
+    rows += [f"| {c.label} | {c.mean:.1f} | {c.stderr:.1f} |"
+             for c in (r.z1_swap, r.z2_utt_mean, r.z2_other_utt)]
+    return ["## Swap test\n",
+            f"Decoder log-likelihood log p(x|z1,z2) of {r.num_segments} seeded non-overlapping "
+            f"{r.seg_len}-frame segments of {r.num_utts} utterances (posterior means; FBank "
+            "normalised as in training; summed over frames and bins): "
+            f"{r.log_px_own:.1f} nats per segment with the segment's own z1 and z2. A swap's "
+            "cost is how much that drops when one latent is replaced; a latent whose value the "
+            "decoder ignores costs 0.\n",
+            "\n".join(rows) + "\n",
+            f"Disentanglement ratio, cost(z2 → its utterance's mean) / cost(z1 swapped): "
+            f"**{r.ratio:.3f}** (0 when z2 is purely sequence-level).\n"]
+
+
+def recombination_section(r: RecombineScore | None, figure: tuple[str, str] | None) -> list[str]:
+    if r is None:
+        return ["## Re-combination\n"] + ([f"![{figure[0]}]({figure[1]})\n"] if figure else [])
+    rows = ["| test | scored | chance | decoded | real segment |", "|---|---:|---:|---:|---:|"]
+    rows += [f"| {c.test} | {c.num} | {100 * c.chance:.1f}% | {100 * c.acc_decoded:.1f}% | "
+             f"{100 * c.acc_real:.1f}% |" for c in r.checks]
+    parts = ["## Re-combination score\n",
+             f"z1 of a random segment of x^A decoded with z2 of a random segment of x^B, for "
+             f"{r.num_pairs} seeded pairs of utterances of different speakers (and, where "
+             f"possible, different noise and channel) drawn from {r.num_pair_utts} evaluated "
+             "utterances. Shrinkage-LDA classifiers trained on real normalised FBank of the "
+             f"other {r.num_fit_utts} evaluated utterances (same speakers, never A's or B's "
+             "utterance) label each decoded segment (speaker, noise, channel: from its mean "
+             "frame) and each decoded frame (phone class). *B's rather than A's*: the "
+             "classifier's posterior for B's label beats A's (pairs whose labels differ); "
+             "*phone class: A's rather than B's*: the same on frames where A's and B's "
+             "alignments differ. *Real segment* applies the same classifier to the real x^B "
+             "(factors) or x^A (phone class): what a perfect re-combination would score. "
+             "Good: decoded close to real and far above chance.\n",
+             "\n".join(rows) + "\n"]
+    if figure:
+        parts.append(f"![{figure[0]}]({figure[1]})\n")
+    return parts
+
+
+def asr_section(r: AsrProbeResult) -> list[str]:
+    names = list(r.conditions[0].acc) if r.conditions else []
+    rows = ["| test condition | utterances | frames | chance | "
+            + " | ".join(names) + " |", "|---|---:|---:|---:|" + "---:|" * len(names)]
+    rows += [f"| {c.condition} | {c.num_utts} | {c.num_frames} | {100 * c.chance:.1f}% | "
+             + " | ".join(f"{100 * c.acc[n]:.1f}%" for n in names) + " |" for c in r.conditions]
+    return ["## Robust-ASR probe\n",
+            "Frame phone classification (espeak phones of the alignment) by shrinkage LDA, "
+            f"trained on one labelled frame in {r.stride} of {r.num_train_utts} clean "
+            f"close-talk training utterances ({r.num_train_frames} frames, {r.num_classes} "
+            f"classes; {r.num_merged} phones with fewer than {MIN_PHONE_FRAMES} training frames "
+            f"merged into \"{OTHER}\") and tested on one labelled frame in {r.stride} of the "
+            "evaluated set, per condition. Inputs: z1; FBank normalised as the model sees it; "
+            "z1 and z2 concatenated; FBank with per-utterance mean and variance normalisation. "
+            "Chance = always the most frequent training phone. A content latent free of noise "
+            "and channel should lose less accuracy than FBank away from clean close-talk.\n",
+            "\n".join(rows) + "\n"]
+
+
+def latent_sections(s: EvalSummary) -> list[str]:
+    """The swap test, re-combination score and robust-ASR probe, where they were run."""
+    return ((swap_section(s.swap) if s.swap else [])
+            + (recombination_section(s.recombination, s.recombine_figure)
+               if s.recombination or s.recombine_figure else [])
+            + (asr_section(s.asr) if s.asr else []))
 
 
 def render_results(s: EvalSummary) -> str:
@@ -137,6 +230,7 @@ def render_results(s: EvalSummary) -> str:
         "identity; other factors are split by utterance, each speaker's utterances divided "
         "between the two sides. Chance = always answering the most frequent training class.\n",
         probe_table(s.probes),
+        *latent_sections(s),
     ]
     if s.figures:
         parts.append("## Figures\n")

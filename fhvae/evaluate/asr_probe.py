@@ -1,0 +1,173 @@
+"""Robust-ASR check for z1, in the spirit of Hsu & Glass's FHVAE features for noise-robust ASR.
+
+A linear frame phone classifier (espeak phones from phone_ali.ctm) is trained on clean
+close-talk utterances of the TRAINING set and tested on every noise and channel condition
+of the evaluated set, once per input: z1, FBank (normalised with the model's MVN, as the
+model sees it), z1+z2, and FBank with per-utterance mean/variance normalisation (CMVN).
+If z1 holds the content and not the sequence-level nuisance, its accuracy should drop less
+than FBank's away from clean close-talk speech.
+
+Stage 4 keeps only s-vectors of the training set by default, so the training-side z1/z2
+are encoded here, with the extractor's own functions, for a seeded subset of utterances.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+
+from fhvae.evaluate.inputs import NO_LABEL, PHONE_CTM, EvalSet, iter_feats, read_ctm_frame_labels
+from fhvae.evaluate.swap import encode_means
+from fhvae.extract import window_index
+from fhvae.features.mvn import MIN_STD, MVN
+from fhvae.io.datadir import read_dict
+from fhvae.model import FHVAE
+
+log = logging.getLogger(__name__)
+
+INPUTS = ("z1", "FBank", "z1+z2", "FBank+CMVN")
+CLEAN, CLOSE = "clean", "close"     # utt2noise / utt2channel labels of the training condition
+MIN_PHONE_FRAMES = 50               # rarer phones in the training frames are merged into OTHER
+OTHER = "other"
+NEEDED = ("utt2noise", "utt2channel", PHONE_CTM)
+
+
+@dataclass
+class AsrCondition:
+    condition: str
+    num_utts: int
+    num_frames: int
+    chance: float                # always answering the most frequent training phone
+    acc: dict[str, float]        # input name -> frame accuracy
+
+
+@dataclass
+class AsrProbeResult:
+    num_train_utts: int
+    num_train_frames: int
+    num_classes: int             # kept phones, plus OTHER when some were merged
+    num_merged: int              # phones merged into OTHER
+    stride: int
+    conditions: list[AsrCondition]
+
+
+def utterance_cmvn(feats: np.ndarray) -> np.ndarray:
+    """Per-utterance mean and variance normalisation of raw (T, F) features."""
+    return ((feats - feats.mean(axis=0)) / np.maximum(feats.std(axis=0), MIN_STD)).astype(
+        np.float32)
+
+
+def labelled_rows(phones: Mapping[str, np.ndarray], utts: list[str],
+                  stride: int) -> dict[str, np.ndarray]:
+    """Every `stride`-th frame that has a phone label, per utterance."""
+    return {u: np.flatnonzero(phones[u] != NO_LABEL)[::stride] for u in utts}
+
+
+def probe_inputs(feats: Mapping[str, np.ndarray], rows: Mapping[str, np.ndarray], mvn: MVN,
+                 z1: np.ndarray, z2: np.ndarray) -> dict[str, np.ndarray]:
+    """The four probed representations of the frames `rows` of each utterance, stacked in
+    the order of `rows`; z1/z2 are those frames' latents, stacked the same way."""
+    raw = np.concatenate([feats[u][r] for u, r in rows.items()])
+    cmvn = np.concatenate([utterance_cmvn(feats[u])[r] for u, r in rows.items()])
+    return {"z1": z1, "FBank": mvn.apply(raw), "z1+z2": np.concatenate([z1, z2], axis=1),
+            "FBank+CMVN": cmvn}
+
+
+def clean_close_utts(train_data: str | os.PathLike) -> list[str]:
+    noise = read_dict(Path(train_data) / "utt2noise")
+    channel = read_dict(Path(train_data) / "utt2channel")
+    return sorted(u for u, n in noise.items() if n == CLEAN and channel.get(u) == CLOSE)
+
+
+def skip_reason(train_data: str | os.PathLike, data: str | os.PathLike) -> str | None:
+    """Why the probe cannot run here (a missing file or no clean close-talk training
+    utterance), or None."""
+    for directory in (Path(train_data), Path(data)):
+        missing = [name for name in NEEDED if not (directory / name).is_file()]
+        if missing:
+            return f"No {', '.join(missing)} in `{directory}`: robust-ASR probe skipped."
+    if not clean_close_utts(train_data):
+        return (f"No utterance of `{train_data}` is labelled {CLEAN} and {CLOSE}: "
+                "robust-ASR probe skipped.")
+    return None
+
+
+def _training_frames(model: FHVAE, mvn: MVN, train_data: Path, utts: list[str],
+                     stride: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Every `stride`-th labelled frame of `utts` with its phone; z1/z2 (posterior means, as
+    stage 4 writes them by default) are encoded for those frames only, from the extractor's
+    windows centred on them, which makes this `stride` times cheaper than full extraction."""
+    feats = dict(iter_feats(train_data, utts, mvn.dim))
+    phones = read_ctm_frame_labels(train_data / PHONE_CTM,
+                                   {u: f.shape[0] for u, f in feats.items()}, column="phone")
+    rows = labelled_rows(phones, utts, stride)
+    seg_len = model.cfg.seg_len
+    windows = np.concatenate([mvn.apply(feats[u])[window_index(len(feats[u]), seg_len)[r]]
+                              for u, r in rows.items()])
+    z1, z2 = encode_means(model, windows)
+    return (probe_inputs(feats, rows, mvn, z1, z2),
+            np.concatenate([phones[u][r] for u, r in rows.items()]).astype(str))
+
+
+def conditions(evalset: EvalSet) -> list[tuple[str, list[str]]]:
+    """(name, utterances): clean close-talk first (the training condition), then each noise
+    type and each channel of the evaluated set."""
+    noise, channel = evalset.factors["noise"], evalset.factors["channel"]
+    out = [(f"{CLEAN}, {CLOSE} (training condition)",
+            [u for u in evalset.utts if noise.get(u) == CLEAN and channel.get(u) == CLOSE])]
+    for factor, labels in (("noise", noise), ("channel", channel)):
+        for value in sorted(set(labels[u] for u in evalset.utts if u in labels)):
+            out.append((f"{factor} = {value}", [u for u in evalset.utts if labels.get(u) == value]))
+    return [(name, utts) for name, utts in out if utts]
+
+
+def run_asr_probe(evalset: EvalSet, feats: Mapping[str, np.ndarray], model: FHVAE, mvn: MVN,
+                  train_data: str | os.PathLike, data: str | os.PathLike, seed: int,
+                  max_train_utts: int = 300, stride: int = 4) -> AsrProbeResult:
+    """Train on up to `max_train_utts` seeded clean close-talk training utterances (every
+    `stride`-th frame) and report frame phone accuracy per condition of `evalset`, whose raw
+    features are `feats`. Check `skip_reason` first."""
+    train_data = Path(train_data)
+    pool = clean_close_utts(train_data)
+    rng = np.random.default_rng(seed)
+    utts = sorted(rng.choice(pool, min(len(pool), max_train_utts), replace=False).tolist())
+    x_train, y_train = _training_frames(model, mvn, train_data, utts, stride)
+    phones, counts = np.unique(y_train, return_counts=True)
+    rare = set(phones[counts < MIN_PHONE_FRAMES].tolist())
+    kept = set(phones.tolist()) - rare
+    y_train = np.where(np.isin(y_train, list(rare)), OTHER, y_train)
+    classes, counts = np.unique(y_train, return_counts=True)
+    majority = classes[np.argmax(counts)]
+    log.info("robust-ASR probe: %d training utterances, %d frames, %d phone classes (%d rare "
+             "phones merged into '%s')", len(utts), y_train.size, classes.size, len(rare), OTHER)
+    classifiers = {name: LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto")
+                   .fit(x_train[name], y_train) for name in INPUTS}
+
+    eval_phones = read_ctm_frame_labels(Path(data) / PHONE_CTM,
+                                        {u: feats[u].shape[0] for u in evalset.utts},
+                                        column="phone")
+    results = []
+    for name, cond_utts in conditions(evalset):
+        rows = labelled_rows(eval_phones, cond_utts, stride)
+        y_test = np.concatenate([eval_phones[u][r] for u, r in rows.items()]).astype(str)
+        if not y_test.size:
+            continue
+        x_test = probe_inputs(feats, rows, mvn,
+                              np.concatenate([evalset.z1[u][r] for u, r in rows.items()]),
+                              np.concatenate([evalset.z2[u][r] for u, r in rows.items()]))
+        y_test = np.where(np.isin(y_test, list(kept)), y_test, OTHER)
+        results.append(AsrCondition(
+            condition=name, num_utts=len(cond_utts), num_frames=int(y_test.size),
+            chance=float(np.mean(y_test == majority)),
+            acc={n: float(np.mean(classifiers[n].predict(x_test[n]) == y_test)) for n in INPUTS}))
+        log.info("robust-ASR probe, %s: %s", name,
+                 ", ".join(f"{n} {100 * a:.1f}%" for n, a in results[-1].acc.items()))
+    return AsrProbeResult(num_train_utts=len(utts), num_train_frames=int(y_train.size),
+                          num_classes=int(classes.size), num_merged=len(rare), stride=stride,
+                          conditions=results)
