@@ -2,6 +2,7 @@
 non-finite loss handling, flat == hierarchical when K = M, config errors, the CLI."""
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -42,7 +43,6 @@ def read_tsv(path):
 
 
 def test_training_raises_dev_bound_and_discriminates(tmp_path):
-    torch.set_num_threads(1)
     train_index = make_index(tmp_path / "train", seq_unit="spk")          # 6 x 4 utts, 80-dim
     dev_index = make_index(tmp_path / "dev", seq_unit="spk", utts_per_spk=2, utt_seed=1)
     cfg = tiny_config(model=ModelConfig(hidden=32, num_layers=1, z1_dim=8, z2_dim=8),
@@ -226,3 +226,136 @@ def test_table_reset_rows_are_the_extractors_svectors(small):
         want = map_mu2(z2_mu.sum(0, keepdim=True), torch.tensor([len(starts)]), 0.25)[0]
         torch.testing.assert_close(model.mu2[row].detach(), want, rtol=1e-5, atol=1e-6)
     loader.close()
+
+
+# ----------------------------------------------------------------- early stopping, final.pt
+def _scripted_dev_bounds(monkeypatch, values):
+    """The dev evaluations return `values` in turn (and fail the test if asked once more)."""
+    queue = list(values)
+    monkeypatch.setattr(train_mod, "evaluate", lambda *args, **kwargs: queue.pop(0))
+    return queue
+
+
+def test_early_stopping_and_final_is_the_best_dev_checkpoint(small, tmp_path, monkeypatch):
+    train_index, dev_index, mvn = small
+    # Dev at steps 2, 4, ...: best (-5) at step 4; at step 10 six steps brought nothing.
+    queue = _scripted_dev_bounds(monkeypatch, [-10.0, -5.0, -7.0, -6.0, -8.0])
+    cfg = tiny_config(max_steps=40, dev_every=2, patience=6)
+    final = train(cfg, train_index, dev_index, mvn, tmp_path / "exp")
+    assert queue == []
+    rows = read_tsv(tmp_path / "exp" / "train_metrics.tsv")
+    assert int(rows[-1]["step"]) == 10
+    assert [float(r["dev_lb"]) for r in rows if r["dev_lb"]] == [-10, -5, -7, -6, -8]
+    last = load_checkpoint(tmp_path / "exp" / "ckpt" / "last.pt")
+    best = load_checkpoint(tmp_path / "exp" / "ckpt" / "best.pt")
+    assert (last["step"], last["stopped"], last["best_step"]) == (10, True, 4)
+    assert (best["step"], best["dev_lb"]) == (4, -5.0)
+    written = load_checkpoint(final)
+    assert written["step"] == 4
+    assert all(torch.equal(v, best["model"][k]) for k, v in written["model"].items())
+    assert not all(torch.equal(v, last["model"][k]) for k, v in written["model"].items())
+    # A stopped run stays stopped: running it again trains and evaluates no further.
+    train(cfg, train_index, dev_index, mvn, tmp_path / "exp")
+    assert load_checkpoint(tmp_path / "exp" / "ckpt" / "last.pt")["step"] == 10
+    assert load_checkpoint(final)["step"] == 4
+
+
+def test_final_is_the_last_model_without_a_dev_set(small, tmp_path):
+    train_index, _, mvn = small
+    final = load_checkpoint(train(tiny_config(max_steps=6), train_index, None, mvn, tmp_path))
+    last = load_checkpoint(tmp_path / "ckpt" / "last.pt")
+    assert final["step"] == 6 and not (tmp_path / "ckpt" / "best.pt").exists()
+    assert all(torch.equal(v, last["model"][k]) for k, v in final["model"].items())
+
+
+# ----------------------------------------------------------------- resume
+def test_resume_with_a_dev_set_reproduces_the_uninterrupted_run(small, tmp_path):
+    train_index, dev_index, mvn = small
+    cfg = lambda steps: tiny_config(max_steps=steps, dev_every=3)      # noqa: E731
+    train(cfg(11), train_index, dev_index, mvn, tmp_path / "full")
+    train(cfg(5), train_index, dev_index, mvn, tmp_path / "cut")
+    train(cfg(11), train_index, dev_index, mvn, tmp_path / "cut")
+    _assert_same_run(tmp_path / "full", tmp_path / "cut")   # dev_lb column included
+    full, cut = (load_checkpoint(tmp_path / d / "ckpt" / "best.pt") for d in ("full", "cut"))
+    assert full["step"] == cut["step"] and full["dev_lb"] == cut["dev_lb"]
+    assert all(torch.equal(v, cut["model"][k]) for k, v in full["model"].items())
+
+
+@pytest.mark.parametrize("key, value, was", [("batch_size", 8, 16), ("seed", 3, 0),
+                                             ("seg_shift", 4, 8), ("num_seg_batches", 2, 0)])
+def test_resume_refuses_other_sampler_settings(small, tmp_path, key, value, was):
+    train_index, _, mvn = small
+    train(tiny_config(max_steps=4), train_index, None, mvn, tmp_path)
+    with pytest.raises(FhvaeError, match=rf"last\.pt: {key} was {was}, now {value}; "
+                                         r"cannot resume the same run"):
+        train(tiny_config(max_steps=8, prefetch=False, **{key: value}), train_index, None, mvn,
+              tmp_path)
+
+
+def test_resume_refuses_another_world_size_and_flat_mode_refuses_ranks(small, tmp_path):
+    from fhvae.checkpoint import save_checkpoint
+    train_index, _, mvn = small
+    train(tiny_config(max_steps=4), train_index, None, mvn, tmp_path)
+    last = tmp_path / "ckpt" / "last.pt"
+    payload = load_checkpoint(last)
+    payload["world"] = 2
+    save_checkpoint(last, payload)
+    with pytest.raises(FhvaeError, match=r"last\.pt: written by 2 process\(es\), resuming "
+                                         r"with 1$"):
+        train(tiny_config(max_steps=8, prefetch=False), train_index, None, mvn, tmp_path)
+    with pytest.raises(FhvaeError, match=r"^mode flat .* runs in one process only$"):
+        train_mod.resolve_config(tiny_config(mode="flat"), train_index, world=2)
+    assert train_mod.resolve_config(tiny_config(mode="flat"), train_index, 1).model.num_seqs == 24
+
+
+# ----------------------------------------------------------------- segment batches, AMP
+def test_num_seg_batches_sets_the_steps_per_sequence_batch(small, tmp_path):
+    train_index, _, mvn = small
+    train(tiny_config(max_steps=9, num_seg_batches=3), train_index, None, mvn, tmp_path / "3")
+    rows = read_tsv(tmp_path / "3" / "train_metrics.tsv")
+    assert [r["seq_batch"] for r in rows] == list("000111222")
+    # 0: one pass, i.e. floor(segments / batch_size) steps; segments of the K=5 sequences
+    # of sequence batch 0 counted from their lengths (windows of 20 frames every 8).
+    train(tiny_config(max_steps=8), train_index, None, mvn, tmp_path / "0")
+    seqs = load_checkpoint(tmp_path / "0" / "ckpt" / "last.pt")
+    from fhvae.data.sampler import HierarchicalSampler
+    utts = HierarchicalSampler(train_index, 5, 8, seed=0).seq_batch(0).utts
+    segments = sum((int(n) - 20) // 8 + 1 for n in train_index.num_frames[utts])
+    first = [r for r in read_tsv(tmp_path / "0" / "train_metrics.tsv") if r["seq_batch"] == "0"]
+    assert len(first) == segments // 16 and seqs["step"] == 8 and seqs["seq_batch"] > 0
+
+
+def test_bf16_autocast_trains_on_cpu(small, tmp_path):
+    train_index, dev_index, mvn = small
+    for amp in ("none", "bf16"):
+        train(tiny_config(max_steps=6, dev_every=3, amp=amp), train_index, dev_index, mvn,
+              tmp_path / amp)
+    rows = {amp: read_tsv(tmp_path / amp / "train_metrics.tsv") for amp in ("none", "bf16")}
+    first = [float(rows[amp][0]["loss"]) for amp in ("none", "bf16")]
+    # Same weights and batch at step 1: bf16 rounding moves the loss, but only a little.
+    assert first[0] != first[1] and first[1] == pytest.approx(first[0], rel=2e-2)
+    dev = [float(r["dev_lb"]) for r in rows["bf16"] if r["dev_lb"]]
+    assert len(dev) == 2 and all(math.isfinite(v) for v in dev)
+    last = load_checkpoint(tmp_path / "bf16" / "ckpt" / "last.pt")
+    assert all(v.dtype == torch.float32 and torch.isfinite(v).all()
+               for v in last["model"].values())
+
+
+# ----------------------------------------------------------------- shipped configs
+def test_shipped_configs_load_and_build_a_working_model(small):
+    from fhvae.model import FHVAE
+    root = Path(__file__).resolve().parents[1]
+    train_index, _, _ = small
+    x = torch.tensor(train_index.read_utt(0)[:20][None])            # one 20-frame segment
+    for name in ("conf/fhvae_cpu.yaml", "conf/fhvae.yaml", "tests/conf/fhvae_tiny.yaml"):
+        cfg = train_mod.resolve_config(TrainConfig.load(root / name), train_index, 1)
+        assert cfg.model.num_seqs == cfg.seq_batch_size and cfg.model.feat_dim == 16
+        torch.manual_seed(0)
+        out = FHVAE(cfg.model).eval()(x)
+        assert out.z1.shape == (1, cfg.model.z1_dim) and out.z2.shape == (1, cfg.model.z2_dim)
+        assert out.x_mu.shape == x.shape and torch.isfinite(out.x_mu).all(), name
+    cpu = yaml.safe_load((root / "conf" / "fhvae_cpu.yaml").read_text())
+    tiny = yaml.safe_load((root / "tests" / "conf" / "fhvae_tiny.yaml").read_text())
+    # The end-to-end test's config is the CPU recipe's, shrunk: same options, same mode.
+    assert tiny.keys() == cpu.keys() and tiny["model"].keys() == cpu["model"].keys()
+    assert tiny["mode"] == cpu["mode"]
