@@ -120,3 +120,14 @@ def test_score_recombination_runs_the_model_on_seeded_pairs():
     del evalset.factors["channel"]
     tests = [c.test for c in score_recombination(evalset, feats, model, IDENTITY, 4, 30).checks]
     assert tests == ["speaker: B's rather than A's", "noise: B's rather than A's"]
+
+
+def test_no_score_when_no_speaker_has_a_second_utterance():
+    evalset, feats = make_evalset()
+    first = [u for u in evalset.utts if u.endswith("-u0")]
+    single = EvalSet(utts=first, factors={f: {u: lab[u] for u in first}
+                                          for f, lab in evalset.factors.items()},
+                     z1={}, z2={}, svector={}, phone_class=evalset.phone_class)
+    model = FHVAE(ModelConfig(feat_dim=DIM, seg_len=SEG, z1_dim=3, z2_dim=2, hidden=8,
+                              num_layers=1, num_seqs=4))
+    assert score_recombination(single, feats, model, IDENTITY, seed=0) is None

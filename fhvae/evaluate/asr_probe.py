@@ -8,7 +8,9 @@ If z1 holds the content and not the sequence-level nuisance, its accuracy should
 than FBank's away from clean close-talk speech.
 
 Stage 4 keeps only s-vectors of the training set by default, so the training-side z1/z2
-are encoded here, with the extractor's own functions, for a seeded subset of utterances.
+are encoded here for a seeded subset of utterances: posterior means of the extractor's
+window centred on each frame (extract.window_index), exactly the rows stage 4 would write,
+but only for the frames the classifier uses.
 """
 
 from __future__ import annotations
@@ -20,9 +22,9 @@ from pathlib import Path
 from typing import Mapping
 
 import numpy as np
-from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 
 from fhvae.evaluate.inputs import NO_LABEL, PHONE_CTM, EvalSet, iter_feats, read_ctm_frame_labels
+from fhvae.evaluate.recombine import fit_classifier
 from fhvae.evaluate.swap import encode_means
 from fhvae.extract import window_index
 from fhvae.features.mvn import MIN_STD, MVN
@@ -132,7 +134,8 @@ def run_asr_probe(evalset: EvalSet, feats: Mapping[str, np.ndarray], model: FHVA
                   max_train_utts: int = 300, stride: int = 4) -> AsrProbeResult:
     """Train on up to `max_train_utts` seeded clean close-talk training utterances (every
     `stride`-th frame) and report frame phone accuracy per condition of `evalset`, whose raw
-    features are `feats`. Check `skip_reason` first."""
+    features are `feats`; evaluated phones unseen in training count as errors. Check
+    `skip_reason` first."""
     train_data = Path(train_data)
     pool = clean_close_utts(train_data)
     rng = np.random.default_rng(seed)
@@ -146,8 +149,7 @@ def run_asr_probe(evalset: EvalSet, feats: Mapping[str, np.ndarray], model: FHVA
     majority = classes[np.argmax(counts)]
     log.info("robust-ASR probe: %d training utterances, %d frames, %d phone classes (%d rare "
              "phones merged into '%s')", len(utts), y_train.size, classes.size, len(rare), OTHER)
-    classifiers = {name: LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto")
-                   .fit(x_train[name], y_train) for name in INPUTS}
+    classifiers = {name: fit_classifier(x_train[name], y_train) for name in INPUTS}
 
     eval_phones = read_ctm_frame_labels(Path(data) / PHONE_CTM,
                                         {u: feats[u].shape[0] for u in evalset.utts},

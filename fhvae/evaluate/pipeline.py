@@ -83,6 +83,9 @@ def score_latents(cfg: EvalConfig, evalset: EvalSet, model: FHVAE, mvn: MVN, not
             if cfg.swap_segments else None)
     recombination = (_timed("re-combination score", score_recombination, evalset, feats, model,
                             mvn, cfg.seed, cfg.recombine_pairs) if cfg.recombine_pairs else None)
+    if cfg.recombine_pairs and recombination is None:
+        notes.append("Re-combination score skipped: it needs two speakers with two or more "
+                     "utterances of at least one segment.")
     reason = skip_reason(cfg.train_data, cfg.data) if cfg.asr_train_utts else None
     if reason:
         notes.append(reason)
