@@ -1,13 +1,19 @@
-"""Interruptions: `kill -9` of training and of extraction at a random (seeded) moment, then
-the same command again, as `./run.sh --stage 3/4` would re-run it.
+"""Interruptions: `kill -9` of training and of extraction in mid-run, then the same command
+again, as `./run.sh --stage 3/4` would re-run it.
+
+Each kill waits for an observable event and is made at a point where the process cannot
+have finished, whatever the machine's load: training runs with a step limit it will never
+reach and is killed once its log shows a chosen step; extraction is killed while it waits
+for the features of its last utterance (a pipe held shut until the kill).
 
 Training must resume from ckpt/last.pt (losing at most ckpt_every steps) and end with
-exactly the parameters of an uninterrupted run; last.pt must be loadable at every kill.
+exactly the parameters of an uninterrupted run; last.pt must be loadable after the kill.
 Extraction must never leave an scp that points into a half-written ark, and the re-run
 must produce complete tables."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
 import re
@@ -33,20 +39,22 @@ from test_reliability_data import (ROOT, random_feats, save_tiny_model, write_fe
 from test_train_data import make_data_dir
 
 CKPT_EVERY = 8
-MAX_STEPS = 80
+NEVER = 1_000_000          # the killed run's step limit: it cannot end on its own
+TIMEOUT = 300              # any one subprocess
 
 
 def _env() -> dict[str, str]:
     return dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
 
 
-def _wait_for(predicate, proc: subprocess.Popen, what: str, timeout: float = 120.0) -> None:
+def _wait_for(predicate, proc: subprocess.Popen, what: str, timeout: float = TIMEOUT) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
         if proc.poll() is not None:
             pytest.fail(f"process ended (status {proc.returncode}) before {what}")
         if time.monotonic() > deadline:
-            proc.kill()
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=60)
             pytest.fail(f"timed out waiting for {what}")
         time.sleep(0.01)
 
@@ -54,7 +62,7 @@ def _wait_for(predicate, proc: subprocess.Popen, what: str, timeout: float = 120
 def _kill_group(proc: subprocess.Popen) -> None:
     """SIGKILL the process and everything it started (its own session)."""
     os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    proc.wait(timeout=60)
     assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
 
 
@@ -65,15 +73,15 @@ def train_inputs(tmp_path_factory):
                                              feat_dim=16), seg_len=20)
     index.save(root / "train.npz")
     compute_mvn(index.read_utt(u) for u in range(index.num_utts)).save(root / "mvn.npz")
-    conf = write_train_config(root / "conf.yaml", max_steps=MAX_STEPS, ckpt_every=CKPT_EVERY,
+    conf = write_train_config(root / "conf.yaml", max_steps=NEVER, ckpt_every=CKPT_EVERY,
                               log_every=1)
     return root, conf
 
 
-def _train_cmd(root: Path, conf: Path, exp: Path) -> list[str]:
+def _train_cmd(root: Path, conf: Path, exp: Path, *options: str) -> list[str]:
     return [sys.executable, "-m", "fhvae.bin.train", "--config", str(conf), "--train-index",
             str(root / "train.npz"), "--mvn", str(root / "mvn.npz"), "--num-threads", "1",
-            str(exp)]
+            *options, str(exp)]
 
 
 def _logged_steps(exp: Path) -> int:
@@ -85,35 +93,39 @@ def test_kill_9_during_training_then_rerun_equals_uninterrupted(train_inputs, tm
     root, conf = train_inputs
     cut = tmp_path / "cut"
     last = cut / "ckpt" / "last.pt"
+    kill_after = random.Random(6).randint(CKPT_EVERY + 1, 3 * CKPT_EVERY)   # any phase
     proc = subprocess.Popen(_train_cmd(root, conf, cut), cwd=ROOT, env=_env(),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
-    _wait_for(last.is_file, proc, "the first checkpoint")
-    time.sleep(random.Random(6).uniform(0.0, 0.15))
+    _wait_for(lambda: last.is_file() and _logged_steps(cut) >= kill_after, proc,
+              f"step {kill_after} in the log")
     _kill_group(proc)
     saved = load_checkpoint(last)                  # never corrupt, whenever the kill came
-    assert saved["step"] % CKPT_EVERY == 0 and 0 < saved["step"] < MAX_STEPS
+    assert saved["step"] % CKPT_EVERY == 0 and saved["step"] >= CKPT_EVERY
     assert _logged_steps(cut) - saved["step"] <= CKPT_EVERY   # lost <= one interval
 
-    done = subprocess.run(_train_cmd(root, conf, cut), cwd=ROOT, env=_env(),
-                          capture_output=True, text=True)
+    # The same command again (with a reachable limit): resumes where last.pt was written.
+    max_steps = saved["step"] + 2 * CKPT_EVERY + 3
+    done = subprocess.run(_train_cmd(root, conf, cut, "--max-steps", str(max_steps)),
+                          cwd=ROOT, env=_env(), capture_output=True, text=True,
+                          timeout=TIMEOUT)
     assert done.returncode == 0, done.stderr
     resumed = int(re.search(r"resumed from \S+ at step (\d+)", done.stderr).group(1))
     assert resumed == saved["step"]
     # The uninterrupted reference run, in this process (same code, one thread as above).
     torch.set_num_threads(1)
     full = tmp_path / "full"
-    train(TrainConfig.load(conf), SegmentIndex.load(root / "train.npz"), None,
-          MVN.load(root / "mvn.npz"), full)
+    cfg = dataclasses.replace(TrainConfig.load(conf), max_steps=max_steps)
+    train(cfg, SegmentIndex.load(root / "train.npz"), None, MVN.load(root / "mvn.npz"), full)
 
     for name in ("final.pt", "ckpt/last.pt"):
         a, b = load_checkpoint(full / name), load_checkpoint(cut / name)
-        assert a["step"] == b["step"] == MAX_STEPS
+        assert a["step"] == b["step"] == max_steps
         for key, value in a["model"].items():
             assert torch.equal(value, b["model"][key]), (name, key)
     rows = [[line.rsplit("\t", 1)[0] for line in (d / "train_metrics.tsv").read_text()
              .splitlines()] for d in (full, cut)]
-    assert rows[0] == rows[1] and len(rows[0]) == MAX_STEPS + 1
+    assert rows[0] == rows[1] and len(rows[0]) == max_steps + 1
     assert not [p.name for p in cut.rglob(".*tmp*")]   # killed writers' temporaries are gone
 
 
@@ -128,24 +140,42 @@ def _read_every_entry(scp: Path) -> dict[str, np.ndarray]:
     return table
 
 
+def _gate_last_utterance(data: Path, feats: dict[str, np.ndarray], gate: Path) -> None:
+    """Make the last feats.scp entry a pipe, `cat <gate> <matrix> |`, that cannot produce
+    its features while <gate> is a FIFO nobody writes to (cat blocks opening it)."""
+    import kaldiio
+    lines = (data / "feats.scp").read_text().splitlines()
+    key = lines[-1].split()[0]
+    kaldiio.save_mat(str(data / "last.mat"), feats[key])
+    lines[-1] = f"{key} cat {gate} {data / 'last.mat'} |"
+    (data / "feats.scp").write_text("\n".join(lines) + "\n")
+    os.mkfifo(gate)
+
+
 def test_kill_9_during_extraction_then_rerun_gives_complete_tables(tmp_path):
     lengths = {f"s{i % 5}-u{i:03d}": 150 + (37 * i) % 120 for i in range(60)}
-    data = write_feats(tmp_path / "data", random_feats(lengths))
+    feats = random_feats(lengths)
+    data = write_feats(tmp_path / "data", feats)
+    gate = tmp_path / "gate"
+    _gate_last_utterance(data, feats, gate)
     model = save_tiny_model(tmp_path / "model.pt")
     out = tmp_path / "latents"
     cmd = [sys.executable, "-m", "fhvae.bin.extract", "--device", "cpu", "--batch-size", "64",
            "--num-threads", "1", str(model), str(data), str(out)]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
+    # 59 utterances' z1 is ~170 KiB: bytes reach the temporary ark before the gate.
     _wait_for(lambda: any(p.stat().st_size > 0 for p in out.glob(".z1.ark.tmp*")), proc,
               "the first ark bytes")
-    time.sleep(random.Random(4).uniform(0.0, 0.2))
     _kill_group(proc)
     assert not (out / "z1.scp").exists()
     for scp in out.glob("*.scp"):                  # a finished job's tables are complete
         assert _read_every_entry(scp)
 
-    rerun = subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True)
+    gate.unlink()
+    gate.touch()                                   # open: the pipe now yields the features
+    rerun = subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True,
+                           timeout=TIMEOUT)
     assert rerun.returncode == 0, rerun.stderr
     assert not list(out.glob(".*tmp*"))
     for name in ("z1", "z2"):
