@@ -103,3 +103,5 @@ def test_swap_test_needs_two_utterances(tiny):
     model, mvn, feats = tiny
     with pytest.raises(FhvaeError, match="two utterances of at least 5 frames"):
         run_swap_test(model, mvn, {"u1": feats["u1"], "short": feats["short"]}, seed=0)
+    with pytest.raises(FhvaeError, match="the 1 sampled segments come from one utterance"):
+        run_swap_test(model, mvn, feats, seed=0, max_segments=1)
