@@ -1,7 +1,9 @@
 """Fuzz: a valid tiny corpus gets one random (seeded) corruption per case, then the stage 1
 (compute_fbank on wav.scp), stage 2 (make_index --mvn-out) or stage 4 (extract) entry point
 runs on it. Every run must end with success, or with exit status 1 and exactly one ERROR
-line, never a traceback, and no temporary file may be left behind.
+line, never a traceback, and no temporary file may be left behind. A success must have
+written complete, consistent outputs, and every utterance the corruption did not touch
+must come out exactly as from the clean corpus.
 
 Corruptions: truncate or flip bytes of an ark or a wav file, delete / duplicate / swap /
 blank / garbage lines or flipped bytes in feats.scp, utt2spk, utt2num_frames and wav.scp,
@@ -18,10 +20,13 @@ import pytest
 import soundfile
 import torch
 
+import kaldiio
+
 from fhvae.bin import compute_fbank as fbank_bin
 from fhvae.bin import extract as extract_bin
 from fhvae.bin import make_index as index_bin
-from fhvae.io.tables import read_scp
+from fhvae.data.index import SegmentIndex
+from fhvae.features.mvn import MVN
 from test_reliability_data import (ROOT, random_feats, run_in_process, save_tiny_model,
                                    write_feats)
 
@@ -46,6 +51,99 @@ def corpus(tmp_path_factory) -> Path:
     write_feats(base, random_feats(LENGTHS))
     save_tiny_model(base.parent / "model.pt")
     return base
+
+
+@pytest.fixture(scope="module")
+def clean(corpus, tmp_path_factory) -> dict[int, Path]:
+    """Each stage's outputs on the uncorrupted corpus (the reference for untouched input)."""
+    outputs = {}
+    for stage in (1, 2, 4):
+        d = tmp_path_factory.mktemp(f"clean{stage}") / "case"
+        shutil.copytree(corpus, d)
+        _repoint(corpus, d)
+        status, stderr = run_stage(stage, d, corpus.parent / "model.pt")
+        assert status == 0, stderr
+        outputs[stage] = d
+    return outputs
+
+
+def _repoint(src: Path, d: Path) -> None:
+    """feats.scp and wav.scp of a copied dir refer to the copy's own files."""
+    for name in ("feats.scp", "wav.scp"):
+        (d / name).write_text((d / name).read_text().replace(f"{src}/", f"{d}/"))
+
+
+def _table(scp: Path) -> dict[str, np.ndarray]:
+    """An scp read with kaldiio's own loader (not fhvae's reader)."""
+    return {k: np.asarray(v) for k, v in kaldiio.load_scp(str(scp)).items()}
+
+
+def _inputs(d: Path, stage: int) -> dict[str, object]:
+    """What each utterance's output depends on: its wav.scp entry and wav bytes (stage 1)
+    or its feature matrix (stages 2, 4), None where it cannot be read."""
+    if stage == 1:
+        entries = dict(line.split(maxsplit=1) for line in (d / "wav.scp").read_text(
+            errors="replace").splitlines() if len(line.split(maxsplit=1)) == 2)
+        return {k: (v.replace(str(d), ""), _bytes(d / f"{k}.wav")) for k, v in entries.items()}
+    out = {}
+    for line in (d / "feats.scp").read_text(errors="replace").splitlines():
+        parts = line.split(maxsplit=1)
+        if len(parts) == 2:
+            try:
+                out[parts[0]] = np.asarray(kaldiio.load_mat(parts[1]))
+            except Exception:   # noqa: BLE001 - unreadable: not an untouched utterance
+                out[parts[0]] = None
+    return out
+
+
+def _bytes(path: Path) -> bytes | None:
+    return path.read_bytes() if path.is_file() else None
+
+
+def _untouched(case: Path, ref: Path, stage: int) -> set[str]:
+    mine, theirs = _inputs(case, stage), _inputs(ref, stage)
+    same = set()
+    for key, value in mine.items():
+        other = theirs.get(key)
+        if stage == 1 and value == other:
+            same.add(key)
+        elif stage != 1 and value is not None and other is not None and \
+                value.shape == other.shape and np.array_equal(value, other):
+            same.add(key)
+    return same
+
+
+def check_success(stage: int, d: Path, ref: Path) -> None:
+    """A successful run wrote complete outputs; untouched utterances match the clean run."""
+    untouched = _untouched(d, ref, stage)
+    if stage == 1:
+        feats = _table(d / "out.scp")
+        frames = {k: int(v) for k, v in (line.split() for line in
+                                         (d / "out_frames").read_text().splitlines())}
+        assert {k: v.shape for k, v in feats.items()} == {k: (n, 80) for k, n in frames.items()}
+        expected = _table(ref / "out.scp")
+    elif stage == 2:
+        index = SegmentIndex.load(d / "fhvae" / "seg_index.npz")
+        mvn = MVN.load(d / "fhvae" / "mvn.npz")
+        matrices = [index.read_utt(u) for u in range(index.num_utts)]
+        assert index.num_utts > 0 and all(m.shape[0] >= index.seg_len for m in matrices)
+        stacked = np.concatenate(matrices).astype(np.float64)
+        np.testing.assert_allclose(mvn.mean, stacked.mean(0), rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(mvn.std, stacked.std(0), rtol=1e-3, atol=1e-4)
+        reference = SegmentIndex.load(ref / "fhvae" / "seg_index.npz")
+        assert untouched <= {str(k) for k in index.utt_ids}
+        feats = {str(k): m for k, m in zip(index.utt_ids, matrices)}
+        expected = {str(k): reference.read_utt(u) for u, k in enumerate(reference.utt_ids)}
+    else:
+        tables = {name: _table(d / "out" / f"{name}.scp") for name in ("z1", "z2", "svector")}
+        assert tables["z1"].keys() == tables["z2"].keys() == tables["svector"].keys()
+        assert all(np.isfinite(v).all() for t in tables.values() for v in t.values())
+        assert untouched <= tables["z1"].keys()
+        feats = tables["z1"]
+        expected = _table(ref / "out" / "z1.scp")
+    for key in untouched & feats.keys():
+        np.testing.assert_allclose(feats[key], expected[key], rtol=1e-5, atol=1e-5,
+                                   err_msg=key)
 
 
 # ----------------------------------------------------------------- corruptions
@@ -135,13 +233,12 @@ def run_stage(stage: int, d: Path, model: Path) -> tuple[int, str]:
 
 
 @pytest.mark.parametrize("case", range(NUM_CASES))
-def test_corrupted_input_ends_in_success_or_one_error_line(corpus, tmp_path, case):
+def test_corrupted_input_ends_in_success_or_one_error_line(corpus, clean, tmp_path, case):
     rng = random.Random(SEED * 1000 + case)
     stage = (1, 2, 4)[case % 3]
     d = tmp_path / "case"
     shutil.copytree(corpus, d)
-    for name in ("feats.scp", "wav.scp"):
-        (d / name).write_text((d / name).read_text().replace(f"{corpus}/", f"{d}/"))
+    _repoint(corpus, d)
     what = rng.choice(CORRUPTIONS)(rng, d, stage)
 
     status, stderr = run_stage(stage, d, corpus.parent / "model.pt")
@@ -152,6 +249,5 @@ def test_corrupted_input_ends_in_success_or_one_error_line(corpus, tmp_path, cas
         assert len(errors) == 1 and stderr.rstrip("\n").splitlines()[-1] == errors[0], context
     else:
         assert not errors, context
-        if stage == 4:           # what a success wrote reads back completely
-            assert all(np.isfinite(v).all() for _, v in read_scp(d / "out" / "z1.scp"))
+        check_success(stage, d, clean[stage])
     assert not list(d.rglob(".*.tmp*")), context
