@@ -118,3 +118,12 @@ def test_speaker_level_factor_probed_on_unseen_speakers():
     assert results["gender"].split == "speaker" and results["speaker"].split == "utterance"
     assert results["speaker"].acc_z2 > 0.95          # speakers are easy to tell apart ...
     assert abs(results["gender"].acc_z2 - 0.5) < 0.2  # ... but gender is not learnable here
+
+
+def test_trial_lists_without_same_condition_targets_keep_only_all_trials(tmp_path):
+    from fhvae.evaluate.verification import load_trial_lists
+    utt2spk = {"a-1": "a", "a-2": "a", "b-1": "b", "b-2": "b"}
+    utt2cond = {"a-1": "noise=x", "a-2": "noise=y", "b-1": "noise=x", "b-2": "noise=y"}
+    lists = load_trial_lists(tmp_path, utt2spk, utt2cond, None, seed=0, max_targets_per_utt=5,
+                             max_matched_nontarget=100)
+    assert [tl.name for tl in lists] == ["all"] and not (tmp_path / "trials_matched").exists()

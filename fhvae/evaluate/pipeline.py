@@ -118,6 +118,9 @@ def run_evaluation(cfg: EvalConfig) -> EvalSummary:
 
     probes = run_probes(evalset, cfg.seed, cfg.probe_stride)
     notes = []
+    if utterance_conditions(evalset.factors) is not None and len(trial_lists) == 1:
+        notes.append("No two utterances of one speaker share a noise and channel: "
+                     "condition-matched trials skipped.")
     if evalset.phone_class is None:
         notes.append(f"No `{PHONE_CTM}` in `{cfg.data}`: phone-class probe and plots skipped.")
     missing = [f for f in ("noise", "channel", "gender") if f not in evalset.factors]

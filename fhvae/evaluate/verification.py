@@ -138,7 +138,11 @@ def load_trial_lists(out_dir: Path, utt2spk: Mapping[str, str],
     elif matched_path.is_file():
         matched, origin = read_trials(matched_path, set(labelled)), "existing file"
     else:
-        matched = condition_matched_trials(labelled, utt2cond, seed, max_matched_nontarget)
+        try:
+            matched = condition_matched_trials(labelled, utt2cond, seed, max_matched_nontarget)
+        except FhvaeError as err:          # e.g. a small set: no same-condition target pair
+            log.warning("%s: condition-matched trials skipped", err)
+            return lists
         origin = (f"generated: every same-condition target pair, nontarget pairs up to "
                   f"{max_matched_nontarget}, seed {seed}")
         write_trials(matched_path, matched)
