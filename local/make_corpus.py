@@ -3,7 +3,7 @@
 
 Usage: local/make_corpus.py [options] <corpus-audio-dir> <data-root>
 Writes 16 kHz wav files under <corpus-audio-dir>/<set>/<spk>/ and the data dirs
-<data-root>/{train,dev,test}/ (see local/README.md for every file written).
+<data-root>/{train,dev,test,test_unseen}/ (see local/README.md for every file written).
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ import argparse
 import logging
 
 from fhvae.bin.cli import run_main
-from synthcorpus.generate import generate_corpus
+from synthcorpus.generate import ConditionOptions, generate_corpus
+from synthcorpus.speakers import UNSEEN_SET
 
 logger = logging.getLogger("make_corpus")
 
@@ -26,14 +27,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--num-train-spk", type=int, default=400)
     parser.add_argument("--num-dev-spk", type=int, default=20)
     parser.add_argument("--num-test-spk", type=int, default=120)
+    parser.add_argument("--num-unseen-spk", type=int, default=120,
+                        help=f"speakers of data/{UNSEEN_SET}: voices, noises and channels "
+                             "that train/dev/test never have (0: no such set)")
     parser.add_argument("--utts-per-spk", type=int, default=6)
+    parser.add_argument("--floor-after-channel", choices=("true", "false"), default="false",
+                        help="add the faint noise floor after the channel, not before")
+    parser.add_argument("--speaker-noise-prob", type=float, default=0.0,
+                        help="probability that an utterance has its speaker's home noise type")
+    parser.add_argument("--speaker-channel-prob", type=float, default=0.0,
+                        help="probability that an utterance has its speaker's home channel")
     parser.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
     parser.add_argument("corpus_dir", help="where the generated audio goes")
     parser.add_argument("data_root", help="where the train/dev/test data dirs go")
     args = parser.parse_args(argv)
-    counts = {"train": args.num_train_spk, "dev": args.num_dev_spk, "test": args.num_test_spk}
+    counts = {"train": args.num_train_spk, "dev": args.num_dev_spk, "test": args.num_test_spk,
+              UNSEEN_SET: args.num_unseen_spk}
+    options = ConditionOptions(args.floor_after_channel == "true", args.speaker_noise_prob,
+                               args.speaker_channel_prob)
     summary = generate_corpus(args.corpus_dir, args.data_root, args.seed, counts,
-                              args.utts_per_spk, args.nj, progress=not args.no_progress)
+                              args.utts_per_spk, args.nj, progress=not args.no_progress,
+                              options=options)
     for name, s in summary.items():
         logger.info("%s: %d speakers, %d utterances, %.3f h; noise %s; channel %s", name,
                     s.speakers, s.utterances, s.hours, dict(sorted(s.noise.items())),

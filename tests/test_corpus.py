@@ -9,24 +9,32 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
+import numpy as np
 import pytest
 import soundfile
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "local"))
 
-from synthcorpus.conditions import CHANNELS, NOISE_TYPES, SNR_RANGE_DB  # noqa: E402
+from synthcorpus.conditions import (CHANNELS, NOISE_TYPES, SNR_RANGE_DB,  # noqa: E402
+                                    UNSEEN_CHANNELS, UNSEEN_NOISE_TYPES)
 from synthcorpus.phones import PHONE_CLASSES  # noqa: E402
 
+from fhvae.features.fbank import FbankComputer, read_fbank_config  # noqa: E402
+from fhvae.io.audio import load_audio  # noqa: E402
+
 SETS = ("train", "dev", "test")
+UNSEEN = "test_unseen"
 TINY = ["--num-train-spk", "4", "--num-dev-spk", "2", "--num-test-spk", "2",
-        "--utts-per-spk", "2", "--no-progress"]
+        "--num-unseen-spk", "0", "--utts-per-spk", "2", "--no-progress"]
+WITH_UNSEEN = ["--num-unseen-spk", "2"]
 
 
-def make_corpus(corpus: Path, data: Path, seed: int, nj: int = 2) -> subprocess.CompletedProcess:
+def make_corpus(corpus: Path, data: Path, seed: int, nj: int = 2,
+                extra: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
     return subprocess.run(
         [str(ROOT / "local/make_corpus.sh"), "--seed", str(seed), "--nj", str(nj), *TINY,
-         str(corpus), str(data)], capture_output=True, text=True, timeout=300)
+         *extra, str(corpus), str(data)], capture_output=True, text=True, timeout=300)
 
 
 def digest(corpus: Path, data: Path) -> dict[str, str]:
@@ -46,12 +54,15 @@ def read_table(path: Path) -> list[tuple[str, str]]:
 
 @pytest.fixture(scope="module")
 def corpora(tmp_path_factory):
-    """Seed 1 with nj=2, seed 1 again with nj=1, seed 2: (corpus_dir, data_root) each."""
+    """(corpus_dir, data_root) of: seed 1 with nj=2 (a), again with nj=1 (b), seed 2 (c);
+    seed 1 with the unseen set, nj=2 (u) and nj=1 (v); seed 1, floor after the channel (f)."""
     base = tmp_path_factory.mktemp("corpus")
     runs = {}
-    for name, seed, nj in (("a", 1, 2), ("b", 1, 1), ("c", 2, 2)):
+    for name, seed, nj, extra in (("a", 1, 2, ()), ("b", 1, 1, ()), ("c", 2, 2, ()),
+                                  ("u", 1, 2, WITH_UNSEEN), ("v", 1, 1, WITH_UNSEEN),
+                                  ("f", 1, 2, ("--floor-after-channel", "true"))):
         corpus, data = base / f"audio_{name}", base / f"data_{name}"
-        result = make_corpus(corpus, data, seed, nj)
+        result = make_corpus(corpus, data, seed, nj, extra)
         assert result.returncode == 0, result.stderr
         runs[name] = (corpus, data)
     return runs
@@ -176,3 +187,64 @@ def test_other_options_in_the_same_corpus_dir_fail_cleanly(corpora, tmp_path):
     assert result.returncode == 1
     assert result.stderr.startswith("ERROR (make_corpus.py): ") and "corpus.conf" in result.stderr
     assert not (tmp_path / "data").exists()
+
+
+def test_adding_the_unseen_set_leaves_train_dev_test_byte_identical(corpora):
+    with_unseen = digest(*corpora["u"])
+    assert digest(*corpora["v"]) == with_unseen  # deterministic for any nj
+    unseen_keys = {k for k in with_unseen if k.startswith(UNSEEN + "/")}
+    assert len([k for k in unseen_keys if k.endswith(".wav")]) == 4
+    assert {k: v for k, v in with_unseen.items() if k not in unseen_keys} == digest(*corpora["a"])
+    assert (corpora["u"][0] / "corpus.conf").read_text().endswith(" num_unseen_spk=2\n")
+
+
+def test_unseen_set_validates_and_shares_no_voice_noise_or_channel(corpora):
+    _, data = corpora["u"]
+    result = subprocess.run([str(ROOT / "utils/validate_data_dir.sh"), "--no-feats",
+                             str(data / UNSEEN)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in (data / UNSEEN).iterdir()) == \
+        sorted(p.name for p in (data / "test").iterdir())
+    labels = {name: {f: set(dict(read_table(data / name / f)).values())
+                     for f in ("utt2noise", "utt2channel")} for name in (*SETS, UNSEEN)}
+    assert labels[UNSEEN]["utt2noise"] <= set(UNSEEN_NOISE_TYPES)
+    assert labels[UNSEEN]["utt2channel"] <= set(UNSEEN_CHANNELS)
+    for name in SETS:
+        assert not labels[name]["utt2noise"] & labels[UNSEEN]["utt2noise"]
+        assert not labels[name]["utt2channel"] & labels[UNSEEN]["utt2channel"]
+    accents = {name: {dict(kv.split("=") for kv in v.split())["accent"]
+                      for _, v in read_table(data / name / "spk_info")} for name in (*SETS, UNSEEN)}
+    assert all(a.startswith("en") for name in SETS for a in accents[name])
+    assert not any(a.startswith("en") for a in accents[UNSEEN])
+    for utt, path in read_table(data / UNSEEN / "wav.scp"):
+        assert 3.0 - 1e-3 <= soundfile.info(path).duration <= 5.0 + 1e-3, utt
+
+
+def _quantisation_bins(data: Path, utts: list[str]) -> list[int]:
+    """Per utterance: mel bins whose median log energy is within 6 dB of the FBank of pure
+    16-bit rounding noise (uniform +-0.5 LSB), i.e. bins that hold nothing but quantisation."""
+    fbank = FbankComputer(read_fbank_config(ROOT / "conf/fbank.conf"))
+    noise = np.random.default_rng(0).uniform(-0.5, 0.5, 64000)
+    reference = np.median(fbank(noise, 16000, "reference"), axis=0)
+    wav = {utt: path for name in SETS for utt, path in read_table(data / name / "wav.scp")}
+    counts = []
+    for utt in utts:
+        samples, rate = load_audio(wav[utt], utt)
+        level = np.median(fbank(samples[:, 0], rate, utt), axis=0)
+        counts.append(int(np.sum(level < reference + np.log(4.0))))
+    return counts
+
+
+def test_floor_after_channel_leaves_no_mel_bin_at_quantisation_level(corpora):
+    channel = {utt: c for name in SETS
+               for utt, c in read_table(corpora["a"][1] / name / "utt2channel")}
+    phone = sorted(u for u, c in channel.items() if c == "telephone")[:2]
+    assert phone, "the tiny corpus has no telephone utterance"
+    assert all(n >= 15 for n in _quantisation_bins(corpora["a"][1], phone))  # above 3.5 kHz
+    assert _quantisation_bins(corpora["f"][1], phone) == [0] * len(phone)
+    before, after = digest(*corpora["a"]), digest(*corpora["f"])
+    corpus, data = corpora["a"]
+    for name in SETS:  # the close-talk channel passes the floor unchanged, the others do not
+        for utt, path in read_table(data / name / "wav.scp"):
+            key = str(Path(path).relative_to(corpus.resolve()))
+            assert (before[key] == after[key]) == (channel[utt] == "close"), utt

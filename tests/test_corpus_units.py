@@ -13,9 +13,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "local"))
 from fhvae.errors import FhvaeError  # noqa: E402
 from synthcorpus import conditions  # noqa: E402
 from synthcorpus.audio import complete_wav_length, fast_len, resample, write_wav  # noqa: E402
+from synthcorpus.espeak import SAMPLE_RATE as ESPEAK_RATE  # noqa: E402
 from synthcorpus.espeak import Voice, run_fresh  # noqa: E402
+from synthcorpus.generate import ConditionOptions, plan_utterances  # noqa: E402
 from synthcorpus.phones import SILENCE, SONORANT, OBSTRUENT, align, ctm_lines, phone_class  # noqa: E402
-from synthcorpus.speakers import SETS, make_speakers  # noqa: E402
+from synthcorpus.speakers import (PITCH_RANGE, RANGE_RANGE, RATE_RANGE, SETS,  # noqa: E402
+                                  UNSEEN_LANGUAGES, UNSEEN_SET, UNSEEN_SOURCE_RATES,
+                                  make_speakers, make_unseen_speakers)
 
 
 @pytest.mark.parametrize("phone, cls", [
@@ -23,6 +27,7 @@ from synthcorpus.speakers import SETS, make_speakers  # noqa: E402
     ("i@3", SONORANT), ("I#", SONORANT), ("aI3", SONORANT), ("tS", OBSTRUENT), ("t#", OBSTRUENT),
     ("T", OBSTRUENT), ("h", OBSTRUENT), ("z#", OBSTRUENT), ("_", SILENCE), ("_:", SILENCE),
     ("_!", SILENCE), ("E#", SONORANT), ("q", None), ("Y", None),
+    ("R2", SONORANT), ("**", SONORANT), ("I^", SONORANT), ("ts", OBSTRUENT), ("B", OBSTRUENT),
 ])
 def test_phone_class_table(phone, cls):
     assert phone_class(phone) == cls
@@ -146,3 +151,148 @@ def test_run_fresh_gives_identical_audio_and_reports_child_errors():
     assert all(np.array_equal(a, b) for a, b in zip(first, again))
     with pytest.raises(FhvaeError, match="unknown voice 'en-xx'"):
         run_fresh(_speak_twice, Voice("en-xx", 170, 50, 50, 100))
+
+
+# --- the unseen-conditions set and the issue-16 options ----------------------------------
+
+def _band_power(x: np.ndarray, low: float, high: float, rate: int = 16000) -> float:
+    power = np.abs(np.fft.rfft(x)) ** 2
+    f = np.fft.rfftfreq(len(x), 1 / rate)
+    return float(power[(f >= low) & (f < high)].sum())
+
+
+def test_unseen_speakers_share_no_language_or_prosody_with_the_other_sets():
+    counts = {"train": 400, "dev": 20, "test": 120}
+    others = [spk for s in SETS for spk in make_speakers(777, counts)[s]]
+    unseen = make_unseen_speakers(777, 120)
+    assert [spk.spk_id for spk in unseen] == [f"un{i:03d}" for i in range(1, 121)]
+    assert [spk.gender for spk in unseen[:4]] == ["m", "f", "m", "f"]
+    assert {spk.accent for spk in unseen} == set(UNSEEN_LANGUAGES)
+    assert not {spk.accent for spk in unseen} & {spk.accent for spk in others}
+    assert all(spk.source_rate == ESPEAK_RATE for spk in others)
+    assert {spk.source_rate for spk in unseen} == set(UNSEEN_SOURCE_RATES)
+    for bounds, attr in ((PITCH_RANGE, "pitch"), (RANGE_RANGE, "pitch_range"),
+                         (RATE_RANGE, "rate")):
+        assert all(bounds[0] <= getattr(spk, attr) <= bounds[1] for spk in others)
+        assert not any(bounds[0] <= getattr(spk, attr) <= bounds[1] for spk in unseen), attr
+    # espeak-ng crashes when the pitch range exceeds the pitch by ~40: never here
+    assert max(spk.pitch_range - spk.pitch for spk in unseen) < 20
+    assert len({(spk.accent, spk.variant) for spk in unseen}) == 120  # one voice each
+    assert unseen[0].info.endswith(f" warp={unseen[0].source_rate / ESPEAK_RATE:.3f}")
+    assert "warp" not in others[0].info
+    assert make_unseen_speakers(777, 120) == unseen and make_unseen_speakers(778, 120) != unseen
+
+
+def _plan(options=ConditionOptions(), unseen: int = 0, spk: int = 30, utts: int = 6):
+    speakers = make_speakers(777, {"train": spk, "dev": 4, "test": 4})
+    if unseen:
+        speakers[UNSEEN_SET] = make_unseen_speakers(777, unseen)
+    return plan_utterances(speakers, utts, 777, Path("/nonexistent"), options)
+
+
+def test_reserved_noises_and_channels_never_reach_train_dev_test():
+    assert not set(conditions.NOISE_TYPES) & set(conditions.UNSEEN_NOISE_TYPES)
+    assert not set(conditions.CHANNELS) & set(conditions.UNSEEN_CHANNELS)
+    plan = _plan(unseen=40)
+    assert plan["train"] == _plan()["train"]  # adding the unseen set changes nothing else
+    for name in SETS:
+        assert {s.noise for s in plan[name]} <= set(conditions.NOISE_TYPES)
+        assert {s.channel for s in plan[name]} <= set(conditions.CHANNELS)
+    unseen = plan[UNSEEN_SET]
+    assert {s.noise for s in unseen} == set(conditions.UNSEEN_NOISE_TYPES)
+    assert {s.channel for s in unseen} == set(conditions.UNSEEN_CHANNELS)
+    assert all(s.snr_db is not None and 5 <= s.snr_db <= 20 for s in unseen)
+
+
+def test_session_model_gives_each_speaker_a_home_channel():
+    assert _plan(ConditionOptions(speaker_channel_prob=0.0)) == _plan()
+    always = _plan(ConditionOptions(speaker_channel_prob=1.0, speaker_noise_prob=1.0))
+    by_spk = {}
+    for spec in always["train"]:
+        by_spk.setdefault(spec.speaker.spk_id, set()).add((spec.noise, spec.channel))
+    assert all(len(conds) == 1 for conds in by_spk.values())
+    assert len({c for conds in by_spk.values() for c in conds}) > 3  # homes differ by speaker
+    half = _plan(ConditionOptions(speaker_channel_prob=0.5), spk=200)["train"]
+    homes = {spec.speaker.spk_id: spec.channel for spec in always["train"]}
+    half_homes = {s.speaker.spk_id: s.channel
+                  for s in _plan(ConditionOptions(speaker_channel_prob=1.0), spk=200)["train"]}
+    assert homes.items() <= half_homes.items()  # the home does not depend on the set size
+    at_home = np.mean([s.channel == half_homes[s.speaker.spk_id] for s in half])
+    assert at_home == pytest.approx(0.5 + 0.5 / 3, abs=0.05)  # p + (1 - p) / #channels
+    assert [s.noise for s in half] == [s.noise for s in _plan(spk=200)["train"]]
+
+
+def test_hum_power_sits_on_the_mains_harmonics():
+    rate = 16000
+    x = conditions.hum(2 * rate, np.random.default_rng(5), rate)
+    power = np.abs(np.fft.rfft(x)) ** 2  # 0.5 Hz bins
+    f = np.fft.rfftfreq(len(x), 1 / rate)
+    f0 = f[np.argmax(power)]
+    assert f0 in (50.0, 60.0)
+    near = np.abs(f - f0 * np.round(f / f0)) <= 1.0
+    assert power[near & (f <= 8 * f0 + 1)].sum() > 0.999 * power.sum()
+    second = power[np.argmin(np.abs(f - 2 * f0))]
+    assert second / power.max() == pytest.approx(0.25, rel=1e-3)  # amplitude 1/k
+
+
+def test_speech_shaped_noise_has_the_speech_long_term_spectrum():
+    rng = np.random.default_rng(6)
+    speech = conditions._fft_filter(rng.standard_normal(64000),
+                                    lambda f: np.exp(-((f - 500.0) / 400.0) ** 2) + 0.01, 16000)
+    noise = conditions.speech_shaped(speech, rng)
+    assert not np.allclose(noise[:1000] / np.std(noise), speech[:1000] / np.std(speech))
+    edges = [100, 300, 600, 1000, 2000, 4000, 8000]
+    share = [(_band_power(noise, a, b) / _band_power(noise, 0, 8001),
+              _band_power(speech, a, b) / _band_power(speech, 0, 8001))
+             for a, b in zip(edges, edges[1:])]
+    for noise_share, speech_share in share:
+        assert noise_share == pytest.approx(speech_share, rel=0.05)
+
+
+def test_tones_are_intermittent_notes_in_the_musical_range():
+    rate = 16000
+    x = conditions.tones(4 * rate, np.random.default_rng(7), rate)
+    frames = x[: len(x) // 160 * 160].reshape(-1, 160)
+    silent = np.mean(np.sqrt(np.mean(frames ** 2, axis=1)) < 1e-3)
+    assert 0.1 < silent < 0.7  # gaps between notes
+    assert _band_power(x, 200, 2700) > 0.99 * _band_power(x, 0, 8001)  # A3-A5 and 3 harmonics
+
+
+def test_codec_channel_is_band_limited_to_4_khz_with_6_bit_mu_law_noise():
+    rate = 16000
+    t = np.arange(rate) / rate
+    x = 0.5 * np.sin(2 * np.pi * 997 * t)
+    y = conditions.apply_channel(x, "codec", np.random.default_rng(8), rate)
+    assert len(y) == len(x)
+    assert _band_power(y, 4050, 8001) < 1e-6 * _band_power(y, 0, 8001)
+    error = y - x * np.sqrt(np.mean(y ** 2) / np.mean(x ** 2))
+    snr = 10 * np.log10(np.mean(x ** 2) / np.mean(error ** 2))
+    # companded quantiser: 6.02 b + 4.77 - 20 log10(ln(1 + mu)) = 26.0 dB at 6 bits
+    assert 23.0 < snr < 29.0
+    odd = conditions.apply_channel(x[:-1], "codec", np.random.default_rng(8), rate)
+    assert len(odd) == len(x) - 1
+
+
+def test_tilt_channel_rises_6_db_per_octave_above_its_knee():
+    x = np.random.default_rng(9).standard_normal(64000)
+    y = conditions.apply_channel(x, "tilt", np.random.default_rng(10), 16000)
+    gain = [10 * np.log10(_band_power(y, f, f * 1.1) / _band_power(x, f, f * 1.1))
+            for f in (100.0, 200.0, 1000.0, 4000.0)]
+    assert gain[1] - gain[0] == pytest.approx(0.0, abs=0.5)
+    assert gain[3] - gain[2] == pytest.approx(12.0, abs=0.5)
+
+
+@pytest.mark.parametrize("channel, rt60", [("far", conditions.RT60_RANGE_S),
+                                           ("hall", conditions.HALL_RT60_RANGE_S)])
+def test_room_channels_decay_at_their_rt60(channel, rt60):
+    rate = 16000
+    for seed in range(3):
+        x = np.zeros(2 * rate)
+        x[100] = 1.0
+        y = conditions.apply_channel(x, channel, np.random.default_rng(seed), rate)
+        tail = y[100 + int(0.002 * rate):] ** 2
+        edc = 10 * np.log10(np.cumsum(tail[::-1])[::-1] / tail.sum())  # Schroeder decay
+        t5, t25 = np.argmax(edc < -5), np.argmax(edc < -25)
+        measured = 3 * (t25 - t5) / rate  # T20 extrapolated to 60 dB
+        drawn = np.random.default_rng(seed).uniform(*rt60)  # the channel's first draw
+        assert measured == pytest.approx(drawn, abs=0.05), (channel, seed)

@@ -7,8 +7,9 @@ is byte-identical for any `--nj` and after an interrupted run. Per utterance:
 1. espeak-ng speaks random words from words.py (with some commas and full stops, for
    phrase pauses) padded with 0.1-0.3 s of silence at both ends to 3-5 s in all, in a
    fresh process (espeak.run_fresh), also giving the phoneme events and babble talkers;
-2. resample 22,050 -> 16,000 Hz, add noise at the planned SNR and a faint noise floor
-   (so that no utterance holds digital silence), apply the channel;
+2. resample 22,050 -> 16,000 Hz (unseen set: from its speaker's warped source rate), add
+   noise at the planned SNR and a faint noise floor (so that no utterance holds digital
+   silence), apply the channel (with --floor-after-channel: channel, then the floor);
 3. write `<utt>.json` (text, length, alignment) and then `<utt>.wav`, each atomically.
    A wav that exists with the length recorded in its json is complete and is skipped.
 """
@@ -33,7 +34,8 @@ from synthcorpus.audio import complete_wav_length, resample, write_wav
 from synthcorpus.espeak import SAMPLE_RATE as ESPEAK_RATE
 from synthcorpus.espeak import Engine, Synthesis, Voice, run_fresh
 from synthcorpus.phones import PhoneSegment, align, ctm_lines
-from synthcorpus.speakers import SETS, Speaker, make_speakers, random_voice
+from synthcorpus.speakers import (SETS, UNSEEN_SET, Speaker, make_speakers,
+                                  make_unseen_speakers, random_voice)
 from synthcorpus.words import random_words
 
 logger = logging.getLogger(__name__)
@@ -48,6 +50,35 @@ NOISE_FLOOR = 1e-4  # RMS of the recording's own noise (~3 LSB): no digital sile
 PEAK_LIMIT = 0.99
 CONF_NAME = "corpus.conf"
 CONF_VERSION = 1  # bump when the generated audio changes for the same options
+ALL_SETS = SETS + (UNSEEN_SET,)
+# Noises and channels each set draws from: the unseen set shares none with the others.
+SET_CONDITIONS = {
+    **{name: (conditions.NOISE_TYPES, conditions.CHANNELS) for name in SETS},
+    UNSEEN_SET: (conditions.UNSEEN_NOISE_TYPES, conditions.UNSEEN_CHANNELS),
+}
+
+
+@dataclass(frozen=True)
+class ConditionOptions:
+    """Issue-16 options; the defaults reproduce the original corpus byte for byte.
+
+    floor_after_channel: add the noise floor after the channel, so that band-limited
+        channels hold it in every band (before it, telephone leaves bands at zero).
+    speaker_noise_prob / speaker_channel_prob: a session model. Each speaker has a home
+        noise type / channel, used with this probability; otherwise (and at 0) the
+        utterance's own independent draw is used.
+    """
+
+    floor_after_channel: bool = False
+    speaker_noise_prob: float = 0.0
+    speaker_channel_prob: float = 0.0
+
+    def conf_fields(self) -> list[str]:
+        """corpus.conf entries of the options that differ from the defaults."""
+        default = ConditionOptions()
+        return [f"{name}={getattr(self, name)}" for name in
+                ("floor_after_channel", "speaker_noise_prob", "speaker_channel_prob")
+                if getattr(self, name) != getattr(default, name)]
 
 
 @dataclass(frozen=True)
@@ -62,6 +93,7 @@ class UttSpec:
     channel: str
     target_s: float
     wav_path: str
+    floor_after_channel: bool = False
 
 
 @dataclass
@@ -86,25 +118,41 @@ class SetSummary:
 
 
 def plan_utterances(speakers: dict[str, list[Speaker]], utts_per_spk: int, seed: int,
-                    corpus_dir: Path) -> dict[str, list[UttSpec]]:
-    """Draw each utterance's conditions from its own seed (independent of order and nj)."""
+                    corpus_dir: Path, options: ConditionOptions = ConditionOptions()
+                    ) -> dict[str, list[UttSpec]]:
+    """Draw each utterance's conditions from its own seed (independent of order and nj).
+
+    The session draws (home noise/channel, and whether to use them) come from streams of
+    their own, so at probability 0 every other draw is what it always was.
+    """
     width = max(3, len(str(utts_per_spk)))
     plan: dict[str, list[UttSpec]] = {}
-    for set_index, name in enumerate(SETS):
+    for set_index, name in enumerate(ALL_SETS):
+        if name not in speakers:
+            continue
+        noises, channels = SET_CONDITIONS[name]
         plan[name] = []
         for spk_index, spk in enumerate(speakers[name]):
+            home_rng = np.random.default_rng((seed, 4, set_index, spk_index))
+            home_noise = noises[home_rng.integers(len(noises))]
+            home_channel = channels[home_rng.integers(len(channels))]
             for u in range(utts_per_spk):
                 utt_seed = (seed, 1, set_index, spk_index, u)
                 rng = np.random.default_rng(utt_seed)
-                noise = conditions.NOISE_TYPES[rng.integers(len(conditions.NOISE_TYPES))]
+                noise = noises[rng.integers(len(noises))]
                 snr = int(rng.integers(conditions.SNR_RANGE_DB[0], conditions.SNR_RANGE_DB[1] + 1))
-                channel = conditions.CHANNELS[rng.integers(len(conditions.CHANNELS))]
+                channel = channels[rng.integers(len(channels))]
                 target = float(rng.uniform(*DUR_RANGE_S))
+                session = np.random.default_rng(utt_seed + (4,)).uniform(size=2)
+                if session[0] < options.speaker_noise_prob:
+                    noise = home_noise
+                if session[1] < options.speaker_channel_prob:
+                    channel = home_channel
                 utt_id = f"{spk.spk_id}-{u + 1:0{width}d}"
                 wav = corpus_dir.resolve() / name / spk.spk_id / f"{utt_id}.wav"
                 plan[name].append(UttSpec(utt_id, spk, utt_seed, noise,
                                           None if noise == "clean" else snr, channel,
-                                          target, str(wav)))
+                                          target, str(wav), options.floor_after_channel))
     return plan
 
 
@@ -124,19 +172,22 @@ def _pad(speech: Synthesis, lead: int, trail: int) -> Synthesis:
 
 
 def _speak(engine: Engine, voice: Voice, seed: tuple[int, ...], target_s: float,
-           babble: bool) -> tuple[str, Synthesis, list[np.ndarray]]:
-    """Runs in a fresh child: the utterance text and padded speech, plus babble talkers."""
+           babble: bool, source_rate: int) -> tuple[str, Synthesis, list[np.ndarray]]:
+    """Runs in a fresh child: the utterance text and padded speech, plus babble talkers.
+
+    Durations are measured at `source_rate`, the rate the samples will be played at.
+    """
     rng = np.random.default_rng(seed + (1,))
     words = random_words(rng, MAX_WORDS)
     marks = rng.choice(list(PHRASE_MARKS), size=MAX_WORDS, p=list(PHRASE_MARKS.values()))
-    lead, trail = (int(rng.uniform(*PAD_RANGE_S) * ESPEAK_RATE) for _ in range(2))
+    lead, trail = (int(rng.uniform(*PAD_RANGE_S) * source_rate) for _ in range(2))
 
     def say(count: int) -> Synthesis:  # punctuation gives espeak's phrase pauses
         return engine.synth(" ".join(w + m for w, m in zip(words[:count], marks)), voice)
 
-    low, high = (d * ESPEAK_RATE - lead - trail for d in DUR_RANGE_S)
+    low, high = (d * source_rate - lead - trail for d in DUR_RANGE_S)
     count = _words_for_duration(say(len(words)), len(words),
-                                target_s * ESPEAK_RATE - lead - trail)
+                                target_s * source_rate - lead - trail)
     speech = say(count)
     step = 1 if len(speech.samples) < low else -1 if len(speech.samples) > high else 0
     while step and 1 <= count + step <= len(words):  # nudge into range, one direction only
@@ -153,8 +204,8 @@ def _speak(engine: Engine, voice: Voice, seed: tuple[int, ...], target_s: float,
     return " ".join(words[:count]), _pad(speech, lead, trail), talkers
 
 
-def _to_float(samples: np.ndarray) -> np.ndarray:
-    return resample(samples.astype(np.float64) / 32768.0, ESPEAK_RATE, RATE)
+def _to_float(samples: np.ndarray, source_rate: int = ESPEAK_RATE) -> np.ndarray:
+    return resample(samples.astype(np.float64) / 32768.0, source_rate, RATE)
 
 
 def _load_done(spec: UttSpec) -> UttRecord | None:
@@ -178,18 +229,21 @@ def render_utterance(spec: UttSpec) -> UttRecord:
     done = _load_done(spec)
     if done is not None:
         return done
+    source_rate = spec.speaker.source_rate
     text, speech, talkers = run_fresh(_speak, spec.speaker.voice, spec.seed, spec.target_s,
-                                      spec.noise == "babble")
-    segments = align(speech.phonemes, len(speech.samples), ESPEAK_RATE, RATE, spec.utt_id)
-    x = _to_float(speech.samples)
+                                      spec.noise == "babble", source_rate)
+    segments = align(speech.phonemes, len(speech.samples), source_rate, RATE, spec.utt_id)
+    x = _to_float(speech.samples, source_rate)
     rng = np.random.default_rng(spec.seed + (3,))
     if spec.noise != "clean":
-        noise = (conditions.babble([_to_float(t) for t in talkers], len(x), rng)
-                 if spec.noise == "babble"
-                 else conditions.coloured_noise(spec.noise, len(x), rng, RATE))
+        noise = conditions.make_noise(spec.noise, x, [_to_float(t) for t in talkers], rng, RATE)
         x = conditions.add_noise(x, noise, spec.snr_db)
-    x = x + NOISE_FLOOR * rng.standard_normal(len(x))
+    floor = NOISE_FLOOR * rng.standard_normal(len(x))  # drawn here either way: same RIRs
+    if not spec.floor_after_channel:
+        x = x + floor
     x = conditions.apply_channel(x, spec.channel, rng, RATE)
+    if spec.floor_after_channel:
+        x = x + floor
     peak = float(np.max(np.abs(x))) if len(x) else 0.0
     if peak > PEAK_LIMIT:
         x *= PEAK_LIMIT / peak
@@ -248,18 +302,33 @@ def _check_conf(corpus_dir: Path, options: str) -> None:
 
 def generate_corpus(corpus_dir: str | Path, data_root: str | Path, seed: int,
                     counts: dict[str, int], utts_per_spk: int, nj: int = 1,
-                    progress: bool = True) -> dict[str, SetSummary]:
-    """Render every utterance with `nj` processes, then write `<data_root>/<set>/`."""
+                    progress: bool = True, options: ConditionOptions = ConditionOptions()
+                    ) -> dict[str, SetSummary]:
+    """Render every utterance with `nj` processes, then write `<data_root>/<set>/`.
+
+    `counts` has the speaker count of each of SETS and optionally of UNSEEN_SET (absent
+    or 0: no such set). Options at their defaults leave corpus.conf as it always was.
+    """
     if utts_per_spk < 1 or nj < 1 or any(c < 0 for c in counts.values()):
         raise FhvaeError("corpus: --utts-per-spk and --nj must be >= 1, speaker counts >= 0")
+    for name, prob in (("--speaker-noise-prob", options.speaker_noise_prob),
+                       ("--speaker-channel-prob", options.speaker_channel_prob)):
+        if not 0.0 <= prob <= 1.0:
+            raise FhvaeError(f"corpus: {name} must be within [0, 1], got {prob}")
     corpus_dir, data_root = Path(corpus_dir), Path(data_root)
-    options = " ".join([f"version={CONF_VERSION}", f"seed={seed}"]
-                       + [f"num_{s}_spk={counts[s]}" for s in SETS]
-                       + [f"utts_per_spk={utts_per_spk}"])
+    num_unseen = counts.get(UNSEEN_SET, 0)
+    conf = " ".join([f"version={CONF_VERSION}", f"seed={seed}"]
+                    + [f"num_{s}_spk={counts[s]}" for s in SETS]
+                    + [f"utts_per_spk={utts_per_spk}"]
+                    + ([f"num_unseen_spk={num_unseen}"] if num_unseen else [])
+                    + options.conf_fields())
     corpus_dir.mkdir(parents=True, exist_ok=True)
-    _check_conf(corpus_dir, options)
-    plan = plan_utterances(make_speakers(seed, counts), utts_per_spk, seed, corpus_dir)
-    specs = [spec for name in SETS for spec in plan[name]]
+    _check_conf(corpus_dir, conf)
+    speakers = make_speakers(seed, counts)
+    if num_unseen:
+        speakers[UNSEEN_SET] = make_unseen_speakers(seed, num_unseen)
+    plan = plan_utterances(speakers, utts_per_spk, seed, corpus_dir, options)
+    specs = [spec for name in plan for spec in plan[name]]
     records: dict[str, UttRecord] = {}
     # spawn: workers must be single-threaded processes for run_fresh's fork.
     with multiprocessing.get_context("spawn").Pool(nj) as pool:
@@ -267,4 +336,4 @@ def generate_corpus(corpus_dir: str | Path, data_root: str | Path, seed: int,
         for record in tqdm(results, total=len(specs), desc="corpus", unit="utt",
                            disable=not progress):
             records[record.utt_id] = record
-    return {name: write_data_dir(data_root / name, plan[name], records) for name in SETS}
+    return {name: write_data_dir(data_root / name, plan[name], records) for name in plan}

@@ -29,9 +29,14 @@ _VOWELS = (
 ).split()
 _SONORANT_CONSONANTS = "m m- n n- N l l/ r r- r/ w w# j ;".split()  # `;` = linking y-glide
 _OBSTRUENTS = "p b t t# t[ t2 d d# d2 k g f v T D s z z# S Z h x C tS dZ ?".split()
+# Mnemonics that only the unseen set's languages (speakers.UNSEEN_LANGUAGES reading the
+# English word list) add; classes checked against `espeak-ng -v <lang> --ipa`.
+_OTHER_VOWELS = "o y A oI ea Oa eo".split()
+_OTHER_SONORANTS = "R R2 * ** l^ n^ I^".split()  # trills, taps, palatal l and n, glide
+_OTHER_OBSTRUENTS = "B J^ ts dz c J X".split()  # beta, palatal fricative, affricates, stops
 _CLASS_OF = {
-    **{p: SONORANT for p in _VOWELS + _SONORANT_CONSONANTS},
-    **{p: OBSTRUENT for p in _OBSTRUENTS},
+    **{p: SONORANT for p in _VOWELS + _SONORANT_CONSONANTS + _OTHER_VOWELS + _OTHER_SONORANTS},
+    **{p: OBSTRUENT for p in _OBSTRUENTS + _OTHER_OBSTRUENTS},
 }
 # Allophone marks espeak appends to a base phoneme; stripped when a variant is not listed.
 _MODIFIERS = "#2345[-/;!"

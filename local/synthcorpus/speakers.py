@@ -6,6 +6,12 @@ enough (8 accents x 17 female / 78 male variants), proportionally otherwise (the
 combination is shared by several speakers of one set, told apart by pitch and rate).
 Unseen dev/test speakers therefore differ from every training speaker in accent or
 variant, not only in pitch or rate. Genders alternate within each set.
+
+The unseen-conditions evaluation set (UNSEEN_SET) is drawn from its own random stream, so
+adding it leaves train/dev/test unchanged. Its voices share nothing with theirs but the
+variant's formant table: a non-English espeak-ng language reading the English words,
+prosody outside every training range, and a vocal-tract/pitch warp (the espeak output
+played at another sample rate) that no training speaker has.
 """
 
 from __future__ import annotations
@@ -14,10 +20,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from synthcorpus.espeak import SAMPLE_RATE as ESPEAK_RATE
 from synthcorpus.espeak import Voice
 
 SETS = ("train", "dev", "test")
-SET_PREFIX = {"train": "tr", "dev": "dv", "test": "ts"}
+UNSEEN_SET = "test_unseen"
+SET_PREFIX = {"train": "tr", "dev": "dv", "test": "ts", UNSEEN_SET: "un"}
 
 # espeak-ng English accents (`espeak-ng --voices=en`, formant voices only; `en` is British).
 ACCENTS = ("en", "en-us", "en-gb-scotland", "en-gb-x-gbclan", "en-gb-x-rp",
@@ -44,6 +52,15 @@ RANGE_RANGE = (30, 70)  # pitch range (intonation)
 RATE_RANGE = (140, 200)  # words per minute
 VOLUME_RANGE = (80, 120)
 
+# Unseen set only. Languages whose phonemes for the English words phones.py classifies and
+# that speak them with their own rules (no switch to English): Spanish, Polish, Czech,
+# Slovak, Hungarian, Romanian, Swahili, Indonesian, Esperanto.
+UNSEEN_LANGUAGES = ("es", "pl", "cs", "sk", "hu", "ro", "sw", "id", "eo")
+UNSEEN_MARGIN = 20  # prosody drawn within this far outside each training range
+# Rates the 22,050 Hz espeak output is taken to be at: formants and pitch x0.87-1.16 (with
+# small integer ratios to 16 kHz, so resampling stays fast).
+UNSEEN_SOURCE_RATES = (19200, 20000, 24000, 25600)
+
 
 @dataclass(frozen=True)
 class Speaker:
@@ -57,6 +74,7 @@ class Speaker:
     pitch_range: int
     rate: int
     volume: int
+    source_rate: int = ESPEAK_RATE  # the rate espeak's samples are played at (warp)
 
     @property
     def voice(self) -> Voice:
@@ -66,13 +84,22 @@ class Speaker:
     @property
     def info(self) -> str:
         """The `spk_info` value: every parameter as key=value."""
-        return (f"gender={self.gender} accent={self.accent} variant={self.variant} "
+        info = (f"gender={self.gender} accent={self.accent} variant={self.variant} "
                 f"pitch={self.pitch} range={self.pitch_range} rate={self.rate} "
                 f"volume={self.volume}")
+        if self.source_rate != ESPEAK_RATE:
+            info += f" warp={self.source_rate / ESPEAK_RATE:.3f}"
+        return info
 
 
 def _draw(rng: np.random.Generator, bounds: tuple[int, int]) -> int:
     return int(rng.integers(bounds[0], bounds[1] + 1))
+
+
+def _draw_outside(rng: np.random.Generator, bounds: tuple[int, int], above: bool) -> int:
+    """An integer within UNSEEN_MARGIN below or above `bounds`, never inside them."""
+    offset = int(rng.integers(1, UNSEEN_MARGIN + 1))
+    return bounds[1] + offset if above else bounds[0] - offset
 
 
 def random_voice(rng: np.random.Generator) -> Voice:
@@ -128,4 +155,26 @@ def make_speakers(seed: int, counts: dict[str, int]) -> dict[str, list[Speaker]]
             used.add((accent, variant) + prosody)
             speakers[s].append(Speaker(f"{SET_PREFIX[s]}{i + 1:0{width}d}", gender, accent,
                                        variant, *prosody))
+    return speakers
+
+
+def make_unseen_speakers(seed: int, count: int) -> list[Speaker]:
+    """`count` speakers of UNSEEN_SET: each (language, variant) once while they last."""
+    rng = np.random.default_rng([seed, 2])  # not make_speakers' stream: that one is untouched
+    combos = {g: [(lang, v) for lang in UNSEEN_LANGUAGES for v in VARIANTS[g]] for g in VARIANTS}
+    orders = {g: rng.permutation(len(c)) for g, c in combos.items()}
+    width = max(3, len(str(count)))
+    speakers = []
+    for i in range(count):
+        gender = "m" if i % 2 == 0 else "f"
+        language, variant = combos[gender][orders[gender][(i // 2) % len(combos[gender])]]
+        # Pitch and pitch range on the same side: espeak-ng 1.51 crashes (SIGSEGV) on
+        # some texts when the range exceeds the pitch by about 40 or more.
+        high_pitch = bool(rng.integers(2))
+        speakers.append(Speaker(
+            f"{SET_PREFIX[UNSEEN_SET]}{i + 1:0{width}d}", gender, language, variant,
+            _draw_outside(rng, PITCH_RANGE, high_pitch),
+            _draw_outside(rng, RANGE_RANGE, high_pitch),
+            _draw_outside(rng, RATE_RANGE, bool(rng.integers(2))), _draw(rng, VOLUME_RANGE),
+            int(UNSEEN_SOURCE_RATES[rng.integers(len(UNSEEN_SOURCE_RATES))])))
     return speakers
