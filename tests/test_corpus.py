@@ -248,3 +248,23 @@ def test_floor_after_channel_leaves_no_mel_bin_at_quantisation_level(corpora):
         for utt, path in read_table(data / name / "wav.scp"):
             key = str(Path(path).relative_to(corpus.resolve()))
             assert (before[key] == after[key]) == (channel[utt] == "close"), utt
+
+
+def test_an_existing_corpus_dir_can_gain_the_unseen_set_but_not_lose_it(corpora, tmp_path):
+    corpus, data = tmp_path / "audio", tmp_path / "data"
+    shutil.copytree(corpora["a"][0], corpus)
+    first_wav = sorted(corpus.rglob("*.wav"))[0]
+    untouched = first_wav.stat().st_mtime_ns
+    assert make_corpus(corpus, data, seed=1, extra=WITH_UNSEEN).returncode == 0
+    assert first_wav.stat().st_mtime_ns == untouched  # train/dev/test audio reused
+    assert digest(corpus, data) == digest(*corpora["u"])
+    result = make_corpus(corpus, tmp_path / "data2", seed=1)
+    assert result.returncode == 1 and "corpus made with other options" in result.stderr
+
+
+def test_session_probability_outside_0_1_fails_before_writing(tmp_path):
+    result = make_corpus(tmp_path / "audio", tmp_path / "data", seed=1,
+                         extra=("--speaker-channel-prob", "1.5"))
+    assert result.returncode == 1
+    assert "--speaker-channel-prob must be within [0, 1], got 1.5" in result.stderr
+    assert not (tmp_path / "audio").exists() and not (tmp_path / "data").exists()

@@ -288,16 +288,21 @@ def write_data_dir(out_dir: Path, specs: list[UttSpec], records: dict[str, UttRe
     return summary
 
 
-def _check_conf(corpus_dir: Path, options: str) -> None:
-    """Refuse to mix audio made with other options into one corpus dir."""
+def _check_conf(corpus_dir: Path, options: str, addition: str) -> None:
+    """Refuse to mix audio made with other options into one corpus dir.
+
+    A corpus made without the unseen set may gain it (`options` is then the previous line
+    plus `addition`): its other sets do not depend on it.
+    """
     conf = corpus_dir / CONF_NAME
     if conf.is_file():
         previous = conf.read_text().strip()
-        if previous != options:
+        if previous == options:
+            return
+        if not addition or f"{previous} {addition}" != options:
             raise FhvaeError(f"{conf}: corpus made with other options ({previous}); "
                              f"use another corpus dir or remove this one")
-    else:
-        write_text_atomic(conf, options + "\n")
+    write_text_atomic(conf, options + "\n")
 
 
 def generate_corpus(corpus_dir: str | Path, data_root: str | Path, seed: int,
@@ -317,13 +322,13 @@ def generate_corpus(corpus_dir: str | Path, data_root: str | Path, seed: int,
             raise FhvaeError(f"corpus: {name} must be within [0, 1], got {prob}")
     corpus_dir, data_root = Path(corpus_dir), Path(data_root)
     num_unseen = counts.get(UNSEEN_SET, 0)
+    unseen_conf = [f"num_unseen_spk={num_unseen}"] if num_unseen else []
     conf = " ".join([f"version={CONF_VERSION}", f"seed={seed}"]
                     + [f"num_{s}_spk={counts[s]}" for s in SETS]
-                    + [f"utts_per_spk={utts_per_spk}"]
-                    + ([f"num_unseen_spk={num_unseen}"] if num_unseen else [])
-                    + options.conf_fields())
+                    + [f"utts_per_spk={utts_per_spk}"] + options.conf_fields()
+                    + unseen_conf)
     corpus_dir.mkdir(parents=True, exist_ok=True)
-    _check_conf(corpus_dir, conf)
+    _check_conf(corpus_dir, conf, " ".join(unseen_conf))
     speakers = make_speakers(seed, counts)
     if num_unseen:
         speakers[UNSEEN_SET] = make_unseen_speakers(seed, num_unseen)
