@@ -157,26 +157,32 @@ def test_results_md_eer_and_probe_tables(recipe):
     assert "results.md" in proc.stdout                    # stage 5 printed where it wrote
     eers = {}
     for header, body in parse_tables(text):
-        cells = [h.split(" ")[0] for h in header]
-        if "EER" in cells:
-            for row in body:
-                eers[row[0]] = float(row[cells.index("EER")])
+        column = [i for i, h in enumerate(header) if re.fullmatch(r"EER( \(%\))?", h)]
+        for row in body if column else []:
+            eers[row[0]] = float(row[column[0]])
     assert any("svector" in s for s in eers) and any("fbank" in s for s in eers), eers
     assert all(0.0 <= v <= 100.0 for v in eers.values()), eers
-    probes = [body for header, body in parse_tables(text)
-              if any("z1" in h for h in header) and any("z2" in h for h in header)]
-    assert probes, "no probe table (z1/z2 accuracies) in results.md"
-    speaker = [r for r in probes[0] if r[0].startswith("speaker")]
-    assert speaker and all(0.0 <= float(c.rstrip("%")) <= 100.0 for c in speaker[0][1:])
+    probes = []
+    for header, body in parse_tables(text):
+        accuracy = [i for i, h in enumerate(header) if re.search(r"\bz[12]\b", h)]
+        probes += [[row[i] for i in accuracy] for row in body
+                   if len(accuracy) == 2 and row[0].startswith("speaker")]
+    assert probes, "no probe table (speaker accuracy from z1 and z2) in results.md"
+    assert all(0.0 <= float(c.rstrip("%")) <= 100.0 for c in probes[0]), probes
 
 
 def test_eer_txt_trials_and_scores(recipe):
     root, _ = recipe
     out = root / EXP / "eval_test"
     utt2spk = read_dict(root / "data" / "test" / "utt2spk")
-    trials = [line.split() for line in (out / "trials").read_text().splitlines()]
-    assert trials and all(len(t) == 3 and t[0] in utt2spk and t[1] in utt2spk for t in trials)
-    assert all((utt2spk[e] == utt2spk[t]) == (kind == "target") for e, t, kind in trials)
+    trial_lists = {}                               # trials, and any other list next to it
+    for path in sorted(out.glob("trials*")):
+        trials = [line.split() for line in path.read_text().splitlines()]
+        assert trials and all(len(t) == 3 and t[0] in utt2spk and t[1] in utt2spk
+                              for t in trials), path
+        assert all((utt2spk[e] == utt2spk[t]) == (kind == "target") for e, t, kind in trials)
+        trial_lists[path.name] = trials
+    assert "trials" in trial_lists
     systems = {}
     for line in (out / "eer.txt").read_text().splitlines():
         m = re.fullmatch(r"(\S+) EER ([\d.]+)% minDCF\(p_target=[\d.]+\) ([\d.]+)", line)
@@ -186,7 +192,10 @@ def test_eer_txt_trials_and_scores(recipe):
     assert any("svector" in s for s in systems) and any("fbank" in s for s in systems)
     for system, eer in systems.items():
         lines = [line.split() for line in (out / f"scores_{system}").read_text().splitlines()]
-        assert [s[:2] for s in lines] == [t[:2] for t in trials], system
+        pairs = [s[:2] for s in lines]
+        scored = [t for t in trial_lists.values() if [x[:2] for x in t] == pairs]
+        assert scored, f"scores_{system} does not follow any trials list"
+        trials = scored[0]
         scores = np.array([float(s[2]) for s in lines])
         labels = np.array([t[2] == "target" for t in trials])
         fpr, tpr, _ = roc_curve(labels, scores, drop_intermediate=False)
