@@ -12,6 +12,8 @@
 #   4: z1/z2/s-vectors of the training and evaluation sets -> <exp>/latents_<set>/, and the
 #      Kaldi data dirs data/<set>_z1, data/<set>_z2 (not for --train-svector-only sets)
 #   5: speaker verification, factor probes, figures -> <exp>/eval_<eval-set>/results.md (printed)
+# --extra-eval-sets "a b" sends more evaluation sets through stages 1, 2, 4 (all latents)
+# and 5 (<exp>/eval_<set>/results.md each, back-ends fitted on <train-set> as for <eval-set>).
 set -euo pipefail
 
 stage=1
@@ -31,6 +33,7 @@ compress=false                # true: FBank and z1/z2 as Kaldi compressed matric
 train_cmd=${train_cmd:-utils/run_local.sh}      # job launchers, from cmd.sh: Kaldi's
 extract_cmd=${extract_cmd:-utils/run_local.sh}  # run.pl/queue.pl/slurm.pl work too
 cuda_cmd=${cuda_cmd:-utils/run_local.sh}        # stage 3 (asks for --gpu N when training on GPU)
+extra_eval_sets=""            # more data/<set> evaluated like <eval-set>, e.g. "test_unseen"
 
 . utils/parse_options.sh
 
@@ -41,6 +44,7 @@ fi
 train_set=$1 dev_set=$2 eval_set=$3
 fbank_sets="$train_set $eval_set"
 [ "$dev_set" = "-" ] || fbank_sets="$train_set $dev_set $eval_set"
+fbank_sets="$fbank_sets $extra_eval_sets"
 
 log() { echo "$(date '+%F %T') fhvae_pipeline.sh: $*" >&2; }
 
@@ -75,7 +79,7 @@ if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
 fi
 
 if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
-  for x in $train_set $eval_set; do
+  for x in $train_set $eval_set $extra_eval_sets; do
     svector_only=false
     [ $x = $train_set ] && svector_only=$train_svector_only
     data_out=(--data-out-prefix data/$x)   # data/<set>_z1, data/<set>_z2 for Kaldi recipes
@@ -87,9 +91,11 @@ if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
 fi
 
 if [ $stage -le 5 ] && [ $stop_stage -ge 5 ]; then
-  log "stage 5: evaluation on data/$eval_set"
-  python -m fhvae.bin.evaluate --seed $seed --model $exp/final.pt \
-    --train-data data/$train_set --train-latents $exp/latents_$train_set \
-    data/$eval_set $exp/latents_$eval_set $exp/eval_$eval_set
-  cat $exp/eval_$eval_set/results.md
+  for x in $eval_set $extra_eval_sets; do
+    log "stage 5: evaluation on data/$x"
+    python -m fhvae.bin.evaluate --seed $seed --model $exp/final.pt \
+      --train-data data/$train_set --train-latents $exp/latents_$train_set \
+      data/$x $exp/latents_$x $exp/eval_$x
+    cat $exp/eval_$x/results.md
+  done
 fi
