@@ -16,6 +16,7 @@ is byte-identical for any `--nj` and after an interrupted run. Per utterance:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import multiprocessing
@@ -75,10 +76,8 @@ class ConditionOptions:
 
     def conf_fields(self) -> list[str]:
         """corpus.conf entries of the options that differ from the defaults."""
-        default = ConditionOptions()
-        return [f"{name}={getattr(self, name)}" for name in
-                ("floor_after_channel", "speaker_noise_prob", "speaker_channel_prob")
-                if getattr(self, name) != getattr(default, name)]
+        return [f"{f.name}={getattr(self, f.name)}" for f in dataclasses.fields(self)
+                if getattr(self, f.name) != f.default]
 
 
 @dataclass(frozen=True)
