@@ -144,3 +144,10 @@ def test_skip_reasons(setup, tmp_path):
     assert skip_reason(train, test) == (f"No {PHONE_CTM} in `{test}`: robust-ASR probe skipped.")
     (train / "utt2noise").write_text("train-000 babble\n")
     assert "is labelled clean and close" in skip_reason(train, train)
+
+
+def test_too_few_training_frames_for_two_phones_gives_no_result(setup):
+    """Every phone below MIN_PHONE_FRAMES merges into one class: no classifier can be fit."""
+    model, mvn, train, test, evalset, feats = setup
+    assert run_asr_probe(evalset, feats, model, mvn, train, test, seed=0, stride=40,
+                         max_train_utts=1) is None

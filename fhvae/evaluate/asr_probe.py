@@ -131,11 +131,12 @@ def conditions(evalset: EvalSet) -> list[tuple[str, list[str]]]:
 
 def run_asr_probe(evalset: EvalSet, feats: Mapping[str, np.ndarray], model: FHVAE, mvn: MVN,
                   train_data: str | os.PathLike, data: str | os.PathLike, seed: int,
-                  max_train_utts: int = 300, stride: int = 4) -> AsrProbeResult:
+                  max_train_utts: int = 300, stride: int = 4) -> AsrProbeResult | None:
     """Train on up to `max_train_utts` seeded clean close-talk training utterances (every
     `stride`-th frame) and report frame phone accuracy per condition of `evalset`, whose raw
     features are `feats`; evaluated phones unseen in training count as errors. Check
-    `skip_reason` first."""
+    `skip_reason` first. None when the training frames hold fewer than two phone classes
+    (after merging rare phones), e.g. a tiny training set."""
     train_data = Path(train_data)
     pool = clean_close_utts(train_data)
     rng = np.random.default_rng(seed)
@@ -146,6 +147,8 @@ def run_asr_probe(evalset: EvalSet, feats: Mapping[str, np.ndarray], model: FHVA
     kept = set(phones.tolist()) - rare
     y_train = np.where(np.isin(y_train, list(rare)), OTHER, y_train)
     classes, counts = np.unique(y_train, return_counts=True)
+    if classes.size < 2:
+        return None
     majority = classes[np.argmax(counts)]
     log.info("robust-ASR probe: %d training utterances, %d frames, %d phone classes (%d rare "
              "phones merged into '%s')", len(utts), y_train.size, classes.size, len(rare), OTHER)

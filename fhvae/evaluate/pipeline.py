@@ -92,6 +92,9 @@ def score_latents(cfg: EvalConfig, evalset: EvalSet, model: FHVAE, mvn: MVN, not
     asr = (_timed("robust-ASR probe", run_asr_probe, evalset, feats, model, mvn, cfg.train_data,
                   cfg.data, cfg.seed, cfg.asr_train_utts)
            if cfg.asr_train_utts and not reason else None)
+    if cfg.asr_train_utts and not reason and asr is None:
+        notes.append("Robust-ASR probe skipped: the clean close-talk training frames hold "
+                     "fewer than two phones with enough frames.")
     return swap, recombination, asr
 
 
