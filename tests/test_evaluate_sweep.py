@@ -18,8 +18,11 @@ def fake_setting(root, name, eers, intervals, dev_lbs):
     systems = {f"{emb}_{key}": {"eer": eer} for (emb, key), eer in eers.items()}
     comparisons = {f"c{k}": {"interval": iv} for k, iv in enumerate(intervals)}
     probes = {"speaker": {"z1": 0.05, "z2": 0.5}, "phone class": {"z1": 0.8, "z2": 0.6}}
+    swap = {"z1_swap": {"cost": 1520.4}, "z2_utt_mean": {"cost": 243.1}}
+    recombination = {"speaker: B's rather than A's": {"decoded": 0.785}}
     (exp / "eval_dev" / "summary.json").write_text(json.dumps(
-        {"systems": systems, "comparisons": comparisons, "probes": probes}))
+        {"systems": systems, "comparisons": comparisons, "probes": probes, "swap": swap,
+         "recombination": recombination}))
 
 
 def test_sweep_table_rows(tmp_path, capsys):
@@ -36,7 +39,8 @@ def test_sweep_table_rows(tmp_path, capsys):
     assert base[1:5] == ["(base config)", "1000", "4.0", "-700.5"]
     assert base[5] == "" and base[7] == "4.50" and base[8] == "20.25"
     assert base[11] == "1 / 1 of 3"                     # one interval below 0, one above
-    assert base[12:] == ["50.0", "5.0", "80.0", "60.0"]
+    assert base[12:16] == ["50.0", "5.0", "80.0", "60.0"]
+    assert base[16:] == ["1520", "243", "78.5", ""]     # A's phone score absent: empty cell
     assert rows["z2_32"][1] == "`--set model.z2_dim=32`" and rows["z2_32"][11] == "0 / 1 of 1"
     assert rows["mean-FBank baseline"][7] == ""          # from the last setting's summary
 
