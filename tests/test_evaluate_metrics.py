@@ -236,8 +236,5 @@ def test_plda_fit_recovers_the_within_speaker_covariance(plda_fit):
     assert _relative_error(*plda_fit["within"]) < 0.06     # sampling error here: ~0.03
 
 
-@pytest.mark.xfail(strict=True, reason="fhvae/evaluate/scoring.py estimates B as the "
-                   "covariance of speaker means, which is B + W/n (n utterances per speaker): "
-                   "relative error 0.11 here; subtract the W/n term to fix")
 def test_plda_fit_recovers_the_between_speaker_covariance(plda_fit):
     assert _relative_error(*plda_fit["between"]) < 0.06    # with W/n removed: ~0.013

@@ -71,6 +71,22 @@ def within_class_scatter(x: np.ndarray, label_idx: np.ndarray) -> tuple[np.ndarr
     return spk_means, resid.T @ resid / (x.shape[0] - num_spk)
 
 
+def between_speaker_covariance(spk_means: np.ndarray, within: np.ndarray,
+                               counts: np.ndarray) -> np.ndarray:
+    """Moment estimate of the between-speaker covariance B of a two-covariance model.
+
+    A speaker's mean of n utterances scatters with B + W/n around the global mean, so the
+    covariance of the means overestimates B by the average W/n (11% with 4 utterances per
+    speaker); that term is removed and the result projected back onto the positive
+    semi-definite matrices.
+    """
+    dim = within.shape[0]
+    scatter = np.cov(spk_means, rowvar=False, bias=True).reshape(dim, dim)
+    between = scatter - within * np.mean(1.0 / counts)
+    values, vectors = np.linalg.eigh((between + between.T) / 2)
+    return (vectors * np.maximum(values, 0.0)) @ vectors.T
+
+
 class LdaWccnBackend:
     """LDA, within-class covariance normalisation, cosine (see the module docstring)."""
 
@@ -118,7 +134,7 @@ class LdaPldaBackend:
         dim = normalised.shape[1]   # fewer when the training vectors do not span every direction
         self.post_mean = normalised.mean(axis=0)
         spk_means, within = within_class_scatter(normalised - self.post_mean, label_idx)
-        between = np.cov(spk_means, rowvar=False, bias=True).reshape(dim, dim)
+        between = between_speaker_covariance(spk_means, within, np.bincount(label_idx))
         eye = np.eye(dim) * COV_FLOOR
         total = between + within + eye
         joint = np.block([[total, between], [between, total]])
