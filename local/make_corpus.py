@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=777, help="same seed, same bytes")
     parser.add_argument("--nj", type=int, default=2, help="parallel worker processes")
     parser.add_argument("--num-train-spk", type=int, default=400)
-    parser.add_argument("--num-dev-spk", type=int, default=20)
+    parser.add_argument("--num-dev-spk", type=int, default=120)
     parser.add_argument("--num-test-spk", type=int, default=120)
     parser.add_argument("--num-unseen-spk", type=int, default=120,
                         help=f"speakers of data/{UNSEEN_SET}: voices, noises and channels "
