@@ -123,3 +123,27 @@ def test_non_finite_features_are_an_error(computer):
     samples = np.full(1000, np.nan)  # e.g. a float WAV holding NaNs
     with pytest.raises(FhvaeError, match="utterance 'bad': NaN or inf in the features"):
         computer(samples, RATE, "bad")
+
+
+def test_permissive_job_skips_utterances_without_audio(computer, tmp_path):
+    """Kaldi's scp,p: reading: each utterance whose audio cannot be had is skipped and listed;
+    the others get exactly the features a strict job gives them."""
+    write_wav(tmp_path / "a.wav", 1.0, 9)
+    write_wav(tmp_path / "c.wav", 0.5, 10)
+    (tmp_path / "wav.scp").write_text(f"a {tmp_path}/a.wav\nb {tmp_path}/b.wav\n"
+                                      f"c {tmp_path}/c.wav\n")
+    (tmp_path / "segments").write_text("a1 a 0.0 0.4\na2 a 0.5 1.8\nb1 b 0.0 0.2\nb2 b 0.2 0.4\n"
+                                       "c1 c 0.0 0.3\nz1 zz 0.0 0.2\n")
+    stats = compute_fbank_job(computer, tmp_path / "wav.scp", tmp_path / "f.ark",
+                              tmp_path / "f.scp", segments=tmp_path / "segments",
+                              permissive=True)
+    assert stats.failed == ["a2", "b1", "b2", "z1"]     # past the end, no file x2, no recording
+    assert stats.num_done == 2
+    got = dict(kaldiio.load_scp(str(tmp_path / "f.scp")))
+    assert sorted(got) == ["a1", "c1"]
+    (tmp_path / "segments").write_text("a1 a 0.0 0.4\nc1 c 0.0 0.3\n")
+    strict = compute_fbank_job(computer, tmp_path / "wav.scp", tmp_path / "g.ark",
+                               tmp_path / "g.scp", segments=tmp_path / "segments")
+    assert strict.num_done == 2
+    for key, value in kaldiio.load_scp(str(tmp_path / "g.scp")).items():
+        np.testing.assert_array_equal(got[key], value)

@@ -69,7 +69,8 @@ def test_make_fbank_then_index(recipe, with_segments):
     assert proc.returncode == 0, proc.stderr
     if with_segments:  # u2c is 160 samples: shorter than one frame, reported, not written
         assert ("make_fbank.sh: WARNING: 1 of 5 utterances in data/tiny failed/skipped "
-                "(shorter than one frame), see exp/make_fbank/tiny/make_fbank.*.log") in proc.stderr
+                "(audio unreadable or shorter than one frame), see exp/make_fbank/tiny/"
+                "make_fbank.*.log") in proc.stderr
         log = "".join(p.read_text() for p in (recipe / "exp/make_fbank/tiny").glob("*.log"))
         assert "utterance 'u2c' (160 samples) is shorter than one frame" in log
 
@@ -93,12 +94,13 @@ def test_make_fbank_then_index(recipe, with_segments):
 
 
 def test_failed_job_leaves_no_feats_scp(recipe):
+    """--permissive false: the first unreadable recording stops its job (one ERROR line)."""
     data = recipe / "data" / "tiny"
     for name in ("feats.scp", "utt2num_frames"):  # outputs of an earlier run
         (data / name).write_text("r0 fbank/raw_fbank_tiny.1.ark:3\n")
     with open(data / "wav.scp", "a") as handle:
         handle.write(f"r3 {recipe}/wav/missing.wav\n")
-    proc = make_fbank(recipe)
+    proc = make_fbank(recipe, "--permissive", "false")
     assert proc.returncode == 1
     assert "FBank failed for data/tiny" in proc.stderr
     log = (recipe / "exp" / "make_fbank" / "tiny" / "make_fbank.2.log").read_text()
@@ -106,6 +108,30 @@ def test_failed_job_leaves_no_feats_scp(recipe):
             f"audio file not found: {recipe}/wav/missing.wav") in log
     assert not (data / "feats.scp").exists()
     assert not (data / "utt2num_frames").exists()
+
+
+def test_unreadable_audio_is_skipped_and_counted_as_in_kaldi(recipe):
+    """By default (Kaldi reads scp,p:) an unreadable recording or failing pipe is skipped
+    with a warning naming it, and counted against --max-failed-percent: over it nothing is
+    merged into the data dir, under it the other utterances get their features."""
+    data = recipe / "data" / "tiny"
+    with open(data / "wav.scp", "a") as handle:
+        handle.write(f"r3 {recipe}/wav/missing.wav\nr4 false |\n")
+    proc = make_fbank(recipe)
+    assert proc.returncode == 1
+    assert "2 of 5 utterances in data/tiny failed/skipped" in proc.stderr
+    assert "more than 5% of the utterances of data/tiny have no features" in proc.stderr
+    assert not (data / "feats.scp").exists()
+    logs = "".join(p.read_text() for p in (recipe / "exp/make_fbank/tiny").glob("make_fbank.*.log"))
+    assert (f"utterance 'r3': audio file not found: {recipe}/wav/missing.wav; skipped "
+            "(no features)") in logs
+    assert "utterance 'r4': command 'false' failed" in logs and "ERROR" not in logs
+    proc = make_fbank(recipe, "--max-failed-percent", "50")
+    assert proc.returncode == 0, proc.stderr
+    assert "2 of 5 utterances in data/tiny failed/skipped" in proc.stderr
+    keys = [line.split()[0] for line in (data / "feats.scp").read_text().splitlines()]
+    assert keys == ["r0", "r1", "r2"]
+    assert [line.split()[0] for line in (data / "utt2dur").read_text().splitlines()] == keys
 
 
 def test_too_many_short_utterances_fail_as_in_kaldi(recipe):
@@ -179,7 +205,7 @@ def test_pipeline_stages_1_2_drop_a_10ms_utterance(recipe):
                           cwd=recipe, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert ("make_fbank.sh: WARNING: 1 of 23 utterances in data/train failed/skipped "
-            "(shorter than one frame)") in proc.stderr
+            "(audio unreadable or shorter than one frame)") in proc.stderr
     train = recipe / "data" / "train"
     for name in ("utt2spk", "spk2utt", "wav.scp", "text", "feats.scp"):
         keys = [line.split()[0] for line in (train / name).read_text().splitlines()]

@@ -14,6 +14,8 @@ fbank_config=conf/fbank.conf  # Kaldi-style options (--name=value lines)
 backend=knf                   # knf (kaldi-native-fbank, Kaldi's numbers) | psf
 compress=true                 # Kaldi compressed matrices (CM), as copy-feats --compress=true
 max_failed_percent=5          # fail when more utterances than this have no features (Kaldi: 5)
+permissive=true               # skip utterances whose audio cannot be read, counting them as
+                              # failed (Kaldi reads scp,p:); false: the first one stops the job
 
 . "$(dirname "$0")/parse_options.sh"
 utils=$(dirname "$0")
@@ -32,11 +34,16 @@ die() { echo "$(basename "$0"): ERROR: $*" >&2; exit 1; }
 [ -f "$fbank_config" ] || die "FBank config $fbank_config not found"
 [ "$nj" -ge 1 ] 2>/dev/null || die "--nj must be a positive integer, got '$nj'"
 case $compress in
-  true) compress_opt=--compress ;;
-  false) compress_opt= ;;
+  true) job_opts=--compress ;;
+  false) job_opts= ;;
   *) die "--compress must be true or false, got '$compress'" ;;
 esac
 [ "$max_failed_percent" -ge 0 ] 2>/dev/null || die "--max-failed-percent must be an integer >= 0"
+case $permissive in
+  true) job_opts="$job_opts --permissive" ;;
+  false) ;;
+  *) die "--permissive must be true or false, got '$permissive'" ;;
+esac
 mkdir -p "$logdir" "$fbankdir"
 fbankdir=$(cd "$fbankdir" && pwd)
 
@@ -64,13 +71,28 @@ for n in $(seq "$nj"); do
 done
 "$utils/split_scp.sh" "$list" "${parts[@]}"
 
-# shellcheck disable=SC2086  # $cmd, $part_opt and $compress_opt are word lists on purpose
+# shellcheck disable=SC2086  # $cmd, $part_opt and $job_opts are word lists on purpose
 $cmd JOB=1:"$nj" "$logdir/make_fbank.JOB.log" \
   python -m fhvae.bin.compute_fbank --config "$fbank_config" --backend "$backend" $part_opt \
-    $compress_opt \
+    $job_opts \
     --utt2num-frames "$logdir/utt2num_frames.JOB" --utt2dur "$logdir/utt2dur.JOB" \
     "$input" "$fbankdir/raw_fbank_$name.JOB.ark" "$fbankdir/raw_fbank_$name.JOB.scp" \
   || die "FBank failed for $data; see $logdir/make_fbank.*.log"
+
+feat_parts=$(for n in $(seq "$nj"); do echo "$fbankdir/raw_fbank_$name.$n.scp"; done)
+# shellcheck disable=SC2086
+num_feats=$(cat $feat_parts | wc -l)
+num_failed=$((num_utts - num_feats))
+if [ "$num_failed" -ne 0 ]; then
+  # As Kaldi's make_fbank.sh: a few failures are normal (fix_data_dir.sh drops them from the
+  # other tables), many mean something is wrong; then nothing is merged into the data dir.
+  echo "$(basename "$0"): WARNING: $num_failed of $num_utts utterances in $data failed/skipped" \
+    "(audio unreadable or shorter than one frame), see $logdir/make_fbank.*.log; run" \
+    "utils/fix_data_dir.sh $data" >&2
+  if [ $((num_failed * 100)) -gt $((num_utts * max_failed_percent)) ]; then
+    die "more than $max_failed_percent% of the utterances of $data have no features"
+  fi
+fi
 
 merge() {  # merge <out> <part-files...>: sorted, written under a temporary name first
   local out=$1; shift
@@ -79,18 +101,7 @@ merge() {  # merge <out> <part-files...>: sorted, written under a temporary name
 }
 merge "$data/utt2dur" $(for n in $(seq "$nj"); do echo "$logdir/utt2dur.$n"; done)
 merge "$data/utt2num_frames" $(for n in $(seq "$nj"); do echo "$logdir/utt2num_frames.$n"; done)
-merge "$data/feats.scp" $(for n in $(seq "$nj"); do echo "$fbankdir/raw_fbank_$name.$n.scp"; done)
+# shellcheck disable=SC2086
+merge "$data/feats.scp" $feat_parts
 rm -f "$logdir"/utt2dur.* "$logdir"/utt2num_frames.*
-
-num_feats=$(wc -l < "$data/feats.scp")
-num_failed=$((num_utts - num_feats))
-if [ "$num_failed" -ne 0 ]; then
-  # As Kaldi's make_fbank.sh: a few failures are normal (fix_data_dir.sh drops them from the
-  # other tables), many mean something is wrong.
-  echo "$(basename "$0"): WARNING: $num_failed of $num_utts utterances in $data failed/skipped" \
-    "(shorter than one frame), see $logdir/make_fbank.*.log; run utils/fix_data_dir.sh $data" >&2
-  if [ $((num_failed * 100)) -gt $((num_utts * max_failed_percent)) ]; then
-    die "more than $max_failed_percent% of the utterances of $data have no features"
-  fi
-fi
 echo "$(basename "$0"): FBank for $num_feats utterances of $data in $fbankdir" >&2

@@ -29,6 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--utt2dur", help="also write '<utt> <seconds>' lines here")
     parser.add_argument("--compress", action="store_true",
                         help="write Kaldi compressed matrices (as copy-feats --compress=true)")
+    parser.add_argument("--permissive", action="store_true",
+                        help="skip (with a warning) utterances whose audio cannot be read, "
+                             "as Kaldi's scp,p: reading; the caller counts the failures")
     parser.add_argument("wav_scp")
     parser.add_argument("ark")
     parser.add_argument("scp")
@@ -38,7 +41,8 @@ def main(argv: list[str] | None = None) -> int:
         config = dataclasses.replace(config, channel=args.channel)
     compute_fbank_job(FbankComputer(config, args.backend), args.wav_scp, args.ark, args.scp,
                       segments=args.segments, utt2num_frames=args.utt2num_frames,
-                      utt2dur=args.utt2dur, compress=args.compress)
+                      utt2dur=args.utt2dur, compress=args.compress,
+                      permissive=args.permissive)
     return 0
 
 

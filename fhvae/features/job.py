@@ -32,6 +32,7 @@ class JobStats:
     num_frames: list[tuple[str, int]] = field(default_factory=list)
     durations: list[tuple[str, float]] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)     # audio unreadable (permissive only)
 
 
 def compute_fbank_job(computer: FbankComputer, wav_scp: str | os.PathLike,
@@ -39,20 +40,27 @@ def compute_fbank_job(computer: FbankComputer, wav_scp: str | os.PathLike,
                       segments: str | os.PathLike | None = None,
                       utt2num_frames: str | os.PathLike | None = None,
                       utt2dur: str | os.PathLike | None = None,
-                      compress: bool = False) -> JobStats:
+                      compress: bool = False, permissive: bool = False) -> JobStats:
     """Compute features for every utterance of wav_scp (or segments) into ark+scp.
 
     The scp refers to the ark by its absolute path, so feats.scp works from any cwd.
     Utterances too short for one frame are skipped with a warning, as Kaldi does.
     `compress` writes Kaldi compressed matrices, as `compute-fbank-feats ... |
-    copy-feats --compress=true` in Kaldi's make_fbank.sh.
+    copy-feats --compress=true` in Kaldi's make_fbank.sh. `permissive` skips (and logs)
+    an utterance whose audio cannot be read instead of stopping, as Kaldi's make_fbank.sh
+    does by reading `scp,p:`; the caller decides how many failures are too many.
     """
     stats = JobStats()
     channel = computer.config.channel
 
+    def failed(utt: str, err: Exception) -> None:
+        logger.warning("%s; skipped (no features)", err)
+        stats.failed.append(utt)
+
     def features() -> Iterator[tuple[str, np.ndarray]]:
-        for utt, samples, rate in tqdm(iter_utterances(wav_scp, segments, channel),
-                                       desc="fbank", unit="utt", disable=None):
+        utterances = iter_utterances(wav_scp, segments, channel,
+                                     on_error=failed if permissive else None)
+        for utt, samples, rate in tqdm(utterances, desc="fbank", unit="utt", disable=None):
             feats = computer(samples, rate, utt)
             stats.durations.append((utt, samples.shape[0] / rate))
             if feats.shape[0] == 0:
@@ -68,6 +76,7 @@ def compute_fbank_job(computer: FbankComputer, wav_scp: str | os.PathLike,
         write_kv(utt2num_frames, stats.num_frames)
     if utt2dur is not None:
         write_kv(utt2dur, [(utt, f"{dur:.4f}") for utt, dur in stats.durations])
-    logger.info("%s: %d utterances done, %d skipped (shorter than one frame)",
-                wav_scp if segments is None else segments, stats.num_done, len(stats.skipped))
+    logger.info("%s: %d utterances done, %d skipped (shorter than one frame), %d failed "
+                "(audio unreadable)", wav_scp if segments is None else segments, stats.num_done,
+                len(stats.skipped), len(stats.failed))
     return stats

@@ -11,7 +11,7 @@ import os
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 import soundfile
@@ -120,28 +120,59 @@ def cut_segment(samples: np.ndarray, rate: int, seg: Segment, where: str) -> np.
 
 
 def iter_utterances(wav_scp: str | os.PathLike, segments: str | os.PathLike | None = None,
-                    channel: int = -1) -> Iterator[tuple[str, np.ndarray, int]]:
+                    channel: int = -1,
+                    on_error: Callable[[str, FhvaeError], None] | None = None,
+                    ) -> Iterator[tuple[str, np.ndarray, int]]:
     """Yield (utt, mono samples on the int16 scale, sample rate) for every utterance.
 
     Without `segments` each recording is an utterance. With it, each recording is read
     once for consecutive segments of the same recording (the usual sorted layout).
+    With `on_error`, an utterance whose audio cannot be had (missing or unreadable file,
+    failing pipe, unknown recording, segment outside its recording) is passed to it and
+    skipped, as Kaldi's permissive `scp,p:` reading does; without it the error is raised.
     """
     recordings = read_wav_scp(wav_scp)
     if segments is None:
         for rec, rxfile in recordings:
             where = f"{wav_scp}: utterance '{rec}'"
-            samples, rate = load_audio(rxfile, where)
-            yield rec, select_channel(samples, channel, where), rate
+            try:
+                samples, rate = _load_channel(rxfile, channel, where)
+            except FhvaeError as err:
+                _report(on_error, rec, err)
+                continue
+            yield rec, samples, rate
         return
     rxfiles = dict(recordings)
-    cached: tuple[str, np.ndarray, int] | None = None
+    loaded: tuple[str, tuple[np.ndarray, int] | FhvaeError] | None = None
     for seg in read_segments(segments):
         where = f"{segments}: utterance '{seg.utt}'"
-        if seg.rec not in rxfiles:
-            raise FhvaeError(f"{where}: recording '{seg.rec}' is not in {wav_scp}")
-        if cached is None or cached[0] != seg.rec:
-            samples, rate = load_audio(rxfiles[seg.rec],
-                                       f"{where} (recording '{seg.rec}' of {wav_scp})")
-            cached = (seg.rec, select_channel(samples, channel, where), rate)
-        _, samples, rate = cached
-        yield seg.utt, cut_segment(samples, rate, seg, where), rate
+        if loaded is None or loaded[0] != seg.rec:
+            try:
+                if seg.rec not in rxfiles:
+                    raise FhvaeError(f"{where}: recording '{seg.rec}' is not in {wav_scp}")
+                loaded = (seg.rec, _load_channel(rxfiles[seg.rec], channel,
+                                                 f"{where} (recording '{seg.rec}' of {wav_scp})"))
+            except FhvaeError as err:
+                loaded = (seg.rec, err)
+        try:
+            if isinstance(loaded[1], FhvaeError):
+                raise loaded[1]
+            samples, rate = loaded[1]
+            cut = cut_segment(samples, rate, seg, where)
+        except FhvaeError as err:
+            _report(on_error, seg.utt, err)
+            continue
+        yield seg.utt, cut, rate
+
+
+def _report(on_error: Callable[[str, FhvaeError], None] | None, utt: str,
+            err: FhvaeError) -> None:
+    """Hand a per-utterance failure to `on_error`, or raise it when there is none."""
+    if on_error is None:
+        raise err
+    on_error(utt, err)
+
+
+def _load_channel(rxfile: str, channel: int, where: str) -> tuple[np.ndarray, int]:
+    samples, rate = load_audio(rxfile, where)
+    return select_channel(samples, channel, where), rate
