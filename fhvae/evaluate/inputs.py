@@ -156,5 +156,9 @@ def iter_feats(data_dir: str | os.PathLike, utts: Iterable[str] | None = None,
 def fbank_means(data_dir: str | os.PathLike, mvn: MVN,
                 utts: Iterable[str] | None = None) -> dict[str, np.ndarray]:
     """Baseline embedding: per-utterance mean of MVN-normalised FBank from feats.scp."""
-    return {utt: mvn.apply(mat).mean(axis=0)
-            for utt, mat in iter_feats(data_dir, utts, mvn.dim)}
+    return mean_embeddings(iter_feats(data_dir, utts, mvn.dim), mvn)
+
+
+def mean_embeddings(feats: Iterable[tuple[str, np.ndarray]], mvn: MVN) -> dict[str, np.ndarray]:
+    """The baseline embedding of features already in memory (utt, raw (T, F) FBank)."""
+    return {utt: mvn.apply(mat).mean(axis=0) for utt, mat in feats}

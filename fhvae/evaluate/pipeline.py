@@ -15,7 +15,7 @@ from fhvae.checkpoint import load_model
 from fhvae.errors import FhvaeError
 from fhvae.evaluate.asr_probe import AsrProbeResult, run_asr_probe, skip_reason
 from fhvae.evaluate.inputs import (PHONE_CTM, EvalSet, fbank_means, iter_feats, load_eval_set,
-                                   read_vectors)
+                                   mean_embeddings, read_vectors)
 from fhvae.evaluate.probes import run_probes
 from fhvae.evaluate.recombine import RecombineScore, make_recombine_figure, score_recombination
 from fhvae.evaluate.report import EvalSummary, eer_lines, render_results, summary_record
@@ -74,11 +74,11 @@ def _timed(what: str, func: Callable[..., Any], *args: Any) -> Any:
     return result
 
 
-def score_latents(cfg: EvalConfig, evalset: EvalSet, model: FHVAE, mvn: MVN, notes: list[str]
+def score_latents(cfg: EvalConfig, evalset: EvalSet, feats: Mapping[str, np.ndarray],
+                  model: FHVAE, mvn: MVN, notes: list[str]
                   ) -> tuple[SwapResult | None, RecombineScore | None, AsrProbeResult | None]:
-    """Swap test, re-combination score and robust-ASR probe, each timed in the log; why the
-    probe was skipped goes to `notes`."""
-    feats = dict(iter_feats(cfg.data, evalset.utts, mvn.dim))    # raw FBank, read once for all
+    """Swap test, re-combination score and robust-ASR probe on the evaluated set's raw
+    FBank `feats`, each timed in the log; why the probe was skipped goes to `notes`."""
     swap = (_timed("swap test", run_swap_test, model, mvn, feats, cfg.seed, cfg.swap_segments)
             if cfg.swap_segments else None)
     recombination = (_timed("re-combination score", score_recombination, evalset, feats, model,
@@ -105,14 +105,15 @@ def run_evaluation(cfg: EvalConfig) -> EvalSummary:
     cfg.out_dir.mkdir(parents=True, exist_ok=True)
     model, mvn, payload = load_model(cfg.model)
     evalset = load_eval_set(cfg.data, cfg.latents)
-    trial_lists = load_trial_lists(cfg.out_dir, evalset.utt2spk,
-                                   utterance_conditions(evalset.factors), cfg.trials, cfg.seed,
+    utt2cond = utterance_conditions(evalset.factors)
+    trial_lists = load_trial_lists(cfg.out_dir, evalset.utt2spk, utt2cond, cfg.trials, cfg.seed,
                                    cfg.max_targets_per_utt, cfg.max_matched_nontarget)
     train_sv, train_spk = load_train_svectors(cfg)
+    feats = dict(iter_feats(cfg.data, evalset.utts, mvn.dim))    # raw FBank, read once for all
     embeddings = {
         CANDIDATE: (train_sv, evalset.svector),
         BASELINE: (fbank_means(cfg.train_data, mvn, sorted(train_sv)),
-                   fbank_means(cfg.data, mvn, evalset.utts))}
+                   mean_embeddings(feats.items(), mvn))}
     verification = run_verification(embeddings, train_spk, evalset.utt2spk, trial_lists,
                                     cfg.backends, cfg.lda_dim, cfg.p_target, cfg.bootstrap,
                                     cfg.seed, cfg.out_dir)
@@ -121,7 +122,7 @@ def run_evaluation(cfg: EvalConfig) -> EvalSummary:
 
     probes = run_probes(evalset, cfg.seed, cfg.probe_stride)
     notes = []
-    if utterance_conditions(evalset.factors) is not None and len(trial_lists) == 1:
+    if utt2cond is not None and len(trial_lists) == 1:
         notes.append("No two utterances of one speaker share a noise and channel: "
                      "condition-matched trials skipped.")
     if evalset.phone_class is None:
@@ -134,7 +135,7 @@ def run_evaluation(cfg: EvalConfig) -> EvalSummary:
     recombine_path = make_recombine_figure(evalset, cfg.data, model, mvn,
                                            cfg.out_dir / "recombine.png", cfg.seed,
                                            cfg.num_a, cfg.num_b)
-    swap, recombination, asr = score_latents(cfg, evalset, model, mvn, notes)
+    swap, recombination, asr = score_latents(cfg, evalset, feats, model, mvn, notes)
     summary = EvalSummary(
         data_dir=str(cfg.data), train_dir=str(cfg.train_data),
         model=f"{cfg.model} (step {payload.get('step', '?')})", seed=cfg.seed,

@@ -73,7 +73,7 @@ def verification_section(results: list[VerificationResult], num_resamples: int) 
     parts = []
     for result in results:
         tl = result.trial_list
-        parts += [f"### {tl.description[0].upper() + tl.description[1:]}\n",
+        parts += [f"### {tl.title}\n",
                   f"Trials ({tl.origin}): `{tl.path}`, {len(tl.trials)} trials "
                   f"({tl.num_target} target, {tl.num_nontarget} nontarget).\n",
                   eer_table(result.systems)]
@@ -211,7 +211,7 @@ def render_results(s: EvalSummary) -> str:
         f"- Evaluated set `{s.data_dir}`: {s.num_utts} utterances, {s.num_speakers} speakers.",
         f"- Back-ends trained on `{s.train_dir}`: {s.num_train_utts} utterances, "
         f"{s.num_train_speakers} speakers.",
-        *[f"- {v.trial_list.description[0].upper() + v.trial_list.description[1:]}: "
+        *[f"- {v.trial_list.title}: "
           f"{len(v.trial_list.trials)} ({v.trial_list.num_target} target)."
           for v in s.verification],
         f"- Best verification system: {best.name}, EER {best.eer:.2f}%.",

@@ -80,6 +80,11 @@ class TrialList:
     def num_nontarget(self) -> int:
         return len(self.trials) - self.num_target
 
+    @property
+    def title(self) -> str:
+        """The description with a capital first letter, for headings and list items."""
+        return self.description[:1].upper() + self.description[1:]
+
     def system_name(self, embedding: str, backend: str) -> str:
         return f"{embedding}_{backend}" + ("" if self.name == "all" else f"_{self.name}")
 
