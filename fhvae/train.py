@@ -77,6 +77,9 @@ class TrainConfig:
     lr: float = 1e-3
     betas: tuple[float, float] = (0.95, 0.999)
     max_steps: int = 500_000
+    max_minutes: float = 0.0           # stop after this much training wall time in all (0: no
+                                       # limit), e.g. inside a cluster job's time limit; the
+                                       # model written is then the best one so far
     patience: int = 50_000             # early stop after this many steps without dev improvement
     dev_every: int = 5_000
     log_every: int = 100
@@ -111,6 +114,8 @@ class TrainConfig:
             raise FhvaeError(f"{where}: mode must be hierarchical or flat, got '{cfg.mode}'")
         if cfg.reset_shift < 0:
             raise FhvaeError(f"{where}: reset_shift must be >= 0, got {cfg.reset_shift}")
+        if cfg.max_minutes < 0:
+            raise FhvaeError(f"{where}: max_minutes must be >= 0, got {cfg.max_minutes}")
         if cfg.amp not in ("none", "bf16", "fp16"):
             raise FhvaeError(f"{where}: amp must be none, bf16 or fp16, got '{cfg.amp}'")
         return cfg
@@ -416,6 +421,11 @@ class Trainer:
         dist.all_reduce(t, op=dist.ReduceOp.MIN)
         return int(t.item())
 
+    def _out_of_time(self) -> bool:
+        """Whether any rank has used up max_minutes (all ranks must stop at the same step)."""
+        over = int(self.elapsed >= 60 * self.cfg.max_minutes)
+        return self._agree_min(1 - over) == 0
+
     def _check_finite(self, loss: torch.Tensor, metrics: dict) -> bool:
         finite = int(torch.isfinite(loss).item())
         if self._agree_min(finite):
@@ -462,7 +472,8 @@ class Trainer:
                    mininterval=0.5 if sys.stderr.isatty() else 30.0)
         try:
             upcoming = None
-            while not self.stopped and self.step < cfg.max_steps:
+            timed_out = False      # not saved: a resumed run with a larger budget goes on
+            while not (self.stopped or timed_out) and self.step < cfg.max_steps:
                 batch = (upcoming if upcoming is not None and upcoming.number == self.seq_batch
                          else self.sampler.seq_batch(self.seq_batch))
                 upcoming = self.sampler.seq_batch(self.seq_batch + 1)
@@ -475,7 +486,7 @@ class Trainer:
                     reset_table(self.model, self.table_opt,
                                 reset_windows(self.index, buf, cfg.reset_shift))
                 for j in range(self.inner, num_batches):
-                    if self.stopped or self.step >= cfg.max_steps:
+                    if self.stopped or timed_out or self.step >= cfg.max_steps:
                         break
                     which = torch.from_numpy(seg_batches[j]).to(self.device)
                     with self._amp():
@@ -504,6 +515,14 @@ class Trainer:
                                         self.step - self.best_step)
                             self.stopped = True
                     self.elapsed = time.time() - started
+                    if (cfg.max_minutes and self.step % cfg.log_every == 0
+                            and self._out_of_time()):
+                        logger.info("time budget: stopping after %.1f min of training "
+                                    "(max_minutes %g) at step %d", self.elapsed / 60,
+                                    cfg.max_minutes, self.step)
+                        timed_out = True
+                        if self.dev_index is not None and not dev_lb:
+                            dev_lb = f"{self._dev_eval(bar):.4f}"
                     if (self.step % cfg.log_every == 0 or dev_lb) and window_steps:
                         means = {k: float(v) / window_steps for k, v in window.items()}
                         self._log_row(means, dev_lb)

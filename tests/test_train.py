@@ -260,6 +260,28 @@ def test_early_stopping_and_final_is_the_best_dev_checkpoint(small, tmp_path, mo
     assert load_checkpoint(final)["step"] == 4
 
 
+def test_time_budget_stops_evaluates_and_resumes_with_a_larger_budget(small, tmp_path,
+                                                                     monkeypatch):
+    train_index, dev_index, mvn = small
+    clock = iter(range(0, 10_000, 10))          # each time.time() call: 10 s later
+    monkeypatch.setattr(train_mod.time, "time", lambda: float(next(clock)))
+    queue = _scripted_dev_bounds(monkeypatch, [-9.0, -3.0, -4.0])
+    cfg = tiny_config(max_steps=40, dev_every=100, log_every=3, max_minutes=1.0)
+    final = train(cfg, train_index, dev_index, mvn, tmp_path / "exp")
+    rows = read_tsv(tmp_path / "exp" / "train_metrics.tsv")
+    # 10 s per step: past 60 s at step 6, the first multiple of log_every there; the step
+    # that stops is evaluated on dev (dev_every alone would not have) and becomes final.pt.
+    assert int(rows[-1]["step"]) == 6 and rows[-1]["dev_lb"] == "-9.0000"
+    assert load_checkpoint(final)["step"] == 6
+    last = load_checkpoint(tmp_path / "exp" / "ckpt" / "last.pt")
+    assert (last["step"], last["stopped"]) == (6, False)
+    # A larger budget continues the same run (elapsed counts across runs) to its end.
+    train(tiny_config(max_steps=40, dev_every=100, log_every=3, max_minutes=2.0),
+          train_index, dev_index, mvn, tmp_path / "exp")
+    assert load_checkpoint(tmp_path / "exp" / "ckpt" / "last.pt")["step"] == 12
+    assert load_checkpoint(final)["step"] == 12 and queue == [-4.0]
+
+
 def test_final_is_the_last_model_without_a_dev_set(small, tmp_path):
     train_index, _, mvn = small
     final = load_checkpoint(train(tiny_config(max_steps=6), train_index, None, mvn, tmp_path))
