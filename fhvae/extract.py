@@ -22,11 +22,19 @@ needed. An utterance shorter than seg_len uses one edge-padded segment: the wind
 middle row T//2. A speaker's s-vector is the mean of its utterances' s-vectors (as
 Kaldi's ivector-mean computes speaker x-vectors).
 
+Speech-only pooling (`svector_pool="speech"`). Silent or noise-only windows carry the
+channel and noise rather than the speaker, so the s-vector may pool only the segments
+whose majority of frames (counted over the window, edge copies included) are voiced in
+the data dir's vad.scp (utils/compute_vad_decision.sh, as Kaldi's x-vector recipes drop
+unvoiced frames). An utterance without a voiced segment keeps all of them (counted as
+`no_voiced`). z1/z2 are the same in both modes.
+
 Outputs and restarts. A job writes its three tables under temporary names and renames
 them only when complete, then writes a marker `extract[.J].done` recording the model
-file (path, size, mtime), a digest of its part of feats.scp, the sampling options and its
-counts. A re-run skips a job whose marker matches; any other job is redone from scratch,
-so a killed extraction never leaves an scp that points into a half-written ark.
+file (path, size, mtime), a digest of its part of feats.scp (and of vad.scp with speech
+pooling), the sampling and pooling options and its counts. A re-run skips a job whose
+marker matches; any other job is redone from scratch, so a killed extraction never leaves
+an scp that points into a half-written ark.
 """
 
 from __future__ import annotations
@@ -58,6 +66,7 @@ from fhvae.objective import map_mu2
 logger = logging.getLogger(__name__)
 
 TABLES = ("z1", "z2", "svector")
+SVECTOR_POOLS = ("all", "speech")
 # The ':offset' and '[rows,cols]' range that may follow the file of a feats.scp entry.
 _RX_TAIL = re.compile(r"(:\d+)?(\[[\d:,]*\])?$")
 
@@ -71,6 +80,7 @@ class ExtractOptions:
     batch_size: int = 4096
     svector_only: bool = False     # only the non-overlapping windows: ~seg_len times cheaper
     compress: bool = False         # z1/z2 as Kaldi compressed matrices (s-vectors never)
+    svector_pool: str = "all"      # all segments, or "speech": those voiced in vad.scp
 
     @property
     def tables(self) -> tuple[str, ...]:
@@ -86,6 +96,7 @@ class Latents:
     z1: np.ndarray | None
     z2: np.ndarray | None
     svector: np.ndarray
+    no_voiced: bool = False        # speech pooling found no voiced segment: used them all
 
 
 def window_index(num_frames: int, seg_len: int) -> np.ndarray:
@@ -99,6 +110,13 @@ def svector_rows(num_frames: int, seg_len: int) -> np.ndarray:
     if num_frames < seg_len:
         return np.array([num_frames // 2])
     return np.arange(num_frames // seg_len) * seg_len + seg_len // 2
+
+
+def speech_rows(num_frames: int, seg_len: int, voiced: np.ndarray) -> np.ndarray:
+    """The s-vector rows whose windows are mostly voiced (empty when none is)."""
+    rows = svector_rows(num_frames, seg_len)
+    votes = (voiced[window_index(num_frames, seg_len)[rows]] > 0.5).sum(axis=1)
+    return rows[2 * votes > seg_len]
 
 
 def resolve_device(name: str) -> torch.device:
@@ -132,6 +150,24 @@ def _check_features(key: str, feats: np.ndarray, feat_dim: int, source: str) -> 
         raise FhvaeError(f"{source}: utterance '{key}' contains NaN or infinite features")
 
 
+@dataclass
+class VoicedFrames:
+    """Per-utterance 0/1 voicing decisions (a vad.scp) for speech-only s-vector pooling."""
+
+    source: str                    # the vad.scp, named in errors
+    frames: dict[str, np.ndarray]
+
+    def of(self, key: str, num_frames: int) -> np.ndarray:
+        """The decisions of one utterance, which must have one per feature frame."""
+        voiced = self.frames.get(key)
+        if voiced is None:
+            raise FhvaeError(f"{self.source}: no entry for utterance '{key}'")
+        if voiced.ndim != 1 or voiced.shape[0] != num_frames:
+            raise FhvaeError(f"{self.source}: utterance '{key}' has {voiced.size} VAD values "
+                             f"but {num_frames} feature frames")
+        return voiced
+
+
 def _groups(utts: Iterable[tuple[str, np.ndarray]], model: FHVAE, source: str,
             min_frames: int) -> Iterator[list[tuple[str, np.ndarray]]]:
     """Validated utterances gathered into groups of at least `min_frames` frames."""
@@ -153,14 +189,23 @@ def _groups(utts: Iterable[tuple[str, np.ndarray]], model: FHVAE, source: str,
 
 @torch.no_grad()
 def _encode_group(model: FHVAE, mvn: MVN, group: list[tuple[str, np.ndarray]],
-                  device: torch.device, opts: ExtractOptions) -> list[tuple[str, Latents]]:
+                  device: torch.device, opts: ExtractOptions,
+                  vad: VoicedFrames | None) -> list[tuple[str, Latents]]:
     """Encode every window of a group of utterances, `opts.batch_size` windows at a time."""
     seg_len, sigma2 = model.cfg.seg_len, model.cfg.sigma2_z2
     lengths = [feats.shape[0] for _, feats in group]
     starts = np.concatenate([[0], np.cumsum(lengths)])
     frames = torch.from_numpy(np.concatenate([mvn.apply(f) for _, f in group])).to(device)
     windows = np.concatenate([window_index(n, seg_len) + s for n, s in zip(lengths, starts)])
-    seg_rows = [svector_rows(n, seg_len) + s for n, s in zip(lengths, starts)]
+    seg_rows = [svector_rows(n, seg_len) for n in lengths]
+    no_voiced = [False] * len(group)
+    if vad is not None:
+        for i, ((key, _), n) in enumerate(zip(group, lengths)):
+            voiced_rows = speech_rows(n, seg_len, vad.of(key, n))
+            no_voiced[i] = voiced_rows.size == 0
+            if not no_voiced[i]:
+                seg_rows[i] = voiced_rows
+    seg_rows = [rows + s for rows, s in zip(seg_rows, starts)]
     seg_utt = torch.from_numpy(np.repeat(np.arange(len(group)), [len(r) for r in seg_rows]))
     seg_rows_all = np.concatenate(seg_rows)
     if opts.svector_only:   # encode just the s-vector windows (z2 only); they become rows 0..
@@ -193,24 +238,32 @@ def _encode_group(model: FHVAE, mvn: MVN, group: list[tuple[str, np.ndarray]],
     svectors = map_mu2(sums, counts, sigma2).cpu().numpy()
 
     if opts.svector_only:
-        return [(key, Latents(None, None, svectors[i])) for i, (key, _) in enumerate(group)]
+        return [(key, Latents(None, None, svectors[i], no_voiced[i]))
+                for i, (key, _) in enumerate(group)]
     z1_all, z2_all = torch.cat(z1_rows).cpu().numpy(), torch.cat(z2_rows).cpu().numpy()
-    return [(key, Latents(z1_all[s:e], z2_all[s:e], svectors[i]))
+    return [(key, Latents(z1_all[s:e], z2_all[s:e], svectors[i], no_voiced[i]))
             for i, ((key, _), s, e) in enumerate(zip(group, starts[:-1], starts[1:]))]
 
 
 def extract_latents(model: FHVAE, mvn: MVN, utts: Iterable[tuple[str, np.ndarray]],
                     device: torch.device, opts: ExtractOptions | None = None,
-                    source: str = "input") -> Iterator[tuple[str, Latents]]:
+                    source: str = "input",
+                    vad: VoicedFrames | None = None) -> Iterator[tuple[str, Latents]]:
     """Yield (key, Latents) for raw (T, F) feature matrices, in input order.
 
     Utterances are batched together so that every encoder call sees about
-    `opts.batch_size` windows. `source` names the input in error messages.
+    `opts.batch_size` windows. `source` names the input in error messages. `vad` is
+    needed, and used, only when `opts.svector_pool` is "speech".
     """
     opts = opts or ExtractOptions()
+    if opts.svector_pool not in SVECTOR_POOLS:
+        raise FhvaeError(f"unknown s-vector pooling '{opts.svector_pool}' (all or speech)")
+    if opts.svector_pool == "speech" and vad is None:
+        raise FhvaeError("speech-only s-vector pooling needs the utterances' VAD decisions")
+    vad = vad if opts.svector_pool == "speech" else None
     model = model.to(device).eval()
     for group in _groups(utts, model, source, opts.batch_size):
-        yield from _encode_group(model, mvn, group, device, opts)
+        yield from _encode_group(model, mvn, group, device, opts, vad)
 
 
 def split_contiguous(items: Sequence, job: int, num_jobs: int) -> Sequence:
@@ -237,24 +290,56 @@ def _file_stamp(path: Path) -> str:
     return f"{path.resolve()} {stat.st_size} {stat.st_mtime_ns}"
 
 
-def _fingerprint(model_path: Path, part: Sequence[tuple[int, str, str]],
-                 opts: ExtractOptions) -> dict[str, str]:
-    """What a job's outputs depend on; a re-run with the same fingerprint may skip the job.
-
-    The data part is its feats.scp lines plus the size and mtime of every ark they point
-    into, so features re-computed in place also invalidate the job.
-    """
+def _table_digest(entries: Iterable[tuple[str, str]]) -> str:
+    """Digest of (key, rxfile) scp entries plus the size and mtime of every ark they point
+    into, so tables re-computed in place also change it."""
     digest = hashlib.sha1()
     arks = set()
-    for _, key, rxfile in part:
+    for key, rxfile in entries:
         digest.update(f"{key} {rxfile}\n".encode())
         ark = Path(_RX_TAIL.sub("", rxfile))   # 'file[:offset][[range]]' -> file
         if ark not in arks and ark.is_file():  # pipes ("cmd |") have no file to stamp
             arks.add(ark)
             digest.update(_file_stamp(ark).encode())
-    return {"model": _file_stamp(model_path), "data": digest.hexdigest(),
+    return digest.hexdigest()
+
+
+def _fingerprint(model_path: Path, data_dir: Path, part: Sequence[tuple[int, str, str]],
+                 opts: ExtractOptions) -> dict[str, str]:
+    """What a job's outputs depend on; a re-run with the same fingerprint may skip the job:
+    the model, its part of feats.scp, the options, and with speech pooling the part's
+    vad.scp entries."""
+    pool = opts.svector_pool
+    if pool == "speech":
+        vad = _vad_entries(data_dir, part)
+        pool += ":" + _table_digest((key, vad[key]) for _, key, _ in part)
+    return {"model": _file_stamp(model_path),
+            "data": _table_digest((key, rxfile) for _, key, rxfile in part),
             "sample": str(int(opts.sample)), "seed": str(opts.seed),
-            "tables": ",".join(opts.tables), "compress": str(int(opts.compress))}
+            "tables": ",".join(opts.tables), "compress": str(int(opts.compress)),
+            "svector_pool": pool}
+
+
+def _vad_entries(data_dir: Path, part: Sequence[tuple[int, str, str]]) -> dict[str, str]:
+    """vad.scp as {utterance: rxfile}; every utterance of the part must have an entry."""
+    vad_scp = data_dir / "vad.scp"
+    if not vad_scp.is_file():
+        raise FhvaeError(f"{vad_scp}: no such file (speech-only s-vector pooling needs it: "
+                         "run utils/compute_vad_decision.sh)")
+    entries = read_dict(vad_scp)
+    for lineno, key, _ in part:
+        if key not in entries:
+            raise FhvaeError(f"{vad_scp}: no entry for utterance '{key}' "
+                             f"(feats.scp line {lineno})")
+    return entries
+
+
+def _load_vad(data_dir: Path, part: Sequence[tuple[int, str, str]]) -> VoicedFrames:
+    """The decisions of the part's utterances, read before any encoding."""
+    vad_scp = data_dir / "vad.scp"
+    entries = _vad_entries(data_dir, part)
+    return VoicedFrames(str(vad_scp), {key: load_rxfile(entries[key], f"{vad_scp} ({key})")
+                                       for _, key, _ in part})
 
 
 def _job_is_done(out_dir: Path, job: int | None, fingerprint: dict[str, str]) -> bool:
@@ -303,14 +388,15 @@ def run_job(model_path: str | os.PathLike, data_dir: str | os.PathLike,
     part = _feats_entries(data_dir)
     if job is not None:
         part = list(split_contiguous(part, job, num_jobs))
-    fingerprint = _fingerprint(model_path, part, opts)
+    fingerprint = _fingerprint(model_path, data_dir, part, opts)
     marker = _marker_path(out_dir, job)
     if _job_is_done(out_dir, job, fingerprint):
         logger.info("%s matches this model and data: job already done", marker)
         counts = read_dict(marker)
-        return {"utterances": int(counts["utterances"]), "skipped": int(counts["skipped"])}
+        return {name: int(counts[name]) for name in ("utterances", "skipped", "no_voiced")}
     marker.unlink(missing_ok=True)
     _remove_stale_temporaries(out_dir, job)
+    vad = _load_vad(data_dir, part) if opts.svector_pool == "speech" else None
 
     dev = resolve_device(device)
     model, mvn, _ = load_model(model_path, dev)
@@ -322,15 +408,25 @@ def run_job(model_path: str | os.PathLike, data_dir: str | os.PathLike,
                        *table_paths(out_dir, name, job),
                        compress=opts.compress and name != "svector"))
                    for name in opts.tables}
-        for key, lat in extract_latents(model, mvn, utts, dev, opts, source=str(feats_scp)):
+        no_voiced = 0
+        for key, lat in extract_latents(model, mvn, utts, dev, opts, str(feats_scp), vad):
             for name, writer in writers.items():
                 writer.write(key, getattr(lat, name))
+            no_voiced += lat.no_voiced
     counts = {"utterances": writers["svector"].count,
-              "skipped": len(part) - writers["svector"].count}
+              "skipped": len(part) - writers["svector"].count, "no_voiced": no_voiced}
     write_kv(marker, list(fingerprint.items()) + [(k, str(v)) for k, v in counts.items()])
     logger.info("wrote latents of %d utterances to %s (%d skipped)", counts["utterances"],
                 out_dir, counts["skipped"])
+    _log_no_voiced(no_voiced, opts)
     return counts
+
+
+def _log_no_voiced(count: int, opts: ExtractOptions) -> None:
+    """Say how many speech-pooled s-vectors fell back to all segments."""
+    if opts.svector_pool == "speech":
+        logger.info("speech-only s-vectors: %d utterances had no voiced segment and pooled "
+                    "all segments", count)
 
 
 def _remove_stale_temporaries(out_dir: Path, job: int | None) -> None:
@@ -351,16 +447,17 @@ def merge_jobs(model_path: str | os.PathLike, data_dir: str | os.PathLike,
     """
     opts = opts or ExtractOptions()
     model_path, data_dir, out_dir = Path(model_path), Path(data_dir), Path(out_dir)
-    total = skipped = 0
+    total = skipped = no_voiced = 0
     entries = _feats_entries(data_dir)
     for job in range(1, num_jobs + 1):
         part = split_contiguous(entries, job, num_jobs)
-        if not _job_is_done(out_dir, job, _fingerprint(model_path, part, opts)):
+        if not _job_is_done(out_dir, job, _fingerprint(model_path, data_dir, part, opts)):
             raise FhvaeError(f"{_marker_path(out_dir, job)}: job {job} of {num_jobs} has not "
                              "finished with this model and data; re-run the extraction")
         counts = read_dict(_marker_path(out_dir, job))
         total += int(counts["utterances"])
         skipped += int(counts["skipped"])
+        no_voiced += int(counts["no_voiced"])
     for name in opts.tables:
         lines = []
         for job in range(1, num_jobs + 1):
@@ -368,6 +465,7 @@ def merge_jobs(model_path: str | os.PathLike, data_dir: str | os.PathLike,
         lines.sort(key=lambda line: line.split(maxsplit=1)[0].encode())
         write_text_atomic(out_dir / f"{name}.scp", "".join(lines))
     check_counts(out_dir, data_dir, total, skipped, opts.tables)
+    _log_no_voiced(no_voiced, opts)
     return total
 
 

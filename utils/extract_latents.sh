@@ -25,6 +25,8 @@ sample=false          # true: draw z1/z2 from the posteriors instead of taking t
 seed=0                # seed of the draws with --sample true
 svector_only=false    # true: only svector/spk_svector/num_utts (~20x faster; no z1/z2)
 compress=false        # true: z1/z2 as Kaldi compressed matrices (copy-feats --compress=true)
+svector_pool=all      # all | speech: pool only the segments mostly voiced in <data-dir>/vad.scp
+                      # (utils/compute_vad_decision.sh) into s-vectors; z1/z2 unchanged
 data_out_prefix=      # e.g. data/test: also write data/test_z1 and data/test_z2
 device=auto           # auto (GPU when present), cpu, cuda, cuda:N
 batch_size=4096       # windows per encoder call
@@ -43,8 +45,16 @@ for f in "$model" "$data/feats.scp" "$data/utt2spk"; do
   [ -f "$f" ] || { echo "$0: no such file: $f" >&2; exit 1; }
 done
 
+case $svector_pool in
+  all) ;;
+  speech) [ -f "$data/vad.scp" ] || {
+    echo "$0: --svector-pool speech needs $data/vad.scp (utils/compute_vad_decision.sh)" >&2
+    exit 1; } ;;
+  *) echo "$0: --svector-pool must be all or speech, got '$svector_pool'" >&2; exit 1 ;;
+esac
+
 opts=(--num-jobs "$nj" --seed "$seed" --device "$device" --batch-size "$batch_size"
-      --num-threads "$num_threads")
+      --num-threads "$num_threads" --svector-pool "$svector_pool")
 [ "$sample" = true ] && opts+=(--sample)
 [ "$svector_only" = true ] && opts+=(--svector-only)
 [ "$compress" = true ] && opts+=(--compress)

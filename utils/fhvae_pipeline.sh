@@ -10,7 +10,12 @@
 #   2: data/<set>/fhvae/seg_index.npz (+ mvn.npz for the training set)
 #   3: train the FHVAE -> <exp>/final.pt
 #   4: z1/z2/s-vectors of the training and evaluation sets -> <exp>/latents_<set>/, and the
-#      Kaldi data dirs data/<set>_z1, data/<set>_z2 (not for --train-svector-only sets)
+#      Kaldi data dirs data/<set>_z1, data/<set>_z2 (not for --train-svector-only sets);
+#      with --svector-pool speech first the energy VAD data/<set>/vad.scp (vad/, logs in
+#      exp/make_vad/<set>), unless one newer than feats.scp is there. VAD is computed here,
+#      not in stage 2, because only speech pooling reads it: `--stage 4 --svector-pool
+#      speech` switches an existing model over without redoing the index, and a resumed
+#      stage 4 keeps its finished jobs (the VAD is not rewritten).
 #   5: speaker verification, factor probes, figures -> <exp>/eval_<eval-set>/results.md (printed)
 # --extra-eval-sets "a b" sends more evaluation sets through stages 1, 2, 4 (all latents)
 # and 5 (<exp>/eval_<set>/results.md each, back-ends fitted on <train-set> as for <eval-set>).
@@ -28,6 +33,8 @@ nproc_per_node=1              # >1: torchrun + DDP
 exp=exp/fhvae
 train_svector_only=false      # true: stage 4 writes only s-vectors for the training set
                               # (all stage 5 needs; z1/z2 of every frame cost ~20x more)
+svector_pool=all              # all | speech: s-vectors pool only the VAD-voiced segments
+vad_config=conf/vad.conf      # compute-vad options for --svector-pool speech
 compress=false                # true: FBank and z1/z2 as Kaldi compressed matrices (~4x
                               # smaller; false keeps the built-in recipe's numbers)
 train_cmd=${train_cmd:-utils/run_local.sh}      # job launchers, from cmd.sh: Kaldi's
@@ -84,9 +91,15 @@ if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
     [ $x = $train_set ] && svector_only=$train_svector_only
     data_out=(--data-out-prefix data/$x)   # data/<set>_z1, data/<set>_z2 for Kaldi recipes
     [ $svector_only = true ] && data_out=()
-    log "stage 4: latents of data/$x (s-vectors only: $svector_only)"
+    if [ $svector_pool = speech ] && ! [ data/$x/vad.scp -nt data/$x/feats.scp ]; then
+      log "stage 4: energy VAD of data/$x ($vad_config)"
+      utils/compute_vad_decision.sh --nj $nj --cmd "$extract_cmd" --vad-config $vad_config \
+        data/$x exp/make_vad/$x vad
+    fi
+    log "stage 4: latents of data/$x (s-vectors only: $svector_only, pooling: $svector_pool)"
     utils/extract_latents.sh --nj $nj --cmd "$extract_cmd" --svector-only $svector_only \
-      --compress $compress "${data_out[@]}" $exp/final.pt data/$x $exp/latents_$x
+      --svector-pool $svector_pool --compress $compress "${data_out[@]}" \
+      $exp/final.pt data/$x $exp/latents_$x
   done
 fi
 

@@ -7,6 +7,8 @@ spk_svector.{ark,scp} and num_utts.ark. With --job J --num-jobs N: only part J o
 (contiguous in feats.scp) into <out-dir>/{z1,z2,svector}.J.{ark,scp}. With --merge
 --num-jobs N: combine N finished jobs into sorted {z1,z2,svector}.scp, check the counts,
 write the speaker tables (what utils/extract_latents.sh runs after its jobs).
+--svector-pool speech pools only the mostly voiced segments of <data-dir>/vad.scp into
+the s-vectors (the same option must be given to the jobs and to --merge).
 With --data-out-prefix P (not with --svector-only), the whole-set modes also write the
 Kaldi data dirs P_z1 and P_z2 (feats.scp = the latents, cmvn.scp, utt2num_frames, the
 source dir's other tables; see fhvae/io/feature_dir.py).
@@ -20,8 +22,8 @@ from pathlib import Path
 import torch
 
 from fhvae.bin.cli import run_main
-from fhvae.extract import (ExtractOptions, check_counts, check_speakers, merge_jobs, run_job,
-                           speaker_means)
+from fhvae.extract import (SVECTOR_POOLS, ExtractOptions, check_counts, check_speakers,
+                           merge_jobs, run_job, speaker_means)
 from fhvae.io.feature_dir import write_feature_dir
 
 
@@ -44,6 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--compress", action="store_true",
                         help="write z1/z2 as Kaldi compressed matrices (copy-feats "
                              "--compress=true); s-vectors stay float vectors")
+    parser.add_argument("--svector-pool", choices=SVECTOR_POOLS, default="all",
+                        help="segments pooled into s-vectors: all (default) or speech, only "
+                             "those mostly voiced in <data-dir>/vad.scp "
+                             "(utils/compute_vad_decision.sh); z1/z2 are unchanged")
     parser.add_argument("--data-out-prefix",
                         help="also write Kaldi data dirs <prefix>_z1 and <prefix>_z2 "
                              "(e.g. data/test -> data/test_z1, data/test_z2)")
@@ -68,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.num_threads > 0:
         torch.set_num_threads(args.num_threads)
     opts = ExtractOptions(sample=args.sample, seed=args.seed, batch_size=args.batch_size,
-                          svector_only=args.svector_only, compress=args.compress)
+                          svector_only=args.svector_only, compress=args.compress,
+                          svector_pool=args.svector_pool)
     out_dir, data_dir = Path(args.out_dir), Path(args.data_dir)
     if args.job is not None:
         run_job(args.model, data_dir, out_dir, args.job, args.num_jobs, args.device, opts)
