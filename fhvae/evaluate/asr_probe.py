@@ -2,10 +2,11 @@
 
 A linear frame phone classifier (espeak phones from phone_ali.ctm) is trained on clean
 close-talk utterances of the TRAINING set and tested on every noise and channel condition
-of the evaluated set, once per input: z1, FBank (normalised with the model's MVN, as the
-model sees it), z1+z2, and FBank with per-utterance mean/variance normalisation (CMVN).
+of the evaluated set, once per input: z1, z2, FBank (normalised with the model's MVN, as
+the model sees it), z1+z2, and FBank with per-utterance mean/variance normalisation (CMVN).
 If z1 holds the content and not the sequence-level nuisance, its accuracy should drop less
-than FBank's away from clean close-talk speech.
+than FBank's away from clean close-talk speech; z2 alone measures how much phone content
+leaks into the sequence-level latent (53 phones: finer than the 3-class phone probe).
 
 Stage 4 keeps only s-vectors of the training set by default, so the training-side z1/z2
 are encoded here for a seeded subset of utterances: posterior means of the extractor's
@@ -33,7 +34,7 @@ from fhvae.model import FHVAE
 
 log = logging.getLogger(__name__)
 
-INPUTS = ("z1", "FBank", "z1+z2", "FBank+CMVN")
+INPUTS = ("z1", "z2", "FBank", "z1+z2", "FBank+CMVN")
 CLEAN, CLOSE = "clean", "close"     # utt2noise / utt2channel labels of the training condition
 MIN_PHONE_FRAMES = 50               # rarer phones in the training frames are merged into OTHER
 OTHER = "other"
@@ -73,11 +74,11 @@ def labelled_rows(phones: Mapping[str, np.ndarray], utts: list[str],
 
 def probe_inputs(feats: Mapping[str, np.ndarray], rows: Mapping[str, np.ndarray], mvn: MVN,
                  z1: np.ndarray, z2: np.ndarray) -> dict[str, np.ndarray]:
-    """The four probed representations of the frames `rows` of each utterance, stacked in
+    """The five probed representations of the frames `rows` of each utterance, stacked in
     the order of `rows`; z1/z2 are those frames' latents, stacked the same way."""
     raw = np.concatenate([feats[u][r] for u, r in rows.items()])
     cmvn = np.concatenate([utterance_cmvn(feats[u])[r] for u, r in rows.items()])
-    return {"z1": z1, "FBank": mvn.apply(raw), "z1+z2": np.concatenate([z1, z2], axis=1),
+    return {"z1": z1, "z2": z2, "FBank": mvn.apply(raw), "z1+z2": np.concatenate([z1, z2], axis=1),
             "FBank+CMVN": cmvn}
 
 

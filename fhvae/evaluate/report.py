@@ -185,7 +185,7 @@ def asr_section(r: AsrProbeResult) -> list[str]:
             f"close-talk training utterances ({r.num_train_frames} frames, {r.num_classes} "
             f"classes; {r.num_merged} phones with fewer than {MIN_PHONE_FRAMES} training frames "
             f"merged into \"{OTHER}\") and tested on one labelled frame in {r.stride} of the "
-            "evaluated set, per condition. Inputs: z1; FBank normalised as the model sees it; "
+            "evaluated set, per condition. Inputs: z1; z2; FBank normalised as the model sees it; "
             "z1 and z2 concatenated; FBank with per-utterance mean and variance normalisation. "
             "Chance = always the most frequent training phone. A content latent free of noise "
             "and channel should lose less accuracy than FBank away from clean close-talk.\n",
