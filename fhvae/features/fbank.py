@@ -19,16 +19,15 @@ Backends:
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import kaldi_native_fbank as knf
 import numpy as np
 import python_speech_features as psf
 
 from fhvae.errors import FhvaeError
+from fhvae.io.kaldi_config import read_kaldi_config
 
 BACKENDS = ("knf", "psf")
 WINDOW_TYPES = ("povey", "hamming", "hanning", "rectangular", "blackman", "sine")
@@ -77,14 +76,6 @@ class FbankConfig:
         return (num_samples + self.window_shift // 2) // self.window_shift
 
 
-def _parse_bool(text: str) -> bool:
-    if text.lower() in ("true", "t", "1"):
-        return True
-    if text.lower() in ("false", "f", "0"):
-        return False
-    raise ValueError(f"not a boolean: '{text}'")
-
-
 def read_fbank_config(path: str | os.PathLike | None) -> FbankConfig:
     """Options from a Kaldi config file (`--name=value` per line, '#' comments).
 
@@ -92,31 +83,7 @@ def read_fbank_config(path: str | os.PathLike | None) -> FbankConfig:
     """
     if path is None:
         return FbankConfig()
-    path = Path(path)
-    if not path.is_file():
-        raise FhvaeError(f"{path}: FBank config not found")
-    fields = {f.name: f for f in dataclasses.fields(FbankConfig)}
-    values: dict[str, object] = {}
-    with open(path, encoding="utf-8") as handle:
-        for lineno, line in enumerate(handle, 1):
-            line = line.split("#", 1)[0].strip()
-            if not line:
-                continue
-            name, sep, value = line.partition("=")
-            key = name[2:].replace("-", "_") if name.startswith("--") else None
-            if key not in fields:
-                raise FhvaeError(f"{path}:{lineno}: unknown option '{name}' (expected "
-                                 f"--name=value with a compute-fbank-feats FBank option)")
-            if not sep:
-                raise FhvaeError(f"{path}:{lineno}: option '{name}' needs '=value'")
-            kind = fields[key].type
-            try:
-                values[key] = (_parse_bool(value) if kind == "bool" else
-                               int(value) if kind == "int" else
-                               float(value) if kind == "float" else value)
-            except ValueError:
-                raise FhvaeError(f"{path}:{lineno}: bad value '{value}' for {name} "
-                                 f"(expected {kind})") from None
+    values = read_kaldi_config(path, FbankConfig, "compute-fbank-feats FBank", "FBank config")
     config = FbankConfig(**values)
     if config.window_type not in WINDOW_TYPES:
         raise FhvaeError(f"{path}: --window-type={config.window_type} is not one of "

@@ -15,17 +15,16 @@ float vectors of 0/1, one per frame, readable by kaldiio and Kaldi's copy-vector
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 from tqdm import tqdm
 
 from fhvae.errors import FhvaeError
+from fhvae.io.kaldi_config import read_kaldi_config
 from fhvae.io.tables import read_scp, write_table
 
 logger = logging.getLogger(__name__)
@@ -54,25 +53,7 @@ def read_vad_config(path: str | os.PathLike | None) -> VadOptions:
     """Options from a Kaldi config file (`--name=value` lines, '#' comments); None: defaults."""
     if path is None:
         return VadOptions()
-    path = Path(path)
-    if not path.is_file():
-        raise FhvaeError(f"{path}: VAD config not found")
-    kinds = {f.name: f.type for f in dataclasses.fields(VadOptions)}
-    values: dict[str, float | int] = {}
-    with open(path, encoding="utf-8") as handle:
-        for lineno, line in enumerate(handle, 1):
-            line = line.split("#", 1)[0].strip()
-            if not line:
-                continue
-            name, sep, value = line.partition("=")
-            key = name[2:].replace("-", "_") if name.startswith("--") else ""
-            if key not in kinds or not sep:
-                raise FhvaeError(f"{path}:{lineno}: expected --name=value with a compute-vad "
-                                 f"option ({', '.join('--' + k.replace('_', '-') for k in kinds)})")
-            try:
-                values[key] = int(value) if kinds[key] == "int" else float(value)
-            except ValueError:
-                raise FhvaeError(f"{path}:{lineno}: bad value '{value}' for {name}") from None
+    values = read_kaldi_config(path, VadOptions, "compute-vad", "VAD config")
     options = VadOptions(**values)
     options.check(str(path))
     return options
