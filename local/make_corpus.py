@@ -3,7 +3,8 @@
 
 Usage: local/make_corpus.py [options] <corpus-audio-dir> <data-root>
 Writes 16 kHz wav files under <corpus-audio-dir>/<set>/<spk>/ and the data dirs
-<data-root>/{train,dev,test,test_unseen}/ (see local/README.md for every file written).
+<data-root>/{train,dev,test,test_unseen,dev_unseen}/ (see local/README.md for every file
+written; the last two only when asked for).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import logging
 
 from fhvae.bin.cli import run_main
 from synthcorpus.generate import ConditionOptions, generate_corpus
-from synthcorpus.speakers import UNSEEN_SET
+from synthcorpus.speakers import DEV_UNSEEN_SET, UNSEEN_SET
 
 logger = logging.getLogger("make_corpus")
 
@@ -30,6 +31,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--num-unseen-spk", type=int, default=120,
                         help=f"speakers of data/{UNSEEN_SET}: voices, noises and channels "
                              "that train/dev/test never have (0: no such set)")
+    parser.add_argument("--num-dev-unseen-spk", type=int, default=0,
+                        help=f"speakers of data/{DEV_UNSEEN_SET}: made like data/{UNSEEN_SET} "
+                             "(other speakers), for choices about unseen conditions such as "
+                             "back-end adaptation (0: no such set)")
     parser.add_argument("--utts-per-spk", type=int, default=6)
     parser.add_argument("--floor-after-channel", choices=("true", "false"), default="false",
                         help="add the faint noise floor after the channel, not before")
@@ -42,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("data_root", help="where the train/dev/test data dirs go")
     args = parser.parse_args(argv)
     counts = {"train": args.num_train_spk, "dev": args.num_dev_spk, "test": args.num_test_spk,
-              UNSEEN_SET: args.num_unseen_spk}
+              UNSEEN_SET: args.num_unseen_spk, DEV_UNSEEN_SET: args.num_dev_unseen_spk}
     options = ConditionOptions(args.floor_after_channel == "true", args.speaker_noise_prob,
                                args.speaker_channel_prob)
     summary = generate_corpus(args.corpus_dir, args.data_root, args.seed, counts,

@@ -25,9 +25,11 @@ from fhvae.io.audio import load_audio  # noqa: E402
 
 SETS = ("train", "dev", "test")
 UNSEEN = "test_unseen"
+DEV_UNSEEN = "dev_unseen"
 TINY = ["--num-train-spk", "4", "--num-dev-spk", "2", "--num-test-spk", "2",
         "--num-unseen-spk", "0", "--utts-per-spk", "2", "--no-progress"]
 WITH_UNSEEN = ["--num-unseen-spk", "2"]
+WITH_DEV_UNSEEN = [*WITH_UNSEEN, "--num-dev-unseen-spk", "2"]
 
 
 def make_corpus(corpus: Path, data: Path, seed: int, nj: int = 2,
@@ -55,12 +57,14 @@ def read_table(path: Path) -> list[tuple[str, str]]:
 @pytest.fixture(scope="module")
 def corpora(tmp_path_factory):
     """(corpus_dir, data_root) of: seed 1 with nj=2 (a), again with nj=1 (b), seed 2 (c);
-    seed 1 with the unseen set, nj=2 (u) and nj=1 (v); seed 1, floor after the channel (f)."""
+    seed 1 with the unseen set, nj=2 (u) and nj=1 (v); seed 1, floor after the channel (f);
+    seed 1 with both unseen-condition sets (d)."""
     base = tmp_path_factory.mktemp("corpus")
     runs = {}
     for name, seed, nj, extra in (("a", 1, 2, ()), ("b", 1, 1, ()), ("c", 2, 2, ()),
                                   ("u", 1, 2, WITH_UNSEEN), ("v", 1, 1, WITH_UNSEEN),
-                                  ("f", 1, 2, ("--floor-after-channel", "true"))):
+                                  ("f", 1, 2, ("--floor-after-channel", "true")),
+                                  ("d", 1, 2, WITH_DEV_UNSEEN)):
         corpus, data = base / f"audio_{name}", base / f"data_{name}"
         result = make_corpus(corpus, data, seed, nj, extra)
         assert result.returncode == 0, result.stderr
@@ -268,3 +272,50 @@ def test_session_probability_outside_0_1_fails_before_writing(tmp_path):
     assert result.returncode == 1
     assert "--speaker-channel-prob must be within [0, 1], got 1.5" in result.stderr
     assert not (tmp_path / "audio").exists() and not (tmp_path / "data").exists()
+
+
+def test_adding_dev_unseen_leaves_every_other_set_byte_identical(corpora):
+    with_dev = digest(*corpora["d"])
+    dev_keys = {k for k in with_dev if k.startswith(DEV_UNSEEN + "/")}
+    assert len([k for k in dev_keys if k.endswith(".wav")]) == 4
+    assert {k: v for k, v in with_dev.items() if k not in dev_keys} == digest(*corpora["u"])
+    assert (corpora["d"][0] / "corpus.conf").read_text().endswith(
+        " num_unseen_spk=2 num_dev_unseen_spk=2\n")
+
+
+def test_dev_unseen_is_disjoint_from_the_other_sets_and_made_like_test_unseen(corpora):
+    _, data = corpora["d"]
+    result = subprocess.run([str(ROOT / "utils/validate_data_dir.sh"), "--no-feats",
+                             str(data / DEV_UNSEEN)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in (data / DEV_UNSEEN).iterdir()) == \
+        sorted(p.name for p in (data / UNSEEN).iterdir())
+    tables = {name: dict(read_table(data / name / "utt2spk")) for name in (*SETS, UNSEEN,
+                                                                          DEV_UNSEEN)}
+    dev = tables.pop(DEV_UNSEEN)
+    assert all(spk.startswith("du") for spk in dev.values())
+    for name, utt2spk in tables.items():
+        assert not set(dev) & set(utt2spk), name
+        assert not set(dev.values()) & set(utt2spk.values()), name
+    labels = {f: set(dict(read_table(data / DEV_UNSEEN / f)).values())
+              for f in ("utt2noise", "utt2channel")}
+    assert labels["utt2noise"] <= set(UNSEEN_NOISE_TYPES)
+    assert labels["utt2channel"] <= set(UNSEEN_CHANNELS)
+    voices = {name: {(info["accent"], info["variant"]) for info in (
+        dict(kv.split("=") for kv in v.split()) for _, v in read_table(data / name / "spk_info"))}
+        for name in (UNSEEN, DEV_UNSEEN)}
+    assert not voices[UNSEEN] & voices[DEV_UNSEEN]
+    assert all("warp=" in v for _, v in read_table(data / DEV_UNSEEN / "spk_info"))
+
+
+def test_a_corpus_dir_can_gain_dev_unseen_but_not_lose_it(corpora, tmp_path):
+    corpus, data = tmp_path / "audio", tmp_path / "data"
+    shutil.copytree(corpora["u"][0], corpus)
+    first_wav = sorted(corpus.rglob("*.wav"))[0]
+    untouched = first_wav.stat().st_mtime_ns
+    assert make_corpus(corpus, data, seed=1, extra=WITH_DEV_UNSEEN).returncode == 0
+    assert first_wav.stat().st_mtime_ns == untouched
+    assert digest(corpus, data) == digest(*corpora["d"])
+    for extra in (WITH_UNSEEN, [*WITH_UNSEEN, "--num-dev-unseen-spk", "3"]):
+        result = make_corpus(corpus, tmp_path / "data2", seed=1, extra=extra)
+        assert result.returncode == 1 and "corpus made with other options" in result.stderr

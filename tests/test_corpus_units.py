@@ -17,9 +17,9 @@ from synthcorpus.espeak import SAMPLE_RATE as ESPEAK_RATE  # noqa: E402
 from synthcorpus.espeak import Voice, run_fresh  # noqa: E402
 from synthcorpus.generate import ConditionOptions, plan_utterances  # noqa: E402
 from synthcorpus.phones import SILENCE, SONORANT, OBSTRUENT, align, ctm_lines, phone_class  # noqa: E402
-from synthcorpus.speakers import (PITCH_RANGE, RANGE_RANGE, RATE_RANGE, SETS,  # noqa: E402
-                                  UNSEEN_LANGUAGES, UNSEEN_SET, UNSEEN_SOURCE_RATES,
-                                  make_speakers, make_unseen_speakers)
+from synthcorpus.speakers import (DEV_UNSEEN_SET, PITCH_RANGE, RANGE_RANGE,  # noqa: E402
+                                  RATE_RANGE, SETS, UNSEEN_LANGUAGES, UNSEEN_SET,
+                                  UNSEEN_SOURCE_RATES, make_speakers, make_unseen_speakers)
 
 
 @pytest.mark.parametrize("phone, cls", [
@@ -181,6 +181,22 @@ def test_unseen_speakers_share_no_language_or_prosody_with_the_other_sets():
     assert unseen[0].info.endswith(f" warp={unseen[0].source_rate / ESPEAK_RATE:.3f}")
     assert "warp" not in others[0].info
     assert make_unseen_speakers(777, 120) == unseen and make_unseen_speakers(778, 120) != unseen
+
+
+def test_dev_unseen_speakers_are_other_voices_made_like_the_unseen_ones():
+    unseen = make_unseen_speakers(777, 120)
+    dev = make_unseen_speakers(777, 120, DEV_UNSEEN_SET)
+    assert [spk.spk_id for spk in dev] == [f"du{i:03d}" for i in range(1, 121)]
+    assert [spk.gender for spk in dev[:4]] == ["m", "f", "m", "f"]
+    assert {spk.accent for spk in dev} <= set(UNSEEN_LANGUAGES)
+    assert {spk.source_rate for spk in dev} == set(UNSEEN_SOURCE_RATES)
+    for bounds, attr in ((PITCH_RANGE, "pitch"), (RANGE_RANGE, "pitch_range"),
+                         (RATE_RANGE, "rate")):
+        assert not any(bounds[0] <= getattr(spk, attr) <= bounds[1] for spk in dev), attr
+    voices = [(spk.accent, spk.variant) for spk in dev]
+    assert len(set(voices)) == 120 and not set(voices) & {(s.accent, s.variant) for s in unseen}
+    assert make_unseen_speakers(777, 120, DEV_UNSEEN_SET) == dev
+    assert make_unseen_speakers(777, 120) == unseen            # the test set does not move
 
 
 def _plan(options=ConditionOptions(), unseen: int = 0, spk: int = 30, utts: int = 6):

@@ -35,7 +35,7 @@ from synthcorpus.audio import complete_wav_length, resample, write_wav
 from synthcorpus.espeak import SAMPLE_RATE as ESPEAK_RATE
 from synthcorpus.espeak import Engine, Synthesis, Voice, run_fresh
 from synthcorpus.phones import PhoneSegment, align, ctm_lines
-from synthcorpus.speakers import (SETS, UNSEEN_SET, Speaker, make_speakers,
+from synthcorpus.speakers import (DEV_UNSEEN_SET, SETS, UNSEEN_SET, Speaker, make_speakers,
                                   make_unseen_speakers, random_voice)
 from synthcorpus.words import random_words
 
@@ -51,12 +51,18 @@ NOISE_FLOOR = 1e-4  # RMS of the recording's own noise (~3 LSB): no digital sile
 PEAK_LIMIT = 0.99
 CONF_NAME = "corpus.conf"
 CONF_VERSION = 1  # bump when the generated audio changes for the same options
-ALL_SETS = SETS + (UNSEEN_SET,)
-# Noises and channels each set draws from: the unseen set shares none with the others.
+# Optional sets, in the order of their corpus.conf entries; each set's index in ALL_SETS
+# seeds its utterances, so new sets go at the end.
+OPTIONAL_SETS = (UNSEEN_SET, DEV_UNSEEN_SET)
+ALL_SETS = SETS + OPTIONAL_SETS
+# Noises and channels each set draws from: the unseen sets share none with the others.
 SET_CONDITIONS = {
     **{name: (conditions.NOISE_TYPES, conditions.CHANNELS) for name in SETS},
-    UNSEEN_SET: (conditions.UNSEEN_NOISE_TYPES, conditions.UNSEEN_CHANNELS),
+    **{name: (conditions.UNSEEN_NOISE_TYPES, conditions.UNSEEN_CHANNELS)
+       for name in OPTIONAL_SETS},
 }
+# corpus.conf key of each optional set's speaker count.
+OPTIONAL_CONF_KEYS = {UNSEEN_SET: "num_unseen_spk", DEV_UNSEEN_SET: "num_dev_unseen_spk"}
 
 
 @dataclass(frozen=True)
@@ -287,18 +293,19 @@ def write_data_dir(out_dir: Path, specs: list[UttSpec], records: dict[str, UttRe
     return summary
 
 
-def _check_conf(corpus_dir: Path, options: str, addition: str) -> None:
+def _check_conf(corpus_dir: Path, options: str, additions: list[str]) -> None:
     """Refuse to mix audio made with other options into one corpus dir.
 
-    A corpus made without the unseen set may gain it (`options` is then the previous line
-    plus `addition`): its other sets do not depend on it.
+    A corpus made without an optional set may gain it (the previous line is then `options`
+    without some of `additions`): no other set depends on it. None may be lost or resized.
     """
     conf = corpus_dir / CONF_NAME
     if conf.is_file():
         previous = conf.read_text().strip()
         if previous == options:
             return
-        if not addition or f"{previous} {addition}" != options:
+        kept = [f for f in options.split() if f not in additions or f in previous.split()]
+        if kept != previous.split():
             raise FhvaeError(f"{conf}: corpus made with other options ({previous}); "
                              f"use another corpus dir or remove this one")
     write_text_atomic(conf, options + "\n")
@@ -310,8 +317,8 @@ def generate_corpus(corpus_dir: str | Path, data_root: str | Path, seed: int,
                     ) -> dict[str, SetSummary]:
     """Render every utterance with `nj` processes, then write `<data_root>/<set>/`.
 
-    `counts` has the speaker count of each of SETS and optionally of UNSEEN_SET (absent
-    or 0: no such set). Options at their defaults leave corpus.conf as it always was.
+    `counts` has the speaker count of each of SETS and optionally of the OPTIONAL_SETS
+    (absent or 0: no such set). Options at their defaults leave corpus.conf as it always was.
     """
     if utts_per_spk < 1 or nj < 1 or any(c < 0 for c in counts.values()):
         raise FhvaeError("corpus: --utts-per-spk and --nj must be >= 1, speaker counts >= 0")
@@ -320,17 +327,17 @@ def generate_corpus(corpus_dir: str | Path, data_root: str | Path, seed: int,
         if not 0.0 <= prob <= 1.0:
             raise FhvaeError(f"corpus: {name} must be within [0, 1], got {prob}")
     corpus_dir, data_root = Path(corpus_dir), Path(data_root)
-    num_unseen = counts.get(UNSEEN_SET, 0)
-    unseen_conf = [f"num_unseen_spk={num_unseen}"] if num_unseen else []
+    optional = {name: counts[name] for name in OPTIONAL_SETS if counts.get(name, 0)}
+    optional_conf = [f"{OPTIONAL_CONF_KEYS[name]}={n}" for name, n in optional.items()]
     conf = " ".join([f"version={CONF_VERSION}", f"seed={seed}"]
                     + [f"num_{s}_spk={counts[s]}" for s in SETS]
                     + [f"utts_per_spk={utts_per_spk}"] + options.conf_fields()
-                    + unseen_conf)
+                    + optional_conf)
     corpus_dir.mkdir(parents=True, exist_ok=True)
-    _check_conf(corpus_dir, conf, " ".join(unseen_conf))
+    _check_conf(corpus_dir, conf, optional_conf)
     speakers = make_speakers(seed, counts)
-    if num_unseen:
-        speakers[UNSEEN_SET] = make_unseen_speakers(seed, num_unseen)
+    for name, num in optional.items():
+        speakers[name] = make_unseen_speakers(seed, num, name)
     plan = plan_utterances(speakers, utts_per_spk, seed, corpus_dir, options)
     specs = [spec for name in plan for spec in plan[name]]
     records: dict[str, UttRecord] = {}

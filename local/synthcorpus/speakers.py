@@ -11,7 +11,11 @@ The unseen-conditions evaluation set (UNSEEN_SET) is drawn from its own random s
 adding it leaves train/dev/test unchanged. Its voices share nothing with theirs but the
 variant's formant table: a non-English espeak-ng language reading the English words,
 prosody outside every training range, and a vocal-tract/pitch warp (the espeak output
-played at another sample rate) that no training speaker has.
+played at another sample rate) that no training speaker has. DEV_UNSEEN_SET is its dev
+twin (choices about unseen conditions, e.g. back-end adaptation, are made there): made the
+same way from a stream of its own, its (language, variant) pairs taken from the other end
+of the unseen set's shuffled list, so the two share no voice while the pairs last (153
+female, 702 male) and neither changes the other.
 """
 
 from __future__ import annotations
@@ -25,7 +29,10 @@ from synthcorpus.espeak import Voice
 
 SETS = ("train", "dev", "test")
 UNSEEN_SET = "test_unseen"
-SET_PREFIX = {"train": "tr", "dev": "dv", "test": "ts", UNSEEN_SET: "un"}
+DEV_UNSEEN_SET = "dev_unseen"
+SET_PREFIX = {"train": "tr", "dev": "dv", "test": "ts", UNSEEN_SET: "un", DEV_UNSEEN_SET: "du"}
+# Random stream of each unseen-condition set's prosody and warp (make_speakers uses 0).
+UNSEEN_STREAMS = {UNSEEN_SET: 2, DEV_UNSEEN_SET: 3}
 
 # espeak-ng English accents (`espeak-ng --voices=en`, formant voices only; `en` is British).
 ACCENTS = ("en", "en-us", "en-gb-scotland", "en-gb-x-gbclan", "en-gb-x-rp",
@@ -158,11 +165,15 @@ def make_speakers(seed: int, counts: dict[str, int]) -> dict[str, list[Speaker]]
     return speakers
 
 
-def make_unseen_speakers(seed: int, count: int) -> list[Speaker]:
-    """`count` speakers of UNSEEN_SET: each (language, variant) once while they last."""
-    rng = np.random.default_rng([seed, 2])  # not make_speakers' stream: that one is untouched
+def make_unseen_speakers(seed: int, count: int, name: str = UNSEEN_SET) -> list[Speaker]:
+    """`count` speakers of `name` (UNSEEN_SET or DEV_UNSEEN_SET): each (language, variant)
+    once while they last; DEV_UNSEEN_SET walks the shuffled pairs from the end."""
     combos = {g: [(lang, v) for lang in UNSEEN_LANGUAGES for v in VARIANTS[g]] for g in VARIANTS}
-    orders = {g: rng.permutation(len(c)) for g, c in combos.items()}
+    rng = np.random.default_rng([seed, UNSEEN_STREAMS[UNSEEN_SET]])  # not make_speakers' stream
+    orders = {g: rng.permutation(len(c)) for g, c in combos.items()}  # shared pair order
+    if name != UNSEEN_SET:  # the unseen set's draws go on in its stream, as they always did
+        rng = np.random.default_rng([seed, UNSEEN_STREAMS[name]])
+        orders = {g: order[::-1] for g, order in orders.items()}
     width = max(3, len(str(count)))
     speakers = []
     for i in range(count):
@@ -172,7 +183,7 @@ def make_unseen_speakers(seed: int, count: int) -> list[Speaker]:
         # some texts when the range exceeds the pitch by about 40 or more.
         high_pitch = bool(rng.integers(2))
         speakers.append(Speaker(
-            f"{SET_PREFIX[UNSEEN_SET]}{i + 1:0{width}d}", gender, language, variant,
+            f"{SET_PREFIX[name]}{i + 1:0{width}d}", gender, language, variant,
             _draw_outside(rng, PITCH_RANGE, high_pitch),
             _draw_outside(rng, RANGE_RANGE, high_pitch),
             _draw_outside(rng, RATE_RANGE, bool(rng.integers(2))), _draw(rng, VOLUME_RANGE),
