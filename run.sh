@@ -2,7 +2,8 @@
 # fhvae-kaldi default recipe: a synthesised multi-speaker corpus (local/), 80-dim FBank,
 # an FHVAE trained with hierarchical sampling, z1/z2/s-vector extraction and evaluation.
 # Runs on CPU in minutes. Resume anywhere with --stage N; see --help.
-#   0: synthesise the corpus -> data/{train,dev,test,test_unseen}   1-5: utils/fhvae_pipeline.sh
+#   0: synthesise the corpus -> data/{train,dev,test,test_unseen,dev_unseen}
+#   1-5: utils/fhvae_pipeline.sh
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -16,6 +17,10 @@ num_dev_spk=120             # dev decides every setting (utils/sweep_fhvae.sh): 
 num_test_spk=120
 utts_per_spk=6
 num_unseen_spk=120          # data/test_unseen: voices, noises, channels never in training (0: none)
+num_dev_unseen_spk=120      # data/dev_unseen: other speakers made like test_unseen, unlabelled
+                            # adaptation/dev set for unseen conditions (0: none)
+adapt_eval=""               # stage 5 with back-ends adapted to an unlabelled set, e.g.
+                            # "test_unseen:dev_unseen" -> exp/fhvae/eval_test_unseen_adapt_dev_unseen
 floor_after_channel=false   # corpus (issue 16): noise floor after the channel, in every band
 speaker_noise_prob=0.0      # corpus (issue 16): P(an utterance has its speaker's home noise)
 speaker_channel_prob=0.0    #                    P(... its speaker's home channel)
@@ -31,19 +36,25 @@ utils/setup_env.sh --debian "espeak-ng libespeak-ng1" --venv true
 . utils/parse_options.sh
 extra_eval_sets=""
 [ "$num_unseen_spk" -gt 0 ] && extra_eval_sets=test_unseen
+adapt_sets=""
+[ "$num_dev_unseen_spk" -gt 0 ] && adapt_sets=dev_unseen
 
 if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
   echo "$(date '+%F %T') run.sh: stage 0: synthesise the built-in corpus" >&2
   local/make_corpus.sh --seed $seed --nj $nj \
     --num-train-spk $num_train_spk --num-dev-spk $num_dev_spk \
     --num-test-spk $num_test_spk --utts-per-spk $utts_per_spk \
-    --num-unseen-spk $num_unseen_spk --floor-after-channel $floor_after_channel \
+    --num-unseen-spk $num_unseen_spk --num-dev-unseen-spk $num_dev_unseen_spk \
+    --floor-after-channel $floor_after_channel \
     --speaker-noise-prob $speaker_noise_prob --speaker-channel-prob $speaker_channel_prob \
     $corpus data
-  for x in train dev test $extra_eval_sets; do utils/validate_data_dir.sh --no-feats data/$x; done
+  for x in train dev test $extra_eval_sets $adapt_sets; do
+    utils/validate_data_dir.sh --no-feats data/$x
+  done
 fi
 
 utils/fhvae_pipeline.sh --stage $stage --stop-stage $stop_stage --nj $nj --seed $seed \
   --fhvae-config $fhvae_config --exp $exp --nproc-per-node $nproc_per_node \
   --train-svector-only $train_svector_only --extra-eval-sets "$extra_eval_sets" \
+  --adapt-sets "$adapt_sets" --adapt-eval "$adapt_eval" \
   train dev test

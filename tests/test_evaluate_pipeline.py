@@ -260,3 +260,52 @@ def test_evaluate_unknown_trial_utterance_is_one_line_error(setup, tmp_path, cap
     assert exit_info.value.code == 1
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err.startswith("ERROR (") and f"{trials}:2: unknown utterance 'nobody'" in err
+
+
+def test_evaluate_with_adapted_back_ends_says_so(setup, tmp_path, capsys):
+    data, lat, _ = make_set(tmp_path, "adapt", 4, 3, seed=3)
+    (data / "utt2spk").unlink()                      # unlabelled: speaker labels never read
+    out = tmp_path / "eval_adapted"
+    fast = ("--swap-segments", "0", "--recombine-pairs", "0")
+    assert main(_argv(setup, out, *fast, "--adapt-data", str(data),
+                      "--adapt-latents", str(lat))) == 0
+    results = (out / "results.md").read_text()
+    assert (f"- Back-ends lda-plda adapted to `{data}` (12 utterances, speaker labels unused)"
+            in results)
+    assert "--within-covar-scale 0.75 --between-covar-scale 0.25 --mean-diff-scale 1" in results
+    assert f"LDA + length norm + two-covariance PLDA; adapted to {data} (mean + PLDA) |" in results
+    assert "| LDA + WCCN + cosine |" in results              # not adapted by default
+    record = json.loads((out / "summary.json").read_text())
+    assert record["adaptation"] == {"set": str(data), "utterances": 12, "backends": ["lda-plda"],
+                                    "plda": True, "within_covar_scale": 0.75,
+                                    "between_covar_scale": 0.25, "mean_diff_scale": 1.0}
+    plain = tmp_path / "eval_plain"
+    assert main(_argv(setup, plain, *fast)) == 0
+    assert "adaptation" not in json.loads((plain / "summary.json").read_text())
+    assert (plain / "trials").read_text() == (out / "trials").read_text()
+    eers = [dict(line.split(" ", 1) for line in (d / "eer.txt").read_text().splitlines())
+            for d in (plain, out)]
+    assert {k: v for k, v in eers[0].items() if "lda-plda" not in k} == \
+        {k: v for k, v in eers[1].items() if "lda-plda" not in k}
+    assert eers[0]["svector_lda-plda"] != eers[1]["svector_lda-plda"]
+    every = tmp_path / "eval_every"
+    assert main(_argv(setup, every, *fast, "--adapt-data", str(data), "--adapt-latents", str(lat),
+                      "--adapt-backends", "cosine,lda-wccn,lda-plda")) == 0
+    assert f"LDA + WCCN + cosine; adapted to {data} (mean) |" in (every / "results.md").read_text()
+
+
+def test_evaluate_adaptation_errors_are_one_line_and_write_nothing(setup, tmp_path, capsys):
+    data, lat, _ = make_set(tmp_path, "adapt", 2, 2, seed=4)
+    (lat / "svector.scp").write_text("")
+    for extra, message in (
+            (("--adapt-data", str(data)), "--adapt-data and --adapt-latents go together"),
+            (("--adapt-backends", "plda"), "--adapt-backends: unknown back-end 'plda' (choose "
+                                           "from cosine, lda-wccn, lda-plda)"),
+            (("--adapt-data", str(data), "--adapt-latents", str(lat)),
+             f"{lat / 'svector.scp'}: the adaptation set is empty")):
+        out = tmp_path / "out"
+        with pytest.raises(SystemExit) as exit_info:
+            run_main(main, _argv(setup, out, *extra))
+        assert exit_info.value.code == 1
+        assert capsys.readouterr().err.strip().splitlines()[-1].endswith(message)
+        assert not out.exists()

@@ -6,6 +6,7 @@ checkpoints, the trials and scores, eer.txt, results.md and the figures."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -51,7 +52,8 @@ def recipe(tmp_path_factory):
     env = {k: v for k, v in os.environ.items() if k not in ("train_cmd", "extract_cmd")}
     args = ["./run.sh", "--num-train-spk", SETS["train"], "--num-dev-spk", SETS["dev"],
             "--num-test-spk", SETS["test"], "--utts-per-spk", UTTS_PER_SPK, "--nj", 2,
-            "--fhvae-config", TINY.relative_to(ROOT), "--seed", 5]
+            "--fhvae-config", TINY.relative_to(ROOT), "--seed", 5,
+            "--adapt-eval", "test_unseen:dev_unseen"]
     for var in re.findall(r"^num_(\w+)_spk=", (root / "run.sh").read_text(), re.M):
         if var not in SETS:                   # a set added to the recipe later: keep it tiny
             args += [f"--num-{var.replace('_', '-')}-spk", 2]
@@ -115,7 +117,8 @@ def test_latent_tables(recipe):
     root, _ = recipe
     model = yaml.safe_load(TINY.read_text())["model"]
     exp = root / EXP
-    for name, full in (("test", True), ("train", False)):   # train: s-vectors only (run.sh)
+    # train and the adaptation set dev_unseen: s-vectors only (run.sh)
+    for name, full in (("test", True), ("train", False), ("dev_unseen", False)):
         latents = exp / f"latents_{name}"
         data = root / "data" / name
         frames = {k: int(v) for k, v in read_dict(data / "utt2num_frames").items()}
@@ -212,3 +215,15 @@ def test_figures_are_valid_pngs(recipe):
         with Image.open(png) as image:
             assert image.format == "PNG" and min(image.size) >= 100, png
             image.load()                                  # decodes every pixel
+
+
+def test_adapted_evaluation_of_the_unseen_set(recipe):
+    root, proc = recipe
+    out = root / EXP / "eval_test_unseen_adapt_dev_unseen"
+    results = (out / "results.md").read_text()
+    assert ("- Back-ends lda-plda adapted to `data/dev_unseen` (6 utterances, speaker labels "
+            "unused)") in results
+    assert "adapted to data/dev_unseen (mean + PLDA)" in results
+    assert "back-ends adapted to data/dev_unseen" in proc.stderr
+    assert json.loads((out / "summary.json").read_text())["adaptation"]["set"] == \
+        "data/dev_unseen"

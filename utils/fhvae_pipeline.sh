@@ -19,6 +19,11 @@
 #   5: speaker verification, factor probes, figures -> <exp>/eval_<eval-set>/results.md (printed)
 # --extra-eval-sets "a b" sends more evaluation sets through stages 1, 2, 4 (all latents)
 # and 5 (<exp>/eval_<set>/results.md each, back-ends fitted on <train-set> as for <eval-set>).
+# --adapt-sets "a" sends unlabelled adaptation sets (e.g. dev_unseen) through stages 1, 2 and
+# 4 (s-vectors only, like the training set); --adapt-eval "<set>:<adapt-set> ..." makes stage
+# 5 also evaluate <set> with the LDA + PLDA back-end adapted to <adapt-set> (its mean, and
+# the PLDA model as Kaldi's ivector-adapt-plda; --adapt-plda false: the mean only; chosen on
+# dev_unseen, local/tuning/adaptation_dev.md) in <exp>/eval_<set>_adapt_<adapt-set>/.
 set -euo pipefail
 
 stage=1
@@ -41,6 +46,10 @@ train_cmd=${train_cmd:-utils/run_local.sh}      # job launchers, from cmd.sh: Ka
 extract_cmd=${extract_cmd:-utils/run_local.sh}  # run.pl/queue.pl/slurm.pl work too
 cuda_cmd=${cuda_cmd:-utils/run_local.sh}        # stage 3 (asks for --gpu N when training on GPU)
 extra_eval_sets=""            # more data/<set> evaluated like <eval-set>, e.g. "test_unseen"
+adapt_sets=""                 # unlabelled adaptation sets (stages 1, 2, 4), e.g. "dev_unseen"
+adapt_eval=""                 # stage 5 with adapted back-ends: "<set>:<adapt-set> ...",
+                              # e.g. "test_unseen:dev_unseen"
+adapt_plda=true               # --adapt-eval: adapt the PLDA model too (false: the mean only)
 
 . utils/parse_options.sh
 
@@ -49,9 +58,15 @@ if [ $# -ne 3 ]; then
   exit 1
 fi
 train_set=$1 dev_set=$2 eval_set=$3
+for pair in $adapt_eval; do
+  case $pair in
+    ?*:?*) ;;
+    *) echo "fhvae_pipeline.sh: --adapt-eval '$pair': expected <set>:<adapt-set>" >&2; exit 1 ;;
+  esac
+done
 fbank_sets="$train_set $eval_set"
 [ "$dev_set" = "-" ] || fbank_sets="$train_set $dev_set $eval_set"
-fbank_sets="$fbank_sets $extra_eval_sets"
+fbank_sets="$fbank_sets $extra_eval_sets $adapt_sets"
 
 log() { echo "$(date '+%F %T') fhvae_pipeline.sh: $*" >&2; }
 
@@ -86,9 +101,10 @@ if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
 fi
 
 if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
-  for x in $train_set $eval_set $extra_eval_sets; do
+  for x in $train_set $eval_set $extra_eval_sets $adapt_sets; do
     svector_only=false
     [ $x = $train_set ] && svector_only=$train_svector_only
+    case " $adapt_sets " in *" $x "*) svector_only=true ;; esac   # the back-ends read no more
     data_out=(--data-out-prefix data/$x)   # data/<set>_z1, data/<set>_z2 for Kaldi recipes
     [ $svector_only = true ] && data_out=()
     if [ $svector_pool = speech ] && ! [ data/$x/vad.scp -nt data/$x/feats.scp ]; then
@@ -110,5 +126,14 @@ if [ $stage -le 5 ] && [ $stop_stage -ge 5 ]; then
       --train-data data/$train_set --train-latents $exp/latents_$train_set \
       data/$x $exp/latents_$x $exp/eval_$x
     cat $exp/eval_$x/results.md
+  done
+  for pair in $adapt_eval; do
+    x=${pair%%:*} a=${pair#*:}
+    log "stage 5: evaluation on data/$x, back-ends adapted to data/$a"
+    python -m fhvae.bin.evaluate --seed $seed --model $exp/final.pt \
+      --train-data data/$train_set --train-latents $exp/latents_$train_set \
+      --adapt-data data/$a --adapt-latents $exp/latents_$a --adapt-plda $adapt_plda \
+      data/$x $exp/latents_$x $exp/eval_${x}_adapt_$a
+    cat $exp/eval_${x}_adapt_$a/results.md
   done
 fi

@@ -4,6 +4,9 @@ Usage: python -m fhvae.bin.evaluate [options] <data-dir> <latents-dir> <eval-dir
 e.g.   python -m fhvae.bin.evaluate --seed 777 --model exp/fhvae/final.pt \\
          --train-data data/train --train-latents exp/fhvae/latents_train \\
          data/test exp/fhvae/latents_test exp/fhvae/eval_test
+Back-ends adapted to an unlabelled set of the evaluated domain (Kaldi's in-domain mean and
+ivector-adapt-plda): add --adapt-data data/dev_unseen --adapt-latents
+exp/fhvae/latents_dev_unseen (--adapt-backends: which ones; --adapt-plda false: the mean only).
 """
 
 from __future__ import annotations
@@ -15,8 +18,10 @@ import torch
 from threadpoolctl import threadpool_limits
 
 from fhvae.bin.cli import run_main
+from fhvae.errors import FhvaeError
 from fhvae.evaluate.pipeline import EvalConfig, run_evaluation
 from fhvae.evaluate.report import comparison_table, eer_table, probe_table
+from fhvae.evaluate.scoring import DEFAULT_ADAPTED, Adaptation, PldaAdaptConfig
 from fhvae.evaluate.verification import BACKENDS
 
 
@@ -60,6 +65,26 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--asr-train-utts", type=int, default=300,
                         help="robust-ASR probe: clean close-talk training utterances it is "
                              "trained on (0: no probe)")
+    kaldi = PldaAdaptConfig()
+    parser.add_argument("--adapt-data", type=Path, default=None,
+                        help="unlabelled adaptation set of the evaluated domain (feats.scp; "
+                             "speaker labels are not read): the --adapt-backends centre with "
+                             "its mean instead of the training mean")
+    parser.add_argument("--adapt-latents", type=Path, default=None,
+                        help="its latents dir (svector.scp); required with --adapt-data")
+    parser.add_argument("--adapt-backends", default=",".join(DEFAULT_ADAPTED),
+                        help="comma-separated back-ends to adapt (the default was chosen on "
+                             "dev_unseen: local/tuning/adaptation_dev.md)")
+    parser.add_argument("--adapt-plda", choices=("true", "false"), default="true",
+                        help="with --adapt-data: also adapt the LDA + PLDA model as Kaldi's "
+                             "ivector-adapt-plda does (false: the mean only)")
+    parser.add_argument("--within-covar-scale", type=float, default=kaldi.within_covar_scale,
+                        help="ivector-adapt-plda: share of the excess variance added to W")
+    parser.add_argument("--between-covar-scale", type=float, default=kaldi.between_covar_scale,
+                        help="ivector-adapt-plda: share of the excess variance added to B")
+    parser.add_argument("--mean-diff-scale", type=float, default=kaldi.mean_diff_scale,
+                        help="ivector-adapt-plda: weight of the mean shift in the adaptation "
+                             "data's covariance")
     parser.add_argument("--num-threads", type=int, default=1,
                         help="CPU threads for torch/BLAS/OpenMP (t-SNE slows down badly when "
                              "its threads compete with other jobs for the cores)")
@@ -68,6 +93,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if (args.adapt_data is None) != (args.adapt_latents is None):
+        raise FhvaeError("evaluate: --adapt-data and --adapt-latents go together")
+    adapted = tuple(b for b in args.adapt_backends.split(",") if b)
+    unknown = [b for b in adapted if b not in BACKENDS]
+    if unknown:
+        raise FhvaeError(f"evaluate: --adapt-backends: unknown back-end '{unknown[0]}' "
+                         f"(choose from {', '.join(BACKENDS)})")
+    adaptation = None if args.adapt_data is None else Adaptation(
+        str(args.adapt_data), args.adapt_plda == "true",
+        PldaAdaptConfig(args.within_covar_scale, args.between_covar_scale, args.mean_diff_scale),
+        adapted)
     cfg = EvalConfig(
         model=args.model, train_data=args.train_data, train_latents=args.train_latents,
         data=args.data, latents=args.latents, out_dir=args.out_dir, seed=args.seed,
@@ -78,7 +114,8 @@ def main(argv: list[str] | None = None) -> int:
         tsne_speakers=args.tsne_speakers, tsne_points=args.tsne_points,
         num_a=args.num_a, num_b=args.num_b, bootstrap=args.bootstrap,
         swap_segments=args.swap_segments, recombine_pairs=args.recombine_pairs,
-        asr_train_utts=args.asr_train_utts)
+        asr_train_utts=args.asr_train_utts, adapt_data=args.adapt_data,
+        adapt_latents=args.adapt_latents, adaptation=adaptation)
     torch.set_num_threads(args.num_threads)
     with threadpool_limits(args.num_threads):
         summary = run_evaluation(cfg)

@@ -18,11 +18,14 @@ from fhvae.evaluate.inputs import (PHONE_CTM, EvalSet, fbank_means, iter_feats, 
                                    mean_embeddings, read_vectors)
 from fhvae.evaluate.probes import run_probes
 from fhvae.evaluate.recombine import RecombineScore, make_recombine_figure, score_recombination
-from fhvae.evaluate.report import EvalSummary, eer_lines, render_results, summary_record
+from fhvae.evaluate.report import (AdaptationSummary, EvalSummary, eer_lines, render_results,
+                                   summary_record)
+from fhvae.evaluate.scoring import Adaptation
 from fhvae.evaluate.swap import SwapResult, run_swap_test
 from fhvae.evaluate.tsne import make_tsne_figures
-from fhvae.evaluate.verification import (BACKENDS, BASELINE, CANDIDATE, load_trial_lists,
-                                         make_backend, run_verification, utterance_conditions)
+from fhvae.evaluate.verification import (BACKENDS, BASELINE, CANDIDATE, Embeddings,
+                                         load_trial_lists, make_backend, run_verification,
+                                         utterance_conditions)
 from fhvae.features.mvn import MVN
 from fhvae.io.atomic import write_text_atomic
 from fhvae.io.datadir import read_dict
@@ -55,6 +58,9 @@ class EvalConfig:
     swap_segments: int = 4000   # swap test: sampled segments; 0 = no swap test
     recombine_pairs: int = 200  # re-combination score: (A, B) pairs; 0 = figure only
     asr_train_utts: int = 300   # robust-ASR probe: clean close-talk training utts; 0 = none
+    adapt_data: Path | None = None      # unlabelled adaptation set (feats.scp) and its
+    adapt_latents: Path | None = None   # latents dir (svector.scp): both or neither
+    adaptation: Adaptation | None = None   # how to adapt (its name: the adaptation set)
 
 
 def load_train_svectors(cfg: EvalConfig) -> tuple[dict[str, np.ndarray], dict[str, str]]:
@@ -65,6 +71,15 @@ def load_train_svectors(cfg: EvalConfig) -> tuple[dict[str, np.ndarray], dict[st
         raise FhvaeError(f"{cfg.train_latents / 'svector.scp'}: utterance '{unknown}' is not in "
                          f"{cfg.train_data / 'utt2spk'}")
     return svectors, {u: utt2spk[u] for u in svectors}
+
+
+def load_adapt_embeddings(cfg: EvalConfig, mvn: MVN) -> dict[str, dict[str, np.ndarray]]:
+    """s-vectors and FBank means of the adaptation set, by embedding name (no labels read)."""
+    scp = cfg.adapt_latents / "svector.scp"
+    svectors = read_vectors(scp)
+    if not svectors:
+        raise FhvaeError(f"{scp}: the adaptation set is empty")
+    return {CANDIDATE: svectors, BASELINE: fbank_means(cfg.adapt_data, mvn, sorted(svectors))}
 
 
 def _timed(what: str, func: Callable[..., Any], *args: Any) -> Any:
@@ -102,8 +117,9 @@ def run_evaluation(cfg: EvalConfig) -> EvalSummary:
     """Run everything and write trials, scores_*, eer.txt, figures and results.md to out_dir."""
     for name in cfg.backends:
         make_backend(name, cfg.lda_dim)           # reject a bad name before any work
-    cfg.out_dir.mkdir(parents=True, exist_ok=True)
     model, mvn, payload = load_model(cfg.model)
+    adapt = load_adapt_embeddings(cfg, mvn) if cfg.adaptation else {}   # fails before writing
+    cfg.out_dir.mkdir(parents=True, exist_ok=True)
     evalset = load_eval_set(cfg.data, cfg.latents)
     utt2cond = utterance_conditions(evalset.factors)
     trial_lists = load_trial_lists(cfg.out_dir, evalset.utt2spk, utt2cond, cfg.trials, cfg.seed,
@@ -111,12 +127,12 @@ def run_evaluation(cfg: EvalConfig) -> EvalSummary:
     train_sv, train_spk = load_train_svectors(cfg)
     feats = dict(iter_feats(cfg.data, evalset.utts, mvn.dim))    # raw FBank, read once for all
     embeddings = {
-        CANDIDATE: (train_sv, evalset.svector),
-        BASELINE: (fbank_means(cfg.train_data, mvn, sorted(train_sv)),
-                   mean_embeddings(feats.items(), mvn))}
+        CANDIDATE: Embeddings(train_sv, evalset.svector, adapt.get(CANDIDATE)),
+        BASELINE: Embeddings(fbank_means(cfg.train_data, mvn, sorted(train_sv)),
+                             mean_embeddings(feats.items(), mvn), adapt.get(BASELINE))}
     verification = run_verification(embeddings, train_spk, evalset.utt2spk, trial_lists,
                                     cfg.backends, cfg.lda_dim, cfg.p_target, cfg.bootstrap,
-                                    cfg.seed, cfg.out_dir)
+                                    cfg.seed, cfg.out_dir, cfg.adaptation)
     write_text_atomic(cfg.out_dir / "eer.txt",
                       eer_lines([r for v in verification for r in v.systems]))
 
@@ -142,6 +158,8 @@ def run_evaluation(cfg: EvalConfig) -> EvalSummary:
         num_utts=len(evalset.utts), num_speakers=len(set(evalset.utt2spk.values())),
         num_train_utts=len(train_sv), num_train_speakers=len(set(train_spk.values())),
         verification=verification, num_resamples=cfg.bootstrap, probes=probes,
+        adaptation=(AdaptationSummary(cfg.adaptation, len(adapt[CANDIDATE]))
+                    if cfg.adaptation else None),
         probe_stride=cfg.probe_stride, notes=notes,
         figures=[("t-SNE of z1 (left) and z2 (right), one row per factor", tsne_paths[2].name),
                  ("t-SNE of z1", tsne_paths[0].name), ("t-SNE of z2", tsne_paths[1].name)],

@@ -7,8 +7,35 @@ from dataclasses import dataclass, field
 from fhvae.evaluate.asr_probe import MIN_PHONE_FRAMES, OTHER, AsrProbeResult
 from fhvae.evaluate.probes import ProbeResult
 from fhvae.evaluate.recombine import RecombineScore
+from fhvae.evaluate.scoring import Adaptation
 from fhvae.evaluate.swap import SwapResult
 from fhvae.evaluate.verification import SystemResult, VerificationResult
+
+
+@dataclass
+class AdaptationSummary:
+    """The back-end adaptation of one evaluation and the size of its adaptation set."""
+
+    adaptation: Adaptation
+    num_utts: int
+
+    def describe(self) -> str:
+        a, c = self.adaptation, self.adaptation.config
+        plda = (f"; LDA + PLDA also adapted as Kaldi's ivector-adapt-plda "
+                f"(--within-covar-scale {c.within_covar_scale:g} --between-covar-scale "
+                f"{c.between_covar_scale:g} --mean-diff-scale {c.mean_diff_scale:g})"
+                if a.plda and "lda-plda" in a.backends else "")
+        return (f"Back-ends {', '.join(a.backends)} adapted to `{a.name}` ({self.num_utts} "
+                f"utterances, speaker labels unused): its mean replaces the training "
+                f"mean{plda}; any other back-end as fitted.")
+
+    def record(self) -> dict:
+        c = self.adaptation.config
+        return {"set": self.adaptation.name, "utterances": self.num_utts,
+                "backends": list(self.adaptation.backends),
+                "plda": self.adaptation.plda, "within_covar_scale": c.within_covar_scale,
+                "between_covar_scale": c.between_covar_scale,
+                "mean_diff_scale": c.mean_diff_scale}
 
 
 @dataclass
@@ -31,6 +58,7 @@ class EvalSummary:
     recombination: RecombineScore | None = None
     recombine_figure: tuple[str, str] | None = None                 # shown with its score
     asr: AsrProbeResult | None = None
+    adaptation: AdaptationSummary | None = None                     # None: not adapted
 
 
 def eer_lines(systems: list[SystemResult]) -> str:
@@ -117,6 +145,7 @@ def summary_record(s: EvalSummary) -> dict:
     """The numbers of results.md as plain data (summary.json), for sweeps and regressions."""
     return {
         "data_dir": s.data_dir, "model": s.model, "seed": s.seed,
+        **({"adaptation": s.adaptation.record()} if s.adaptation else {}),
         "systems": {r.name: {"eer": r.eer, "eer_interval": r.eer_interval, "min_dcf": r.min_dcf,
                              "trials": r.trials}
                     for v in s.verification for r in v.systems},
@@ -211,6 +240,7 @@ def render_results(s: EvalSummary) -> str:
         f"- Evaluated set `{s.data_dir}`: {s.num_utts} utterances, {s.num_speakers} speakers.",
         f"- Back-ends trained on `{s.train_dir}`: {s.num_train_utts} utterances, "
         f"{s.num_train_speakers} speakers.",
+        *([f"- {s.adaptation.describe()}"] if s.adaptation else []),
         *[f"- {v.trial_list.title}: "
           f"{len(v.trial_list.trials)} ({v.trial_list.num_target} target)."
           for v in s.verification],
@@ -221,7 +251,9 @@ def render_results(s: EvalSummary) -> str:
         "EER is interpolated where miss and false-alarm rates cross; minDCF uses "
         "C_miss = C_fa = 1 and is divided by min(p_target, 1 - p_target) as in Kaldi. "
         "Baseline: per-utterance mean of FBank normalised with the model's MVN statistics. "
-        "Back-ends are fitted on the training set.\n",
+        "Back-ends are fitted on the training set"
+        + (f"; those marked so are adapted to `{s.adaptation.adaptation.name}`.\n"
+           if s.adaptation else ".\n"),
         *verification_section(s.verification, s.num_resamples),
         "## Factor probes\n",
         f"Standardised logistic regression on one z1/z2 frame per {s.probe_stride}-frame "

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, NamedTuple
 
 import numpy as np
 
@@ -21,8 +21,8 @@ from fhvae.errors import FhvaeError
 from fhvae.evaluate.bootstrap import EerComparison, bootstrap_eers, compare, percentile_interval
 from fhvae.evaluate.inputs import NO_LABEL
 from fhvae.evaluate.metrics import compute_eer, compute_min_dcf
-from fhvae.evaluate.scoring import (Backend, CosineBackend, LdaPldaBackend, LdaWccnBackend,
-                                    score_trials)
+from fhvae.evaluate.scoring import (Adaptation, Backend, CosineBackend, LdaPldaBackend,
+                                    LdaWccnBackend, adapt_backend, score_trials)
 from fhvae.evaluate.trials import (Trial, condition_matched_trials, make_trials, read_trials,
                                    restrict_to_matched, write_trials)
 from fhvae.io.atomic import write_text_atomic
@@ -36,6 +36,24 @@ BACKEND_LABELS = {"cosine": "cosine, train mean subtracted",
 CANDIDATE, BASELINE = "svector", "fbank-mean"
 # Sequence-level factors that make up a recording condition, when the data dir labels them.
 CONDITION_FACTORS = ("noise", "channel")
+
+
+class Embeddings(NamedTuple):
+    """One embedding's vectors (utt -> vector): the back-ends' training set, the evaluated
+    set and, for back-end adaptation, the unlabelled adaptation set."""
+
+    train: Mapping[str, np.ndarray]
+    test: Mapping[str, np.ndarray]
+    adapt: Mapping[str, np.ndarray] | None = None
+
+
+def backend_label(name: str, adaptation: Adaptation | None) -> str:
+    """The back-end as result tables name it, saying whether and to what it was adapted."""
+    adapted = adaptation.describe(name) if adaptation else None
+    if adapted is None:
+        return BACKEND_LABELS[name]
+    base = "cosine, adaptation-set mean subtracted" if name == "cosine" else BACKEND_LABELS[name]
+    return f"{base}; {adapted}"
 
 
 def make_backend(name: str, lda_dim: int | None) -> Backend:
@@ -157,26 +175,33 @@ def load_trial_lists(out_dir: Path, utt2spk: Mapping[str, str],
     return lists + [TrialList("matched", description, matched_path, origin, matched)]
 
 
-def score_embedding(embedding: str, train: Mapping[str, np.ndarray],
-                    train_spk: Mapping[str, str], test: Mapping[str, np.ndarray],
+def score_embedding(embedding: str, vectors: Embeddings, train_spk: Mapping[str, str],
                     trial_lists: list[TrialList], backends: tuple[str, ...],
                     lda_dim: int | None, p_target: float, out_dir: Path,
+                    adaptation: Adaptation | None = None,
                     ) -> dict[str, tuple[list[SystemResult], list[np.ndarray]]]:
-    """Fit each back-end once on the training embeddings, score every trial list with it and
-    write scores_<system>. Returns, per trial list, its systems and their trial scores."""
+    """Fit each back-end once on the training embeddings (then adapt it to `vectors.adapt`
+    when `adaptation` is given), score every trial list with it and write scores_<system>.
+    Returns, per trial list, its systems and their trial scores."""
+    train, test = vectors.train, vectors.test
     utts = sorted(train)
     x_train = np.stack([train[u] for u in utts])
+    adapt = vectors.adapt or {}
+    x_adapt = np.asarray([adapt[u] for u in sorted(adapt)], dtype=np.float64)
     out: dict[str, tuple[list[SystemResult], list[np.ndarray]]] = {
         tl.name: ([], []) for tl in trial_lists}
     for backend_name in backends:
         backend = make_backend(backend_name, lda_dim).fit(x_train, [train_spk[u] for u in utts])
+        if adaptation is not None:
+            backend = adapt_backend(backend, x_adapt, adaptation)
         for tl in trial_lists:
             scores, is_target = score_trials(backend, test, tl.trials)
             system = tl.system_name(embedding, backend_name)
             write_text_atomic(out_dir / f"scores_{system}", "".join(
                 f"{t.enroll} {t.test} {s:.6f}\n" for t, s in zip(tl.trials, scores)))
             result = SystemResult(
-                name=system, embedding=embedding, backend=BACKEND_LABELS[backend_name],
+                name=system, embedding=embedding,
+                backend=backend_label(backend_name, adaptation),
                 eer=compute_eer(scores[is_target], scores[~is_target]),
                 min_dcf=compute_min_dcf(scores[is_target], scores[~is_target], p_target),
                 p_target=p_target, trials=tl.name)
@@ -205,18 +230,18 @@ def add_intervals(result: VerificationResult, scores: list[np.ndarray],
                                   tl.system_name(BASELINE, b)) for b in backends]
 
 
-def run_verification(embeddings: Mapping[str, tuple[Mapping[str, np.ndarray],
-                                                    Mapping[str, np.ndarray]]],
+def run_verification(embeddings: Mapping[str, Embeddings],
                      train_spk: Mapping[str, str], utt2spk: Mapping[str, str],
                      trial_lists: list[TrialList], backends: tuple[str, ...],
                      lda_dim: int | None, p_target: float, num_resamples: int, seed: int,
-                     out_dir: Path) -> list[VerificationResult]:
-    """`embeddings`: name -> (training vectors, evaluated vectors), candidate and baseline."""
+                     out_dir: Path, adaptation: Adaptation | None = None,
+                     ) -> list[VerificationResult]:
+    """`embeddings`: name -> its vectors, candidate and baseline; both adapted alike."""
     per_list: dict[str, tuple[list[SystemResult], list[np.ndarray]]] = {
         tl.name: ([], []) for tl in trial_lists}
-    for name, (train, test) in embeddings.items():
-        scored = score_embedding(name, train, train_spk, test, trial_lists, backends, lda_dim,
-                                 p_target, out_dir)
+    for name, vectors in embeddings.items():
+        scored = score_embedding(name, Embeddings(*vectors), train_spk, trial_lists, backends,
+                                 lda_dim, p_target, out_dir, adaptation)
         for key, (systems, scores) in scored.items():
             per_list[key][0].extend(systems)
             per_list[key][1].extend(scores)
