@@ -193,6 +193,14 @@ def test_other_options_in_the_same_corpus_dir_fail_cleanly(corpora, tmp_path):
     assert not (tmp_path / "data").exists()
 
 
+def assert_valid_with_the_files_of(data_dir, like):
+    """validate_data_dir.sh accepts `data_dir`, which holds the same files as `like`."""
+    result = subprocess.run([str(ROOT / "utils/validate_data_dir.sh"), "--no-feats",
+                             str(data_dir)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in data_dir.iterdir()) == sorted(p.name for p in like.iterdir())
+
+
 def test_adding_the_unseen_set_leaves_train_dev_test_byte_identical(corpora):
     with_unseen = digest(*corpora["u"])
     assert digest(*corpora["v"]) == with_unseen  # deterministic for any nj
@@ -204,11 +212,7 @@ def test_adding_the_unseen_set_leaves_train_dev_test_byte_identical(corpora):
 
 def test_unseen_set_validates_and_shares_no_voice_noise_or_channel(corpora):
     _, data = corpora["u"]
-    result = subprocess.run([str(ROOT / "utils/validate_data_dir.sh"), "--no-feats",
-                             str(data / UNSEEN)], capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stderr
-    assert sorted(p.name for p in (data / UNSEEN).iterdir()) == \
-        sorted(p.name for p in (data / "test").iterdir())
+    assert_valid_with_the_files_of(data / UNSEEN, data / "test")
     labels = {name: {f: set(dict(read_table(data / name / f)).values())
                      for f in ("utt2noise", "utt2channel")} for name in (*SETS, UNSEEN)}
     assert labels[UNSEEN]["utt2noise"] <= set(UNSEEN_NOISE_TYPES)
@@ -285,11 +289,7 @@ def test_adding_dev_unseen_leaves_every_other_set_byte_identical(corpora):
 
 def test_dev_unseen_is_disjoint_from_the_other_sets_and_made_like_test_unseen(corpora):
     _, data = corpora["d"]
-    result = subprocess.run([str(ROOT / "utils/validate_data_dir.sh"), "--no-feats",
-                             str(data / DEV_UNSEEN)], capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stderr
-    assert sorted(p.name for p in (data / DEV_UNSEEN).iterdir()) == \
-        sorted(p.name for p in (data / UNSEEN).iterdir())
+    assert_valid_with_the_files_of(data / DEV_UNSEEN, data / UNSEEN)
     tables = {name: dict(read_table(data / name / "utt2spk")) for name in (*SETS, UNSEEN,
                                                                           DEV_UNSEEN)}
     dev = tables.pop(DEV_UNSEEN)
