@@ -258,16 +258,22 @@ def test_floor_after_channel_leaves_no_mel_bin_at_quantisation_level(corpora):
             assert (before[key] == after[key]) == (channel[utt] == "close"), utt
 
 
-def test_an_existing_corpus_dir_can_gain_the_unseen_set_but_not_lose_it(corpora, tmp_path):
+@pytest.mark.parametrize("start, gain, end, refused", [
+    ("a", WITH_UNSEEN, "u", [[]]),
+    ("u", WITH_DEV_UNSEEN, "d", [WITH_UNSEEN, [*WITH_UNSEEN, "--num-dev-unseen-spk", "3"]]),
+])
+def test_an_existing_corpus_dir_can_gain_a_set_but_not_lose_or_resize_it(
+        corpora, tmp_path, start, gain, end, refused):
     corpus, data = tmp_path / "audio", tmp_path / "data"
-    shutil.copytree(corpora["a"][0], corpus)
+    shutil.copytree(corpora[start][0], corpus)
     first_wav = sorted(corpus.rglob("*.wav"))[0]
     untouched = first_wav.stat().st_mtime_ns
-    assert make_corpus(corpus, data, seed=1, extra=WITH_UNSEEN).returncode == 0
-    assert first_wav.stat().st_mtime_ns == untouched  # train/dev/test audio reused
-    assert digest(corpus, data) == digest(*corpora["u"])
-    result = make_corpus(corpus, tmp_path / "data2", seed=1)
-    assert result.returncode == 1 and "corpus made with other options" in result.stderr
+    assert make_corpus(corpus, data, seed=1, extra=gain).returncode == 0
+    assert first_wav.stat().st_mtime_ns == untouched  # the other sets' audio reused
+    assert digest(corpus, data) == digest(*corpora[end])
+    for extra in refused:
+        result = make_corpus(corpus, tmp_path / "data2", seed=1, extra=extra)
+        assert result.returncode == 1 and "corpus made with other options" in result.stderr
 
 
 def test_session_probability_outside_0_1_fails_before_writing(tmp_path):
@@ -306,16 +312,3 @@ def test_dev_unseen_is_disjoint_from_the_other_sets_and_made_like_test_unseen(co
         for name in (UNSEEN, DEV_UNSEEN)}
     assert not voices[UNSEEN] & voices[DEV_UNSEEN]
     assert all("warp=" in v for _, v in read_table(data / DEV_UNSEEN / "spk_info"))
-
-
-def test_a_corpus_dir_can_gain_dev_unseen_but_not_lose_it(corpora, tmp_path):
-    corpus, data = tmp_path / "audio", tmp_path / "data"
-    shutil.copytree(corpora["u"][0], corpus)
-    first_wav = sorted(corpus.rglob("*.wav"))[0]
-    untouched = first_wav.stat().st_mtime_ns
-    assert make_corpus(corpus, data, seed=1, extra=WITH_DEV_UNSEEN).returncode == 0
-    assert first_wav.stat().st_mtime_ns == untouched
-    assert digest(corpus, data) == digest(*corpora["d"])
-    for extra in (WITH_UNSEEN, [*WITH_UNSEEN, "--num-dev-unseen-spk", "3"]):
-        result = make_corpus(corpus, tmp_path / "data2", seed=1, extra=extra)
-        assert result.returncode == 1 and "corpus made with other options" in result.stderr
