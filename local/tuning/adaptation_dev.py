@@ -69,7 +69,7 @@ class Pool:
         self.trials: list = []
         self.scores: dict[str, list[np.ndarray]] = {}
 
-    def system(self, embedding: str, backend: str, mode: str) -> str:
+    def system_name(self, embedding: str, backend: str, mode: str) -> str:
         return f"{embedding}_{backend}_{mode}"
 
     def evaluate(self, utt2spk: dict[str, str], num_resamples: int, seed: int) -> dict:
@@ -83,9 +83,9 @@ class Pool:
             n: {"eer": e, "interval": percentile_interval(resampled[:, k])}
             for k, (n, e) in enumerate(zip(names, eers))}, "differences": {}}
         for b in BACKENDS:
-            pairs = [(self.system(e, b, m), self.system(e, b, "unadapted"))
+            pairs = [(self.system_name(e, b, m), self.system_name(e, b, "unadapted"))
                      for e in EMBEDDINGS for m in MODES[1:]]
-            pairs += [(self.system(CANDIDATE, b, m), self.system(BASELINE, b, m)) for m in MODES]
+            pairs += [(self.system_name(CANDIDATE, b, m), self.system_name(BASELINE, b, m)) for m in MODES]
             for a, c in pairs:
                 cmp = compare(names, eers, resampled, a, c)
                 out["differences"][f"{a} - {c}"] = {"difference": cmp.difference,
@@ -182,7 +182,7 @@ def run(args: argparse.Namespace) -> int:
                 for list_name, (systems, scores) in scored.items():
                     pool = pools[list_name]
                     for system, s in zip(systems, scores):
-                        key = pool.system(emb, system.name.split("_")[1], mode)
+                        key = pool.system_name(emb, system.name.split("_")[1], mode)
                         pool.scores.setdefault(key, []).append(s)
     results = {name: pool.evaluate(utt2spk, args.bootstrap, args.seed)
                for name, pool in pools.items()}
