@@ -125,7 +125,7 @@ def test_non_finite_features_are_an_error(computer):
         computer(samples, RATE, "bad")
 
 
-def test_permissive_job_skips_utterances_without_audio(computer, tmp_path):
+def test_permissive_job_skips_utterances_without_audio(computer, tmp_path, caplog):
     """Kaldi's scp,p: reading: each utterance whose audio cannot be had is skipped and listed;
     the others get exactly the features a strict job gives them."""
     write_wav(tmp_path / "a.wav", 1.0, 9)
@@ -138,6 +138,7 @@ def test_permissive_job_skips_utterances_without_audio(computer, tmp_path):
                               tmp_path / "f.scp", segments=tmp_path / "segments",
                               permissive=True)
     assert stats.failed == ["a2", "b1", "b2", "z1"]     # past the end, no file x2, no recording
+    assert "utterance 'b2': recording 'b' could not be read" in caplog.text   # names b2, not b1
     assert stats.num_done == 2
     got = dict(kaldiio.load_scp(str(tmp_path / "f.scp")))
     assert sorted(got) == ["a1", "c1"]

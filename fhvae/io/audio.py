@@ -143,20 +143,19 @@ def iter_utterances(wav_scp: str | os.PathLike, segments: str | os.PathLike | No
             yield rec, samples, rate
         return
     rxfiles = dict(recordings)
-    loaded: tuple[str, tuple[np.ndarray, int] | FhvaeError] | None = None
+    loaded: tuple[str, tuple[np.ndarray, int] | None] | None = None   # None: unreadable
     for seg in read_segments(segments):
         where = f"{segments}: utterance '{seg.utt}'"
-        if loaded is None or loaded[0] != seg.rec:
-            try:
+        try:
+            if loaded is None or loaded[0] != seg.rec:
+                loaded = (seg.rec, None)
                 if seg.rec not in rxfiles:
                     raise FhvaeError(f"{where}: recording '{seg.rec}' is not in {wav_scp}")
                 loaded = (seg.rec, _load_channel(rxfiles[seg.rec], channel,
                                                  f"{where} (recording '{seg.rec}' of {wav_scp})"))
-            except FhvaeError as err:
-                loaded = (seg.rec, err)
-        try:
-            if isinstance(loaded[1], FhvaeError):
-                raise loaded[1]
+            if loaded[1] is None:    # each later segment names itself, not the first one
+                raise FhvaeError(f"{where}: recording '{seg.rec}' could not be read (see its "
+                                 "first segment)")
             samples, rate = loaded[1]
             cut = cut_segment(samples, rate, seg, where)
         except FhvaeError as err:
