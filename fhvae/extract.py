@@ -47,7 +47,7 @@ import re
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -304,14 +304,13 @@ def _table_digest(entries: Iterable[tuple[str, str]]) -> str:
     return digest.hexdigest()
 
 
-def _fingerprint(model_path: Path, data_dir: Path, part: Sequence[tuple[int, str, str]],
-                 opts: ExtractOptions) -> dict[str, str]:
+def _fingerprint(model_path: Path, part: Sequence[tuple[int, str, str]],
+                 opts: ExtractOptions, vad: Mapping[str, str] | None) -> dict[str, str]:
     """What a job's outputs depend on; a re-run with the same fingerprint may skip the job:
     the model, its part of feats.scp, the options, and with speech pooling the part's
-    vad.scp entries."""
+    entries of `vad` (vad.scp as {utterance: rxfile})."""
     pool = opts.svector_pool
-    if pool == "speech":
-        vad = _vad_entries(data_dir, part)
+    if vad is not None:
         pool += ":" + _table_digest((key, vad[key]) for _, key, _ in part)
     return {"model": _file_stamp(model_path),
             "data": _table_digest((key, rxfile) for _, key, rxfile in part),
@@ -320,8 +319,12 @@ def _fingerprint(model_path: Path, data_dir: Path, part: Sequence[tuple[int, str
             "svector_pool": pool}
 
 
-def _vad_entries(data_dir: Path, part: Sequence[tuple[int, str, str]]) -> dict[str, str]:
-    """vad.scp as {utterance: rxfile}; every utterance of the part must have an entry."""
+def _vad_entries(data_dir: Path, part: Sequence[tuple[int, str, str]],
+                 opts: ExtractOptions) -> dict[str, str] | None:
+    """With speech pooling, vad.scp as {utterance: rxfile}, where every utterance of the
+    part must have an entry (None without: nothing reads it)."""
+    if opts.svector_pool != "speech":
+        return None
     vad_scp = data_dir / "vad.scp"
     if not vad_scp.is_file():
         raise FhvaeError(f"{vad_scp}: no such file (speech-only s-vector pooling needs it: "
@@ -334,10 +337,10 @@ def _vad_entries(data_dir: Path, part: Sequence[tuple[int, str, str]]) -> dict[s
     return entries
 
 
-def _load_vad(data_dir: Path, part: Sequence[tuple[int, str, str]]) -> VoicedFrames:
-    """The decisions of the part's utterances, read before any encoding."""
+def _load_vad(data_dir: Path, part: Sequence[tuple[int, str, str]],
+              entries: Mapping[str, str]) -> VoicedFrames:
+    """The decisions of the part's utterances (`entries`: vad.scp), read before encoding."""
     vad_scp = data_dir / "vad.scp"
-    entries = _vad_entries(data_dir, part)
     return VoicedFrames(str(vad_scp), {key: load_rxfile(entries[key], f"{vad_scp} ({key})")
                                        for _, key, _ in part})
 
@@ -388,7 +391,8 @@ def run_job(model_path: str | os.PathLike, data_dir: str | os.PathLike,
     part = _feats_entries(data_dir)
     if job is not None:
         part = list(split_contiguous(part, job, num_jobs))
-    fingerprint = _fingerprint(model_path, data_dir, part, opts)
+    vad_entries = _vad_entries(data_dir, part, opts)
+    fingerprint = _fingerprint(model_path, part, opts, vad_entries)
     marker = _marker_path(out_dir, job)
     if _job_is_done(out_dir, job, fingerprint):
         logger.info("%s matches this model and data: job already done", marker)
@@ -396,7 +400,7 @@ def run_job(model_path: str | os.PathLike, data_dir: str | os.PathLike,
         return {name: int(counts[name]) for name in ("utterances", "skipped", "no_voiced")}
     marker.unlink(missing_ok=True)
     _remove_stale_temporaries(out_dir, job)
-    vad = _load_vad(data_dir, part) if opts.svector_pool == "speech" else None
+    vad = None if vad_entries is None else _load_vad(data_dir, part, vad_entries)
 
     dev = resolve_device(device)
     model, mvn, _ = load_model(model_path, dev)
@@ -449,9 +453,10 @@ def merge_jobs(model_path: str | os.PathLike, data_dir: str | os.PathLike,
     model_path, data_dir, out_dir = Path(model_path), Path(data_dir), Path(out_dir)
     total = skipped = no_voiced = 0
     entries = _feats_entries(data_dir)
+    vad_entries = _vad_entries(data_dir, entries, opts)     # read once for every job
     for job in range(1, num_jobs + 1):
         part = split_contiguous(entries, job, num_jobs)
-        if not _job_is_done(out_dir, job, _fingerprint(model_path, data_dir, part, opts)):
+        if not _job_is_done(out_dir, job, _fingerprint(model_path, part, opts, vad_entries)):
             raise FhvaeError(f"{_marker_path(out_dir, job)}: job {job} of {num_jobs} has not "
                              "finished with this model and data; re-run the extraction")
         counts = read_dict(_marker_path(out_dir, job))
