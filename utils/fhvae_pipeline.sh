@@ -120,20 +120,21 @@ if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
 fi
 
 if [ $stage -le 5 ] && [ $stop_stage -ge 5 ]; then
+  evaluate() {  # evaluate <set> <eval-dir> [more evaluate options]: results.md printed
+    local x=$1 out=$2; shift 2
+    python -m fhvae.bin.evaluate --seed $seed --model $exp/final.pt \
+      --train-data data/$train_set --train-latents $exp/latents_$train_set "$@" \
+      data/$x $exp/latents_$x $out
+    cat $out/results.md
+  }
   for x in $eval_set $extra_eval_sets; do
     log "stage 5: evaluation on data/$x"
-    python -m fhvae.bin.evaluate --seed $seed --model $exp/final.pt \
-      --train-data data/$train_set --train-latents $exp/latents_$train_set \
-      data/$x $exp/latents_$x $exp/eval_$x
-    cat $exp/eval_$x/results.md
+    evaluate $x $exp/eval_$x
   done
   for pair in $adapt_eval; do
     x=${pair%%:*} a=${pair#*:}
     log "stage 5: evaluation on data/$x, back-ends adapted to data/$a"
-    python -m fhvae.bin.evaluate --seed $seed --model $exp/final.pt \
-      --train-data data/$train_set --train-latents $exp/latents_$train_set \
-      --adapt-data data/$a --adapt-latents $exp/latents_$a --adapt-plda $adapt_plda \
-      data/$x $exp/latents_$x $exp/eval_${x}_adapt_$a
-    cat $exp/eval_${x}_adapt_$a/results.md
+    evaluate $x $exp/eval_${x}_adapt_$a \
+      --adapt-data data/$a --adapt-latents $exp/latents_$a --adapt-plda $adapt_plda
   done
 fi
