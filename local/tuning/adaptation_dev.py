@@ -7,7 +7,8 @@ e.g.   local/tuning/adaptation_dev.py exp/fhvae/final.pt data/train exp/fhvae/la
          data/dev_unseen exp/fhvae/latents_dev_unseen exp/fhvae/adapt_dev
 
 Why two folds: stage 5 adapts with one set and evaluates another, and on dev both must
-come from dev_unseen. Its speakers are split in two seeded halves; half A's utterances
+come from dev_unseen. Its speakers are split in two seeded halves (as the probes split
+speakers: fhvae.evaluate.probes.split_speakers); half A's utterances
 (unlabelled) adapt the back-ends that score half B's trials, and the other way round. The
 two folds' scores are pooled into one EER per system (stage 5's trial lists, made per
 half), and the speaker bootstrap of stage 5 resamples all dev_unseen speakers at once, so
@@ -38,6 +39,7 @@ from fhvae.evaluate.bootstrap import (bootstrap_eers, compare,  # noqa: E402
 from fhvae.evaluate.inputs import fbank_means, read_factors, read_vectors  # noqa: E402
 from fhvae.evaluate.metrics import compute_eer  # noqa: E402
 from fhvae.evaluate.pipeline import EvalConfig, load_train_svectors  # noqa: E402
+from fhvae.evaluate.probes import split_speakers  # noqa: E402
 from fhvae.evaluate.scoring import Adaptation  # noqa: E402
 from fhvae.evaluate.verification import (BACKENDS, BASELINE, CANDIDATE,  # noqa: E402
                                          Embeddings, load_trial_lists, score_embedding,
@@ -46,14 +48,6 @@ from fhvae.io.atomic import write_text_atomic  # noqa: E402
 
 MODES = ("unadapted", "mean", "mean+plda")
 EMBEDDINGS = (CANDIDATE, BASELINE)
-
-
-def split_speakers(speakers: set[str], seed: int) -> tuple[set[str], set[str]]:
-    """Two seeded halves of the speakers (the first one smaller by at most one)."""
-    ordered = sorted(speakers)
-    order = np.random.default_rng(seed).permutation(len(ordered))
-    half = len(ordered) // 2
-    return {ordered[i] for i in order[:half]}, {ordered[i] for i in order[half:]}
 
 
 def adaptation_of(mode: str, name: str) -> Adaptation | None:
@@ -155,14 +149,14 @@ def run(args: argparse.Namespace) -> int:
     utts = sorted(dev_sv)
     dev = {CANDIDATE: dev_sv, BASELINE: fbank_means(args.dev_data, mvn, utts)}
     utt2cond = utterance_conditions(factors)
-    halves = split_speakers({utt2spk[u] for u in utts}, args.seed)
+    halves = split_speakers({u: utt2spk[u] for u in utts}, args.seed)   # utterance lists
     pools: dict[str, Pool] = {}
     descriptions: dict[str, str] = {}
-    for fold, (adapt_spk, eval_spk) in enumerate((halves, halves[::-1]), 1):
+    for fold, (adapt_utts, eval_utts) in enumerate((halves, halves[::-1]), 1):
         fold_dir = args.out_dir / f"fold{fold}"
         fold_dir.mkdir(parents=True, exist_ok=True)
-        eval_utt2spk = {u: utt2spk[u] for u in utts if utt2spk[u] in eval_spk}
-        adapt_utts = [u for u in utts if utt2spk[u] in adapt_spk]
+        eval_utt2spk = {u: utt2spk[u] for u in eval_utts}
+        adapt_spk = {utt2spk[u] for u in adapt_utts}
         conds = None if utt2cond is None else {u: c for u, c in utt2cond.items()
                                                if u in eval_utt2spk}
         lists = load_trial_lists(fold_dir, eval_utt2spk, conds, None, args.seed, 10, 20000)
@@ -192,7 +186,8 @@ def run(args: argparse.Namespace) -> int:
             "excludes 0.\n\n" + table(results, descriptions))
     write_text_atomic(args.out_dir / "adaptation_dev.md", text)
     write_text_atomic(args.out_dir / "summary.json", json.dumps(
-        {"halves": [sorted(h) for h in halves], "results": results}, indent=1) + "\n")
+        {"halves": [sorted({utt2spk[u] for u in h}) for h in halves], "results": results},
+        indent=1) + "\n")
     print(text)
     return 0
 
