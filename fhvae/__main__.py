@@ -19,7 +19,8 @@ from fhvae.bin.cli import run_main
 # command -> (module with main(argv), one-line help), in pipeline order.
 COMMANDS = {
     "compute-fbank": ("fhvae.bin.compute_fbank", "stage 1: FBank features of a wav.scp part"),
-    "compute-vad": ("fhvae.bin.compute_vad", "energy VAD (Kaldi's compute-vad) of a feats.scp part"),
+    "compute-vad": ("fhvae.bin.compute_vad",
+                    "energy VAD (Kaldi's compute-vad) of a feats.scp part"),
     "make-index": ("fhvae.bin.make_index", "stage 2: segment index (+ MVN, held-out split)"),
     "train": ("fhvae.bin.train", "stage 3: train an FHVAE with hierarchical sampling"),
     "extract": ("fhvae.bin.extract", "stage 4: z1/z2/s-vectors of a data dir with a trained model"),

@@ -79,7 +79,8 @@ class Pool:
         for b in BACKENDS:
             pairs = [(self.system_name(e, b, m), self.system_name(e, b, "unadapted"))
                      for e in EMBEDDINGS for m in MODES[1:]]
-            pairs += [(self.system_name(CANDIDATE, b, m), self.system_name(BASELINE, b, m)) for m in MODES]
+            pairs += [(self.system_name(CANDIDATE, b, m), self.system_name(BASELINE, b, m))
+                      for m in MODES]
             for a, c in pairs:
                 cmp = compare(names, eers, resampled, a, c)
                 out["differences"][f"{a} - {c}"] = {"difference": cmp.difference,
