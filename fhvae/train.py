@@ -21,6 +21,7 @@ and rank 0 gathers the per-rank table/RNG states into its checkpoints.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import math
 import os
@@ -187,6 +188,24 @@ def _set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state(state["cuda"])
 
 
+@functools.cache
+def cpu_bf16_error() -> str | None:
+    """None if this CPU runs the model's layers in bfloat16 under autocast, else why not.
+
+    oneDNN's bf16 LSTM needs AVX-512 (bf16 or core) or AMX; on an AVX2-only CPU it fails
+    with "could not create a primitive descriptor". Found by trying a tiny LSTM forward and
+    backward once per process, not by CPU model."""
+    with torch.random.fork_rng(devices=[]), torch.enable_grad():
+        lstm = torch.nn.LSTM(2, 2, batch_first=True)
+        try:
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                out, _ = lstm(torch.ones(1, 2, 2))
+            out.float().sum().backward()
+        except RuntimeError as err:
+            return str(err).split(". ", 1)[0].strip()
+    return None
+
+
 # ----------------------------------------------------------------------------- steps
 def make_adam(params, lr: float, betas: tuple[float, float]) -> torch.optim.Adam:
     """Adam with the fused kernel: the same update, one kernel over all tensors instead of
@@ -309,6 +328,12 @@ class Trainer:
         self.table_opt = make_adam([self.model.mu2], cfg.lr, cfg.betas)
         self.scaler = torch.amp.GradScaler("cuda", enabled=cfg.amp == "fp16"
                                            and self.device.type == "cuda")
+        self.amp = cfg.amp
+        if cfg.amp == "bf16" and self.device.type == "cpu" and (why := cpu_bf16_error()):
+            # A config written for a GPU node must not crash a CPU node: same run in float32.
+            logger.warning("amp bf16: this CPU (%s) cannot run the model in bfloat16 (%s); "
+                           "training in float32", torch.backends.cpu.get_cpu_capability(), why)
+            self.amp = "none"
         self.net = self.model
         if self.world > 1:
             # The attribute DDP reads to leave parameters alone: the table is per-rank.
@@ -405,11 +430,12 @@ class Trainer:
 
     # ------------------------------------------------------------------ helpers
     def _amp(self):
-        """bf16 autocasts on any device (CPU autocast supports it); fp16 needs the CUDA
-        gradient scaler, so on CPU it runs in float32."""
-        if self.cfg.amp == "bf16":
+        """bf16 autocasts on any device (CPU autocast supports it; a CPU without bf16 kernels
+        runs in float32, see __init__); fp16 needs the CUDA gradient scaler, so on CPU it runs
+        in float32."""
+        if self.amp == "bf16":
             return torch.autocast(self.device.type, dtype=torch.bfloat16)
-        if self.cfg.amp == "fp16" and self.device.type == "cuda":
+        if self.amp == "fp16" and self.device.type == "cuda":
             return torch.autocast("cuda", dtype=torch.float16)
         return torch.autocast(self.device.type, enabled=False)
 

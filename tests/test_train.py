@@ -1,6 +1,7 @@
 """Training loop: learning, exact resume, untouched RNG streams during evaluation,
 non-finite loss handling, flat == hierarchical when K = M, config errors, the CLI."""
 
+import json
 import math
 from pathlib import Path
 
@@ -347,20 +348,70 @@ def test_num_seg_batches_sets_the_steps_per_sequence_batch(small, tmp_path):
     assert len(first) == segments // 16 and seqs["step"] == 8 and seqs["seq_batch"] > 0
 
 
-def test_bf16_autocast_trains_on_cpu(small, tmp_path):
+BF16_RUN = """
+import json, logging, sys
+import torch
+torch.set_num_threads(1)
+logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(message)s")
+from fhvae.data.index import SegmentIndex
+from fhvae.features.mvn import MVN
+from fhvae.model import ModelConfig
+from fhvae.train import TrainConfig, train
+root = sys.argv[1]
+rows = {}
+for amp in ("none", "bf16"):
+    cfg = TrainConfig(model=ModelConfig(hidden=16, num_layers=1, z1_dim=4, z2_dim=4),
+                      seq_batch_size=5, batch_size=16, max_steps=6, dev_every=3, log_every=1,
+                      ckpt_every=4, device="cpu", amp=amp)
+    train(cfg, SegmentIndex.load(f"{root}/train.npz"), SegmentIndex.load(f"{root}/dev.npz"),
+          MVN.load(f"{root}/mvn.npz"), f"{root}/{amp}")
+print(json.dumps(torch.backends.cpu.get_cpu_capability()))
+"""
+# A plain bf16 LSTM forward and backward under CPU autocast: whether this host (as the
+# subprocess sees it) has bf16 kernels, found without the code under test.
+BF16_PROBE = ("import torch; lstm = torch.nn.LSTM(2, 2)\n"
+              "with torch.autocast('cpu', dtype=torch.bfloat16): out, _ = lstm(torch.ones(2, 1, 2))\n"
+              "out.float().sum().backward()")
+NO_BF16 = {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}   # an AVX2-only CPU
+
+
+@pytest.mark.parametrize("cpu", ["native", "avx2-only"])
+def test_bf16_autocast_trains_on_cpu_or_falls_back_to_float32(small, tmp_path, cpu):
+    """amp: bf16 on CPU: where oneDNN has bf16 kernels it autocasts; where it has not
+    (emulated with ONEDNN_MAX_CPU_ISA=AVX2), the run is the float32 one, with one warning
+    naming the CPU, instead of oneDNN's "could not create a primitive descriptor"."""
+    from helpers import clean_env, python, run
     train_index, dev_index, mvn = small
-    for amp in ("none", "bf16"):
-        train(tiny_config(max_steps=6, dev_every=3, amp=amp), train_index, dev_index, mvn,
-              tmp_path / amp)
+    train_index.save(tmp_path / "train.npz")
+    dev_index.save(tmp_path / "dev.npz")
+    mvn.save(tmp_path / "mvn.npz")
+    env = clean_env(NO_BF16 if cpu == "avx2-only" else {})
+    capable = run([python(), "-c", BF16_PROBE], env=env, timeout=120).returncode == 0
+    if cpu == "avx2-only":
+        assert not capable, "ONEDNN_MAX_CPU_ISA=AVX2 no longer hides the bf16 kernels"
+    elif not capable:
+        pytest.skip("this CPU has no bf16 kernels: the native case is the avx2-only one")
+    done = run([python(), "-c", BF16_RUN, str(tmp_path)], env=env, timeout=200)
+    assert done.returncode == 0, done.stderr[-3000:]
+    warnings = [ln for ln in done.stderr.splitlines() if "bfloat16" in ln]
     rows = {amp: read_tsv(tmp_path / amp / "train_metrics.tsv") for amp in ("none", "bf16")}
-    first = [float(rows[amp][0]["loss"]) for amp in ("none", "bf16")]
-    # Same weights and batch at step 1: bf16 rounding moves the loss, but only a little.
-    assert first[0] != first[1] and first[1] == pytest.approx(first[0], rel=2e-2)
-    dev = [float(r["dev_lb"]) for r in rows["bf16"] if r["dev_lb"]]
-    assert len(dev) == 2 and all(math.isfinite(v) for v in dev)
     last = load_checkpoint(tmp_path / "bf16" / "ckpt" / "last.pt")
     assert all(v.dtype == torch.float32 and torch.isfinite(v).all()
                for v in last["model"].values())
+    dev = [float(r["dev_lb"]) for r in rows["bf16"] if r["dev_lb"]]
+    assert len(dev) == 2 and all(math.isfinite(v) for v in dev)
+    if cpu == "native":
+        assert warnings == [], warnings
+        first = [float(rows[amp][0]["loss"]) for amp in ("none", "bf16")]
+        # Same weights and batch at step 1: bf16 rounding moves the loss, but only a little.
+        assert first[0] != first[1] and first[1] == pytest.approx(first[0], rel=2e-2)
+    else:
+        capability = json.loads(done.stdout.splitlines()[-1])
+        assert warnings == [f"WARNING amp bf16: this CPU ({capability}) cannot run the model "
+                            "in bfloat16 (could not create a primitive descriptor for the "
+                            "LSTM forward propagation primitive); training in float32"]
+        strip = lambda rs: [{k: v for k, v in r.items() if k != "elapsed"} for r in rs]  # noqa
+        assert strip(rows["bf16"]) == strip(rows["none"])        # exactly the float32 run
 
 
 # ----------------------------------------------------------------- shipped configs

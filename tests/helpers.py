@@ -1,0 +1,177 @@
+"""Helpers for tests that start processes (no tests here).
+
+A test that starts a process must not leave it running when the test ends, fails or times
+out: `run` and `spawn` start the command in its own session (process group) and SIGKILL the
+whole group on the way out, so the grandchildren of a shell script, the jobs of
+utils/launch.py (in sessions of their own, see `reap_session_of`) and a torchrun worker go
+with it. Inner time limits are below the per-test limit (conftest.DEFAULT_TIMEOUT_S), so a
+hung command fails here with its output instead of being cut off by pytest-timeout.
+
+`clean_env` is the environment a test's commands get: the caller's, without the settings
+that would send the recipe's jobs elsewhere (a user's exported Slurm `train_cmd`) or turn
+the test into something else.
+
+`skip_unless_ci` turns an environment-dependent skip into a failure under CI=true (.ci/run),
+where the environment is supposed to have everything.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PER_TEST_S = 300              # conftest.DEFAULT_TIMEOUT_S: pytest-timeout's limit per test
+INNER_S = 240                 # default limit of one command inside a test (< PER_TEST_S)
+KILL_WAIT_S = 30
+
+# cmd.sh's launchers and queue settings: a user who exported Slurm ones must not have the
+# tests submit cluster jobs; the recipes' defaults (cmd.sh) apply instead.
+SCRUBBED = ("train_cmd", "extract_cmd", "decode_cmd", "cuda_cmd", "cpu_cmd", "eval_cmd",
+            "SLURM_JOB_ID", "SLURM_ARRAY_TASK_ID", "SBATCH_PARTITION", "SLURM_CONF",
+            "WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() == "true"
+
+
+def skip_unless_ci(reason: str) -> None:
+    """Skip, except under CI=true where a missing prerequisite is a failure."""
+    if in_ci():
+        pytest.fail(f"CI=true: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+def clean_env(extra: dict[str, str] | None = None, **more: str) -> dict[str, str]:
+    """os.environ without SCRUBBED, with the repository importable and one OMP thread."""
+    env = {k: v for k, v in os.environ.items() if k not in SCRUBBED}
+    env.update(PYTHONPATH=str(ROOT), OMP_NUM_THREADS=env.get("OMP_NUM_THREADS", "1"))
+    env.update(extra or {})
+    env.update(more)
+    return env
+
+
+def python() -> str:
+    """The interpreter running the tests (not a .venv that must be in the tree)."""
+    return sys.executable
+
+
+def kill_group(proc: subprocess.Popen, sig: int = signal.SIGKILL) -> None:
+    """Signal the process group of `proc` (started with start_new_session) and reap it."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, sig)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=KILL_WAIT_S)
+
+
+def _session_members(sid: int) -> list[int]:
+    """PIDs whose session id is `sid` (Linux /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == sid and fields[0] != "Z":    # ppid pgrp session: 1 2 3
+            found.append(int(entry.name))
+    return found
+
+
+def descendants(pid: int) -> list[int]:
+    """All live descendants of `pid` (Linux /proc), whatever session they run in."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] != "Z":
+            children.setdefault(int(fields[1]), []).append(int(entry.name))
+    out, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
+def _kill_tree(proc: subprocess.Popen) -> None:
+    """SIGKILL everything in the session of `proc` and in the sessions of its descendants
+    (utils/launch.py starts each job in a session of its own), then reap `proc`."""
+    for _ in range(2):                     # again for what was forked meanwhile
+        sessions = {proc.pid} | {_sid(p) for p in descendants(proc.pid)}
+        for sid in sessions - {0, os.getsid(0)}:
+            for member in _session_members(sid):
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(member, signal.SIGKILL)
+    kill_group(proc)
+
+
+def _sid(pid: int) -> int:
+    try:
+        return os.getsid(pid)
+    except ProcessLookupError:
+        return 0
+
+
+@contextlib.contextmanager
+def spawn(cmd, *, cwd=None, env=None, **kwargs):
+    """Popen in a session of its own; on leaving (normally, by an exception or by
+    pytest-timeout's exception) everything it started is SIGKILLed and reaped."""
+    proc = subprocess.Popen(cmd, cwd=cwd, env=clean_env() if env is None else env,
+                            start_new_session=True, **kwargs)
+    try:
+        yield proc
+    finally:
+        _kill_tree(proc)
+
+
+def run(cmd, *, timeout: float = INNER_S, cwd=None, env=None, input=None,
+        capture_output: bool = True, text: bool = True, check: bool = False,
+        **kwargs) -> subprocess.CompletedProcess:
+    """subprocess.run in a session of its own: on timeout, or if the test is interrupted
+    while it runs, the whole process tree is killed (subprocess.run kills only the child)."""
+    if timeout >= PER_TEST_S:
+        raise ValueError(f"timeout {timeout} s is not below the per-test limit {PER_TEST_S} s")
+    if capture_output:
+        kwargs.setdefault("stdout", subprocess.PIPE)
+        kwargs.setdefault("stderr", subprocess.PIPE)
+    if input is not None:
+        kwargs["stdin"] = subprocess.PIPE
+    elif "stdin" not in kwargs:
+        kwargs["stdin"] = subprocess.DEVNULL
+    with spawn(cmd, cwd=cwd, env=env, text=text, **kwargs) as proc:
+        try:
+            out, err = proc.communicate(input, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            _kill_tree(proc)
+            out, err = proc.communicate()
+            raise subprocess.TimeoutExpired(proc.args, timeout, out, err) from None
+    result = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+    if check:
+        result.check_returncode()
+    return result
+
+
+def wait_for(predicate, proc: subprocess.Popen, what: str, timeout: float = 120) -> None:
+    """Poll `predicate` until true; fail if `proc` ends first or `timeout` passes (the
+    caller's `spawn` then kills it)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if proc.poll() is not None:
+            pytest.fail(f"process ended (status {proc.returncode}) before {what}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.01)
