@@ -4,8 +4,10 @@ import numpy as np
 import pytest
 
 from fhvae.errors import FhvaeError
-from fhvae.evaluate.bootstrap import bootstrap_eers, compare, percentile_interval, trial_weights
-from fhvae.evaluate.metrics import compute_eer, eer_from_rates, rates_from_sorted, threshold_order
+from fhvae.evaluate.bootstrap import (bootstrap_eers, bootstrap_metrics, compare, correct, holm,
+                                      percentile_interval, trial_weights)
+from fhvae.evaluate.metrics import (compute_eer, compute_min_dcf, eer_from_rates,
+                                    rates_from_sorted, threshold_order)
 
 
 def test_weighted_eer_equals_eer_of_repeated_trials():
@@ -62,17 +64,17 @@ def test_bootstrap_rejects_mismatched_inputs():
         bootstrap_eers(np.zeros((1, 3)), np.array([True, False]), ["a", "b"], ["a", "b"], 5, 0)
 
 
-def brute_force_resample_eer(scores, is_target, spk_a, spk_b, drawn):
-    """EER of the trial list a resampled speaker set really has: every draw of a speaker is a
-    separate copy; copies of one speaker keep its target trials, every pair of copies of two
-    different speakers keeps their nontarget trials."""
+def brute_force_resample(scores, is_target, spk_a, spk_b, drawn):
+    """Target and nontarget scores of the trial list a resampled speaker set really has:
+    every draw of a speaker is a separate copy; copies of one speaker keep its target trials,
+    every pair of copies of two different speakers keeps their nontarget trials."""
     target, nontarget = [], []
     for score, tgt, a, b in zip(scores, is_target, spk_a, spk_b):
         if tgt:
             target += [score] * drawn[a]                       # one per copy of a
         else:
             nontarget += [score] * (drawn[a] * drawn[b])       # one per pair of copies
-    return compute_eer(np.array(target), np.array(nontarget))
+    return np.array(target), np.array(nontarget)
 
 
 def test_bootstrap_weights_equal_a_brute_force_resampled_trial_list():
@@ -80,12 +82,15 @@ def test_bootstrap_weights_equal_a_brute_force_resampled_trial_list():
     codes = {s: i for i, s in enumerate(sorted(set(ea) | set(eb)))}
     spk_a = np.array([codes[s] for s in ea])
     spk_b = np.array([codes[s] for s in eb])
-    eers = bootstrap_eers(scores[None], is_target, ea, eb, num_resamples=20, seed=11)
+    eers, dcfs = bootstrap_metrics(scores[None], is_target, ea, eb, num_resamples=20, seed=11,
+                                   p_target=0.05)
+    assert np.array_equal(eers, bootstrap_eers(scores[None], is_target, ea, eb, 20, seed=11))
     rng = np.random.default_rng(11)               # the same draws bootstrap_eers makes
     for r in range(20):
         drawn = np.bincount(rng.integers(0, 9, 9), minlength=9)
-        want = brute_force_resample_eer(scores, is_target, spk_a, spk_b, drawn)
-        assert eers[r, 0] == pytest.approx(want, abs=1e-9)
+        target, nontarget = brute_force_resample(scores, is_target, spk_a, spk_b, drawn)
+        assert eers[r, 0] == pytest.approx(compute_eer(target, nontarget), abs=1e-9)
+        assert dcfs[r, 0] == pytest.approx(compute_min_dcf(target, nontarget, 0.05), abs=1e-9)
         # A target trial counts once per copy of its speaker, not once per pair of copies.
         assert np.array_equal(trial_weights(drawn.astype(float), spk_a, spk_b, is_target),
                               np.where(is_target, drawn[spk_a], drawn[spk_a] * drawn[spk_b]))
@@ -102,3 +107,36 @@ def test_vectorised_eer_equals_eer_of_each_weighting():
     got = eer_from_rates(*rates_from_sorted(is_target[order], weights[:, order], last))
     want = [compute_eer(target, nontarget, w[:30], w[30:]) for w in weights]
     assert got == pytest.approx(want, abs=1e-12)
+
+
+def test_holm_matches_the_textbook_step_down():
+    # sorted: 0.005 x4 = 0.02; 0.01 x3 = 0.03; 0.03 x2 = 0.06; 0.04 x1 = 0.04 -> kept at 0.06
+    assert holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert holm([0.5, 0.6]) == pytest.approx([1.0, 1.0])          # capped at 1
+    assert holm([0.02]) == pytest.approx([0.02])                  # one test: unchanged
+
+
+def test_comparison_p_value_and_correction_decide_the_verdict():
+    rng = np.random.default_rng(0)
+    noise = rng.normal(0.0, 1.0, (999, 2))
+    strong = noise + [5.0, 0.0]            # a worse in every resample: p = 2 * 1/1000
+    c = compare(["a", "b"], [5.0, 0.0], strong, "a", "b")
+    assert np.all(strong[:, 0] > strong[:, 1]) and c.p_value == pytest.approx(0.002)
+    assert c.verdict == "b better"
+    weak = noise + [3.2, 0.0]              # a worse in most resamples, not all
+    w = compare(["a", "b"], [3.2, 0.0], weak, "a", "b")
+    far = np.sum(weak[:, 0] < weak[:, 1])
+    assert 0 < far and w.p_value == pytest.approx(2 * (far + 1) / 1000) and w.p_value < 0.05
+    null = compare(["a", "b"], [0.1, 0.0], noise, "a", "b")
+    assert null.p_value > 0.2 and null.verdict == "no difference shown"
+    # in a family of 20 (19 null comparisons), the strong one survives Holm (0.002 x 20 =
+    # 0.04), the weak one alone does not; corrected intervals are wider than the 95% ones
+    for extra, diff, survives in ((c, strong[:, 0] - strong[:, 1], True),
+                                  (w, weak[:, 0] - weak[:, 1], False)):
+        family = [extra] + [compare(["a", "b"], [0.1, 0.0], noise, "a", "b") for _ in range(19)]
+        correct(family, [diff] + [noise[:, 0] - noise[:, 1]] * 19)
+        assert family[0].p_holm == pytest.approx(min(1.0, 20 * extra.p_value))
+        assert (family[0].verdict == "b better") is survives
+        low, high = family[0].corrected_interval
+        assert low < family[0].interval[0] and high > family[0].interval[1]
+        assert (low, high) == pytest.approx(percentile_interval(diff, 1 - 0.05 / 20))

@@ -19,6 +19,7 @@ from fhvae.evaluate.recombine import choose_utterances, make_recombine_figure, r
 from fhvae.evaluate.tsne import make_tsne_figures, sample_points
 from fhvae.features.mvn import compute_mvn
 from fhvae.io.datadir import write_kv
+from fhvae.io.tables import read_scp as read_table_scp
 from fhvae.io.tables import write_table
 from fhvae.model import FHVAE, ModelConfig
 
@@ -197,9 +198,11 @@ def test_evaluate_end_to_end(setup, tmp_path, capsys):
         assert (out / name).is_file(), name
     eer = dict((line.split()[0], float(line.split()[2].rstrip("%")))
                for line in (out / "eer.txt").read_text().splitlines())
-    assert set(eer) == {f"{emb}_{backend}{trials}" for emb in ("svector", "fbank-mean")
+    assert set(eer) == {f"{emb}_{backend}{trials}"
+                        for emb in ("svector", "fbank-meanstd", "fbank-mean")
                         for backend in ("cosine", "lda-wccn", "lda-plda")
                         for trials in ("", "_matched")}
+    assert_meanstd_cosine_scores(setup, out / "scores_fbank-meanstd_cosine")
     # 30 target trials: one miss is 3.3 %; s-vectors separate speakers, FBank means barely
     assert eer["svector_cosine"] <= 10.0 and eer["svector_lda-plda"] <= 20.0
     assert eer["svector_cosine"] < eer["fbank-mean_cosine"]
@@ -233,23 +236,100 @@ def test_evaluate_end_to_end(setup, tmp_path, capsys):
     # every system has a speaker-bootstrap interval containing its EER, and s-vectors are
     # compared with the baseline per back-end
     rows = [line.split("|") for line in results.splitlines() if line.startswith("| svector_")
-            or line.startswith("| fbank-mean_")]
+            or line.startswith("| fbank-mean")]
+    assert len(rows) == 18
     for row in rows:
         low, high = (float(v) for v in row[5].split("…"))
         assert low <= float(row[4]) <= high, row
+        low, high = (float(v) for v in row[7].split("…"))         # minDCF interval
+        assert low <= float(row[6]) <= high, row
     for trials_name, suffix in (("all", ""), ("matched", "_matched")):
-        for backend in ("cosine", "lda-wccn", "lda-plda"):
-            assert (f"| {trials_name} | svector_{backend}{suffix} − fbank-mean_{backend}{suffix} |"
-                    in results)
+        for baseline in ("fbank-meanstd", "fbank-mean"):
+            for backend in ("cosine", "lda-wccn", "lda-plda"):
+                assert (f"| {trials_name} | svector_{backend}{suffix} − "
+                        f"{baseline}_{backend}{suffix} |" in results)
+    assert "corrected interval (99.58%)" in results          # 12 comparisons: 1 - 0.05/12
     assert "s-vector lower in" in stdout
     record = json.loads((out / "summary.json").read_text())
     assert {k: round(v["eer"], 2) for k, v in record["systems"].items()} == \
         {k: round(v, 2) for k, v in eer.items()}
-    assert set(record["comparisons"]) >= {"svector_cosine - fbank-mean_cosine"}
+    assert set(record["comparisons"]) >= {"svector_cosine - fbank-mean_cosine",
+                                          "svector_lda-plda_matched - fbank-meanstd_lda-plda_matched"}
+    comparisons = record["comparisons"].values()
+    assert len(comparisons) == 12
+    assert all(c["p_holm"] >= c["p_value"] for c in comparisons)
+    assert all(c["verdict"] in ("s-vector better", "baseline better", "no difference shown")
+               for c in comparisons)
     # a second run reuses the trials file and reproduces every number
     first = (out / "eer.txt").read_text()
     assert main(_argv(setup, out)) == 0
     assert (out / "eer.txt").read_text() == first
+
+
+def assert_meanstd_cosine_scores(setup, scores_path):
+    """The mean+std baseline's cosine scores, recomputed from the raw features with numpy:
+    normalise with the training MVN, per-utterance mean then standard deviation, subtract the
+    training mean of those vectors, cosine."""
+    _, (_, _, train_feats), (_, _, test_feats), _ = setup
+    stack = np.concatenate(list(train_feats.values()))
+    mean, std = stack.mean(axis=0), stack.std(axis=0)
+
+    def embed(x):
+        z = (x - mean) / std
+        return np.concatenate([z.mean(axis=0), z.std(axis=0)])
+
+    centre = np.mean([embed(x) for x in train_feats.values()], axis=0)
+    for line in scores_path.read_text().splitlines():
+        enroll, test, score = line.split()
+        a, b = embed(test_feats[enroll]) - centre, embed(test_feats[test]) - centre
+        want = a @ b / np.linalg.norm(a) / np.linalg.norm(b)
+        assert float(score) == pytest.approx(want, abs=2e-5), line
+
+
+def write_ivectors(root: Path, name: str, utts, dim: int = 6, seed: int = 0) -> Path:
+    """A dir with ivector.scp: random vectors, one per utterance."""
+    rng = np.random.default_rng(seed)
+    out = root / f"ivectors_{name}"
+    write_table(out / "ivector.ark", out / "ivector.scp",
+                [(u, rng.normal(size=dim)) for u in sorted(utts)])
+    return out
+
+
+def test_evaluate_with_ivectors_compares_them_first(setup, tmp_path, capsys):
+    root, (_, _, train_feats), (_, _, test_feats), _ = setup
+    train_iv = write_ivectors(tmp_path, "train", train_feats, seed=1)
+    test_iv = write_ivectors(tmp_path, "test", test_feats, seed=2)
+    out = tmp_path / "eval_iv"
+    fast = ("--swap-segments", "0", "--recombine-pairs", "0", "--bootstrap", "50")
+    assert main(_argv(setup, out, *fast, "--train-ivectors", str(train_iv),
+                      "--ivectors", str(test_iv))) == 0
+    record = json.loads((out / "summary.json").read_text())
+    assert {k for k in record["systems"] if k.startswith("ivector_")} == {
+        f"ivector_{b}{t}" for b in ("cosine", "lda-wccn", "lda-plda") for t in ("", "_matched")}
+    names = list(record["comparisons"])
+    assert len(names) == 18 and names[0] == "svector_cosine - ivector_cosine"
+    # the i-vector cosine scores are the cosine of the given vectors minus their training mean
+    train_vecs = dict(read_table_scp(train_iv / "ivector.scp"))
+    test_vecs = dict(read_table_scp(test_iv / "ivector.scp"))
+    centre = np.mean(list(train_vecs.values()), axis=0)
+    enroll, test, score = (out / "scores_ivector_cosine").read_text().split("\n")[0].split()
+    a, b = test_vecs[enroll] - centre, test_vecs[test] - centre
+    assert float(score) == pytest.approx(a @ b / np.linalg.norm(a) / np.linalg.norm(b), abs=1e-5)
+    # i-vectors for one side only: one line, nothing written
+    with pytest.raises(SystemExit) as exit_info:
+        run_main(main, _argv(setup, tmp_path / "half", "--ivectors", str(test_iv)))
+    assert exit_info.value.code == 1
+    assert "i-vectors are needed for the training, evaluated" in \
+        capsys.readouterr().err.strip().splitlines()[-1]
+    assert not (tmp_path / "half").exists()
+    # an evaluated utterance without an i-vector is named
+    (test_iv / "ivector.scp").write_text("".join(
+        line + "\n" for line in (test_iv / "ivector.scp").read_text().splitlines()[1:]))
+    with pytest.raises(SystemExit):
+        run_main(main, _argv(setup, tmp_path / "missing", *fast, "--train-ivectors",
+                             str(train_iv), "--ivectors", str(test_iv)))
+    assert f"{test_iv / 'ivector.scp'}: no vector for utterance '{sorted(test_feats)[0]}'" in \
+        capsys.readouterr().err
 
 
 def test_evaluate_unknown_trial_utterance_is_one_line_error(setup, tmp_path, capsys):

@@ -37,6 +37,14 @@ def build_parser() -> argparse.ArgumentParser:
                         help="training data dir (speaker labels, FBank for the baseline)")
     parser.add_argument("--train-latents", type=Path, required=True,
                         help="training latents dir (svector.scp for the back-ends)")
+    parser.add_argument("--train-ivectors", type=Path, default=None,
+                        help="i-vector baseline: dir with ivector.scp of the training set "
+                             "(e.g. exp/ivector/ivectors_train); with --ivectors")
+    parser.add_argument("--ivectors", type=Path, default=None,
+                        help="dir with ivector.scp of the evaluated set")
+    parser.add_argument("--adapt-ivectors", type=Path, default=None,
+                        help="dir with ivector.scp of the adaptation set (with --adapt-data "
+                             "and i-vectors)")
     parser.add_argument("--seed", type=int, default=777)
     parser.add_argument("--trials", type=Path, default=None,
                         help="Kaldi trials file; default <out-dir>/trials, generated if absent")
@@ -115,7 +123,9 @@ def main(argv: list[str] | None = None) -> int:
         num_a=args.num_a, num_b=args.num_b, bootstrap=args.bootstrap,
         swap_segments=args.swap_segments, recombine_pairs=args.recombine_pairs,
         asr_train_utts=args.asr_train_utts, adapt_data=args.adapt_data,
-        adapt_latents=args.adapt_latents, adaptation=adaptation)
+        adapt_latents=args.adapt_latents, adaptation=adaptation,
+        train_ivectors=args.train_ivectors, ivectors=args.ivectors,
+        adapt_ivectors=args.adapt_ivectors)
     torch.set_num_threads(args.num_threads)
     with threadpool_limits(args.num_threads):
         summary = run_evaluation(cfg)

@@ -7,6 +7,12 @@ separate copy of that speaker: a target trial of speaker a then appears once in 
 once for every pair of copies (c_a * c_b times), which is what the trial list of the
 resampled speaker set would contain. All systems see the same resamples, so their
 differences are paired.
+
+A table that makes m comparisons at once needs a correction, or about one in twenty of them
+"excludes 0" by chance: `holm` adjusts the bootstrap p-values (Holm's step-down, which
+controls the family-wise error rate without assuming independence) and
+`corrected_interval` widens each interval to level 1 - alpha/m (Bonferroni), the
+simultaneous interval whose exclusion of 0 agrees with the Bonferroni test.
 """
 
 from __future__ import annotations
@@ -17,7 +23,8 @@ from typing import Sequence
 import numpy as np
 
 from fhvae.errors import FhvaeError
-from fhvae.evaluate.metrics import eer_from_rates, rates_from_sorted, threshold_order
+from fhvae.evaluate.metrics import (eer_from_rates, min_dcf_from_rates, rates_from_sorted,
+                                    threshold_order)
 
 _CHUNK = 100      # resamples weighted at once (memory: _CHUNK x trials floats)
 
@@ -31,11 +38,29 @@ class EerComparison:
     difference: float                  # on the full trial list
     interval: tuple[float, float]      # 95% percentile interval over resamples
     share_a_lower: float               # fraction of resamples where a has the lower EER
+    p_value: float = 1.0               # two-sided bootstrap p-value of "no difference"
+    p_holm: float = 1.0                # p_value adjusted over the comparisons of its table
+    corrected_interval: tuple[float, float] | None = None   # Bonferroni-level interval
+
+    @property
+    def verdict(self) -> str:
+        """What the corrected test says at the 5% family-wise level."""
+        if self.p_holm >= 0.05:
+            return "no difference shown"
+        return "a better" if self.difference < 0 else "b better"
 
 
 def bootstrap_eers(scores: np.ndarray, is_target: np.ndarray, enroll_spk: Sequence[str],
                    test_spk: Sequence[str], num_resamples: int, seed: int) -> np.ndarray:
-    """(R, S) EERs of S systems (rows of `scores`, shape (S, N)) on R speaker resamples.
+    """(R, S) EERs of S systems (rows of `scores`, shape (S, N)) on R speaker resamples."""
+    return bootstrap_metrics(scores, is_target, enroll_spk, test_spk, num_resamples, seed)[0]
+
+
+def bootstrap_metrics(scores: np.ndarray, is_target: np.ndarray, enroll_spk: Sequence[str],
+                      test_spk: Sequence[str], num_resamples: int, seed: int,
+                      p_target: float = 0.01) -> tuple[np.ndarray, np.ndarray]:
+    """(R, S) EERs and (R, S) minDCFs (at `p_target`) of S systems (rows of `scores`, shape
+    (S, N)) on R speaker resamples; the same resamples for both metrics and every system.
 
     Resamples that leave no target or no nontarget trial are drawn again, so R rows always
     come back.
@@ -65,13 +90,15 @@ def bootstrap_eers(scores: np.ndarray, is_target: np.ndarray, enroll_spk: Sequen
         raise FhvaeError("bootstrap: resampled speaker sets keep lacking target or nontarget "
                          "trials (too few speakers)")
     eers = np.empty((num_resamples, scores.shape[0]))
+    dcfs = np.empty_like(eers)
     for k, row in enumerate(scores):
         order, last_of_tie = threshold_order(row)
         for start in range(0, num_resamples, _CHUNK):
             rates = rates_from_sorted(is_target[order], weights[start:start + _CHUNK, order],
                                       last_of_tie)
             eers[start:start + _CHUNK, k] = eer_from_rates(*rates)
-    return eers
+            dcfs[start:start + _CHUNK, k] = min_dcf_from_rates(*rates, p_target)
+    return eers, dcfs
 
 
 def trial_weights(drawn: np.ndarray, spk_a: np.ndarray, spk_b: np.ndarray,
@@ -87,8 +114,36 @@ def percentile_interval(values: np.ndarray, level: float = 0.95) -> tuple[float,
 
 def compare(names: Sequence[str], full_eers: Sequence[float], resampled: np.ndarray,
             a: str, b: str) -> EerComparison:
-    """Paired comparison of systems `a` and `b` (names index the columns of `resampled`)."""
+    """Paired comparison of systems `a` and `b` (names index the columns of `resampled`).
+
+    The p-value is the two-sided bootstrap test of a zero difference: twice the share of
+    resamples on the far side of 0 (ties split), with the +1 of a resampling test so that it
+    is never 0."""
     ia, ib = list(names).index(a), list(names).index(b)
     diff = resampled[:, ia] - resampled[:, ib]
+    far = min(np.sum(diff < 0), np.sum(diff > 0)) + 0.5 * np.sum(diff == 0)
+    p_value = min(1.0, 2.0 * (far + 1.0) / (diff.size + 1.0))
     return EerComparison(a, b, float(full_eers[ia] - full_eers[ib]), percentile_interval(diff),
-                         float(np.mean(diff < 0)))
+                         float(np.mean(diff < 0)), p_value, p_value)
+
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm's step-down adjusted p-values (reject where adjusted < alpha), in input order."""
+    p = np.asarray(p_values, dtype=np.float64)
+    order = np.argsort(p, kind="mergesort")
+    m = p.size
+    adjusted = np.maximum.accumulate((m - np.arange(m)) * p[order]) if m else p
+    out = np.empty(m)
+    out[order] = np.minimum(adjusted, 1.0)
+    return out.tolist()
+
+
+def correct(comparisons: Sequence[EerComparison], resampled: Sequence[np.ndarray],
+            alpha: float = 0.05) -> None:
+    """Holm-adjust the p-values of a family of comparisons in place and give each an interval
+    at level 1 - alpha/m; `resampled[k]` holds comparison k's resampled differences."""
+    for c, p in zip(comparisons, holm([c.p_value for c in comparisons])):
+        c.p_holm = p
+    level = 1.0 - alpha / max(len(comparisons), 1)
+    for c, diff in zip(comparisons, resampled):
+        c.corrected_interval = percentile_interval(diff, level)

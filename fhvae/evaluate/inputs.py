@@ -1,5 +1,5 @@
 """Reading what stage 5 evaluates: latents dirs (stage 4), data-dir labels, phone alignments
-and the FBank-mean baseline embeddings, with errors that name the file and utterance."""
+and the FBank-statistics baseline embeddings, with errors that name the file and utterance."""
 
 from __future__ import annotations
 
@@ -153,12 +153,21 @@ def iter_feats(data_dir: str | os.PathLike, utts: Iterable[str] | None = None,
         yield utt, mat
 
 
-def fbank_means(data_dir: str | os.PathLike, mvn: MVN,
-                utts: Iterable[str] | None = None) -> dict[str, np.ndarray]:
-    """Baseline embedding: per-utterance mean of MVN-normalised FBank from feats.scp."""
-    return mean_embeddings(iter_feats(data_dir, utts, mvn.dim), mvn)
+def fbank_stats(data_dir: str | os.PathLike, mvn: MVN, utts: Iterable[str] | None = None
+                ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """The two FBank baselines of a data dir, read once: per-utterance means and
+    means + standard deviations of MVN-normalised FBank from feats.scp."""
+    return stats_embeddings(iter_feats(data_dir, utts, mvn.dim), mvn)
 
 
-def mean_embeddings(feats: Iterable[tuple[str, np.ndarray]], mvn: MVN) -> dict[str, np.ndarray]:
-    """The baseline embedding of features already in memory (utt, raw (T, F) FBank)."""
-    return {utt: mvn.apply(mat).mean(axis=0) for utt, mat in feats}
+def stats_embeddings(feats: Iterable[tuple[str, np.ndarray]], mvn: MVN
+                     ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """The FBank baselines of features already in memory (utt, raw (T, F) FBank): the mean
+    (F dims) and the mean followed by the standard deviation (2F dims), the second-order
+    statistics that mean FBank alone leaves out."""
+    means, meanstds = {}, {}
+    for utt, mat in feats:
+        x = mvn.apply(mat)
+        means[utt] = x.mean(axis=0)
+        meanstds[utt] = np.concatenate([means[utt], x.std(axis=0)])
+    return means, meanstds

@@ -84,11 +84,19 @@ def compute_eer(target: np.ndarray, nontarget: np.ndarray,
                                              nontarget_weight)))
 
 
+def min_dcf_from_rates(p_miss: np.ndarray, p_fa: np.ndarray, p_target: float,
+                       c_miss: float = 1.0, c_fa: float = 1.0) -> np.ndarray:
+    """Minimum detection cost divided by the cost of the best trivial system (as Kaldi does),
+    from (P,) rates or (R, P) stacks of them."""
+    if not 0.0 < p_target < 1.0:
+        raise FhvaeError(f"p_target must be in (0, 1), got {p_target}")
+    cost = c_miss * p_target * p_miss + c_fa * (1.0 - p_target) * p_fa
+    return cost.min(axis=-1) / min(c_miss * p_target, c_fa * (1.0 - p_target))
+
+
 def compute_min_dcf(target: np.ndarray, nontarget: np.ndarray, p_target: float = 0.01,
                     c_miss: float = 1.0, c_fa: float = 1.0) -> float:
     """Minimum detection cost, divided by the cost of the best trivial system (as Kaldi does)."""
     if not 0.0 < p_target < 1.0:
         raise FhvaeError(f"p_target must be in (0, 1), got {p_target}")
-    p_miss, p_fa = error_rates(target, nontarget)
-    cost = c_miss * p_target * p_miss + c_fa * (1.0 - p_target) * p_fa
-    return float(cost.min() / min(c_miss * p_target, c_fa * (1.0 - p_target)))
+    return float(min_dcf_from_rates(*error_rates(target, nontarget), p_target, c_miss, c_fa))

@@ -14,8 +14,8 @@ import numpy as np
 from fhvae.checkpoint import load_model
 from fhvae.errors import FhvaeError
 from fhvae.evaluate.asr_probe import AsrProbeResult, run_asr_probe, skip_reason
-from fhvae.evaluate.inputs import (PHONE_CTM, EvalSet, fbank_means, iter_feats, load_eval_set,
-                                   mean_embeddings, read_vectors)
+from fhvae.evaluate.inputs import (PHONE_CTM, EvalSet, fbank_stats, iter_feats, load_eval_set,
+                                   read_vectors, stats_embeddings)
 from fhvae.evaluate.probes import run_probes
 from fhvae.evaluate.recombine import RecombineScore, make_recombine_figure, score_recombination
 from fhvae.evaluate.report import (AdaptationSummary, EvalSummary, eer_lines, render_results,
@@ -23,9 +23,9 @@ from fhvae.evaluate.report import (AdaptationSummary, EvalSummary, eer_lines, re
 from fhvae.evaluate.scoring import Adaptation
 from fhvae.evaluate.swap import SwapResult, run_swap_test
 from fhvae.evaluate.tsne import make_tsne_figures
-from fhvae.evaluate.verification import (BACKENDS, BASELINE, CANDIDATE, Embeddings,
-                                         load_trial_lists, make_backend, run_verification,
-                                         utterance_conditions)
+from fhvae.evaluate.verification import (BACKENDS, BASELINE, CANDIDATE, IVECTOR, MEANSTD,
+                                         Embeddings, load_trial_lists, make_backend,
+                                         run_verification, utterance_conditions)
 from fhvae.features.mvn import MVN
 from fhvae.io.atomic import write_text_atomic
 from fhvae.io.datadir import read_dict
@@ -61,25 +61,82 @@ class EvalConfig:
     adapt_data: Path | None = None      # unlabelled adaptation set (feats.scp) and its
     adapt_latents: Path | None = None   # latents dir (svector.scp): both or neither
     adaptation: Adaptation | None = None   # how to adapt (its name: the adaptation set)
+    # i-vector baseline (dirs with ivector.scp, e.g. exp/ivector/ivectors_<set>): the
+    # training and evaluated sets, and the adaptation set when adapting; None: no i-vectors
+    train_ivectors: Path | None = None
+    ivectors: Path | None = None
+    adapt_ivectors: Path | None = None
+
+    def check_ivectors(self) -> None:
+        """i-vectors come for every set the evaluation reads, or for none."""
+        given = [self.train_ivectors is not None, self.ivectors is not None]
+        if self.adaptation is not None:
+            given.append(self.adapt_ivectors is not None)
+        if any(given) and not all(given):
+            raise FhvaeError("evaluate: i-vectors are needed for the training, evaluated "
+                             "(and adaptation) sets alike: --train-ivectors, --ivectors"
+                             + (", --adapt-ivectors" if self.adaptation else ""))
+
+    @property
+    def with_ivectors(self) -> bool:
+        return self.ivectors is not None
+
+
+def read_embedding(scp: Path, utt2spk: Mapping[str, str] | None, utts: list[str] | None
+                   ) -> dict[str, np.ndarray]:
+    """Vectors of an scp (s-vectors, i-vectors); with `utt2spk`, each must be a known
+    utterance; with `utts`, each of those must be there (others are dropped)."""
+    vectors = read_vectors(scp)
+    if utt2spk is not None:
+        unknown = next((u for u in vectors if u not in utt2spk), None)
+        if unknown is not None:
+            raise FhvaeError(f"{scp}: utterance '{unknown}' is not in the data dir's utt2spk")
+    if utts is None:
+        return vectors
+    missing = next((u for u in utts if u not in vectors), None)
+    if missing is not None:
+        raise FhvaeError(f"{scp}: no vector for utterance '{missing}'")
+    return {u: vectors[u] for u in utts}
 
 
 def load_train_svectors(cfg: EvalConfig) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     utt2spk = read_dict(cfg.train_data / "utt2spk")
-    svectors = read_vectors(cfg.train_latents / "svector.scp")
-    unknown = next((u for u in svectors if u not in utt2spk), None)
-    if unknown is not None:
-        raise FhvaeError(f"{cfg.train_latents / 'svector.scp'}: utterance '{unknown}' is not in "
-                         f"{cfg.train_data / 'utt2spk'}")
+    svectors = read_embedding(cfg.train_latents / "svector.scp", utt2spk, None)
     return svectors, {u: utt2spk[u] for u in svectors}
 
 
 def load_adapt_embeddings(cfg: EvalConfig, mvn: MVN) -> dict[str, dict[str, np.ndarray]]:
-    """s-vectors and FBank means of the adaptation set, by embedding name (no labels read)."""
+    """s-vectors, FBank statistics and (when used) i-vectors of the adaptation set, by
+    embedding name (no labels read)."""
     scp = cfg.adapt_latents / "svector.scp"
     svectors = read_vectors(scp)
     if not svectors:
         raise FhvaeError(f"{scp}: the adaptation set is empty")
-    return {CANDIDATE: svectors, BASELINE: fbank_means(cfg.adapt_data, mvn, sorted(svectors))}
+    utts = sorted(svectors)
+    means, meanstds = fbank_stats(cfg.adapt_data, mvn, utts)
+    adapt = {CANDIDATE: svectors, MEANSTD: meanstds, BASELINE: means}
+    if cfg.with_ivectors:
+        adapt[IVECTOR] = read_embedding(cfg.adapt_ivectors / "ivector.scp", None, utts)
+    return adapt
+
+
+def build_embeddings(cfg: EvalConfig, evalset: EvalSet, feats: Mapping[str, np.ndarray],
+                     train_sv: Mapping[str, np.ndarray], mvn: MVN,
+                     adapt: Mapping[str, Mapping[str, np.ndarray]]) -> dict[str, Embeddings]:
+    """The candidate and every baseline on the same utterances (the s-vectors' training
+    utterances, the evaluated set), strongest baseline first."""
+    train_utts = sorted(train_sv)
+    train_means, train_meanstds = fbank_stats(cfg.train_data, mvn, train_utts)
+    test_means, test_meanstds = stats_embeddings(feats.items(), mvn)
+    embeddings = {CANDIDATE: Embeddings(train_sv, evalset.svector, adapt.get(CANDIDATE))}
+    if cfg.with_ivectors:
+        embeddings[IVECTOR] = Embeddings(
+            read_embedding(cfg.train_ivectors / "ivector.scp", None, train_utts),
+            read_embedding(cfg.ivectors / "ivector.scp", evalset.utt2spk, evalset.utts),
+            adapt.get(IVECTOR))
+    embeddings[MEANSTD] = Embeddings(train_meanstds, test_meanstds, adapt.get(MEANSTD))
+    embeddings[BASELINE] = Embeddings(train_means, test_means, adapt.get(BASELINE))
+    return embeddings
 
 
 def _timed(what: str, func: Callable[..., Any], *args: Any) -> Any:
@@ -117,6 +174,7 @@ def run_evaluation(cfg: EvalConfig) -> EvalSummary:
     """Run everything and write trials, scores_*, eer.txt, figures and results.md to out_dir."""
     for name in cfg.backends:
         make_backend(name, cfg.lda_dim)           # reject a bad name before any work
+    cfg.check_ivectors()
     model, mvn, payload = load_model(cfg.model)
     adapt = load_adapt_embeddings(cfg, mvn) if cfg.adaptation else {}   # fails before writing
     cfg.out_dir.mkdir(parents=True, exist_ok=True)
@@ -126,10 +184,7 @@ def run_evaluation(cfg: EvalConfig) -> EvalSummary:
                                    cfg.max_targets_per_utt, cfg.max_matched_nontarget)
     train_sv, train_spk = load_train_svectors(cfg)
     feats = dict(iter_feats(cfg.data, evalset.utts, mvn.dim))    # raw FBank, read once for all
-    embeddings = {
-        CANDIDATE: Embeddings(train_sv, evalset.svector, adapt.get(CANDIDATE)),
-        BASELINE: Embeddings(fbank_means(cfg.train_data, mvn, sorted(train_sv)),
-                             mean_embeddings(feats.items(), mvn), adapt.get(BASELINE))}
+    embeddings = build_embeddings(cfg, evalset, feats, train_sv, mvn, adapt)
     verification = run_verification(embeddings, train_spk, evalset.utt2spk, trial_lists,
                                     cfg.backends, cfg.lda_dim, cfg.p_target, cfg.bootstrap,
                                     cfg.seed, cfg.out_dir, cfg.adaptation)

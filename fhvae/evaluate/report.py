@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from fhvae.evaluate.asr_probe import MIN_PHONE_FRAMES, OTHER, AsrProbeResult
+from fhvae.evaluate.asr_probe import MIN_PHONE_FRAMES, OTHER, SPLICE_HOP, AsrProbeResult
 from fhvae.evaluate.probes import ProbeResult
 from fhvae.evaluate.recombine import RecombineScore
 from fhvae.evaluate.scoring import Adaptation
@@ -67,33 +67,41 @@ def eer_lines(systems: list[SystemResult]) -> str:
                    for s in systems)
 
 
-def _interval(interval: tuple[float, float] | None) -> str:
-    return "" if interval is None else f"{interval[0]:.2f} … {interval[1]:.2f}"
+def _interval(interval: tuple[float, float] | None, fmt: str = ".2f") -> str:
+    return "" if interval is None else f"{interval[0]:{fmt}} … {interval[1]:{fmt}}"
+
+
+VERDICTS = {"a better": "s-vector better", "b better": "baseline better",
+            "no difference shown": "no difference shown"}
 
 
 def eer_table(systems: list[SystemResult]) -> str:
     p_target = systems[0].p_target if systems else 0.01
     rows = ["| system | embedding | back-end | EER (%) | 95% interval | "
-            f"minDCF (p={p_target:g}) |",
-            "|---|---|---|---:|---:|---:|"]
+            f"minDCF (p={p_target:g}) | 95% interval |",
+            "|---|---|---|---:|---:|---:|---:|"]
     rows += [f"| {s.name} | {s.embedding} | {s.backend} | {s.eer:.2f} | "
-             f"{_interval(s.eer_interval)} | {s.min_dcf:.4f} |" for s in systems]
+             f"{_interval(s.eer_interval)} | {s.min_dcf:.4f} | "
+             f"{_interval(s.min_dcf_interval, '.4f')} |" for s in systems]
     return "\n".join(rows) + "\n"
 
 
 def comparison_table(results: list[VerificationResult], num_resamples: int) -> str:
-    """s-vector − baseline per back-end and trial list: difference, interval, how often the
-    s-vector wins, and whether the interval excludes 0 (the only case that is a finding)."""
+    """s-vector − baseline per baseline, back-end and trial list: difference, its 95%
+    interval and its interval at the corrected level, how often the s-vector wins, the
+    bootstrap p-value before and after Holm's correction, and the corrected verdict (the
+    only one that is a finding)."""
+    m = sum(len(r.comparisons) for r in results)
     rows = ["| trials | comparison | EER difference (points) | 95% interval | "
-            "s-vector lower in | verdict |", "|---|---|---:|---:|---:|---|"]
+            f"corrected interval ({100 * (1 - 0.05 / max(m, 1)):.2f}%) | s-vector lower in | "
+            "p | p (Holm) | verdict |", "|---|---|---:|---:|---:|---:|---:|---:|---|"]
     for result in results:
         for c in result.comparisons:
-            low, high = c.interval
-            verdict = ("s-vector better" if high < 0 else "baseline better" if low > 0
-                       else "no difference shown")
             rows.append(f"| {result.trial_list.name} | {c.system_a} − {c.system_b} | "
                         f"{c.difference:+.2f} | {_interval(c.interval)} | "
-                        f"{100 * c.share_a_lower:.0f}% of {num_resamples} | {verdict} |")
+                        f"{_interval(c.corrected_interval)} | "
+                        f"{100 * c.share_a_lower:.0f}% of {num_resamples} | "
+                        f"{c.p_value:.3f} | {c.p_holm:.3f} | {VERDICTS[c.verdict]} |")
     return "\n".join(rows) + "\n"
 
 
@@ -106,12 +114,17 @@ def verification_section(results: list[VerificationResult], num_resamples: int) 
                   f"({tl.num_target} target, {tl.num_nontarget} nontarget).\n",
                   eer_table(result.systems)]
     if num_resamples:
-        parts += ["### s-vector against the baseline\n",
+        m = sum(len(r.comparisons) for r in results)
+        parts += ["### s-vector against the baselines\n",
                   f"Intervals: {num_resamples} bootstrap resamples of the evaluated speakers "
                   "(each draw a separate copy: a target trial counts once per copy of its "
                   "speaker, a nontarget trial once per pair of copies), so they reflect how "
-                  "much the EER depends on which speakers were tested. A difference whose "
-                  "interval contains 0 is not a finding.\n",
+                  "much the EER depends on which speakers were tested, not how much it depends "
+                  "on the training run (for that, see the seed table of the README). The "
+                  f"{m} comparisons below are one family: p-values are Holm-adjusted over all "
+                  "of them and the corrected intervals are at level 1 − 0.05/m (Bonferroni); "
+                  "the verdict is the Holm test at the 5% family-wise level. A difference that "
+                  "is not significant after correction is not a finding.\n",
                   comparison_table(results, num_resamples)]
     return parts
 
@@ -147,12 +160,14 @@ def summary_record(s: EvalSummary) -> dict:
         "data_dir": s.data_dir, "model": s.model, "seed": s.seed,
         **({"adaptation": s.adaptation.record()} if s.adaptation else {}),
         "systems": {r.name: {"eer": r.eer, "eer_interval": r.eer_interval, "min_dcf": r.min_dcf,
-                             "trials": r.trials}
+                             "min_dcf_interval": r.min_dcf_interval, "trials": r.trials}
                     for v in s.verification for r in v.systems},
         "num_trials": {v.trial_list.name: [v.trial_list.num_target, v.trial_list.num_nontarget]
                        for v in s.verification},
         "comparisons": {f"{c.system_a} - {c.system_b}": {
-            "difference": c.difference, "interval": c.interval, "share_a_lower": c.share_a_lower}
+            "difference": c.difference, "interval": c.interval, "share_a_lower": c.share_a_lower,
+            "p_value": c.p_value, "p_holm": c.p_holm,
+            "corrected_interval": c.corrected_interval, "verdict": VERDICTS[c.verdict]}
             for v in s.verification for c in v.comparisons},
         "probes": {p.factor: {"chance": p.chance, "z1": p.acc_z1, "z2": p.acc_z2,
                               "split": p.split} for p in s.probes},
@@ -215,7 +230,9 @@ def asr_section(r: AsrProbeResult) -> list[str]:
             f"classes; {r.num_merged} phones with fewer than {MIN_PHONE_FRAMES} training frames "
             f"merged into \"{OTHER}\") and tested on one labelled frame in {r.stride} of the "
             "evaluated set, per condition. Inputs: z1; z2; FBank normalised as the model sees it; "
-            "z1 and z2 concatenated; FBank with per-utterance mean and variance normalisation. "
+            "z1 and z2 concatenated; FBank with per-utterance mean and variance normalisation; "
+            f"both FBank inputs spliced over z1's window (every {SPLICE_HOP}th frame of the "
+            "window z1 is encoded from, concatenated). "
             "Chance = always the most frequent training phone. A content latent free of noise "
             "and channel should lose less accuracy than FBank away from clean close-talk.\n",
             "\n".join(rows) + "\n"]
@@ -250,7 +267,9 @@ def render_results(s: EvalSummary) -> str:
         "## Speaker verification\n",
         "EER is interpolated where miss and false-alarm rates cross; minDCF uses "
         "C_miss = C_fa = 1 and is divided by min(p_target, 1 - p_target) as in Kaldi. "
-        "Baseline: per-utterance mean of FBank normalised with the model's MVN statistics. "
+        "Baselines: an i-vector system trained on the same training set (when stage 5 is "
+        "given i-vectors); per-utterance mean and standard deviation (`fbank-meanstd`) and "
+        "mean alone (`fbank-mean`) of FBank normalised with the model's MVN statistics. "
         "Back-ends are fitted on the training set"
         + (f"; those marked so are adapted to `{s.adaptation.adaptation.name}`.\n"
            if s.adaptation else ".\n"),

@@ -1,11 +1,13 @@
-"""Speaker verification of stage 5: s-vectors against the mean-FBank baseline, under every
-back-end, on all trials and on condition-matched trials, with speaker-bootstrap intervals.
+"""Speaker verification of stage 5: s-vectors against the baselines (i-vectors when given,
+mean + standard deviation of FBank, mean FBank), under every back-end, on all trials and on
+condition-matched trials, with speaker-bootstrap intervals corrected for the number of
+comparisons.
 
 Why two trial lists: when every utterance has its own noise and channel (the built-in
 corpus, Aurora-4), scores on all trials mostly say how well a back-end removes the
 condition; same-condition trials say how well the embedding separates speakers. A claim
-that one embedding beats the other must hold with the bootstrap interval of the paired
-difference away from 0, per back-end and per trial list.
+that one embedding beats another must hold with the paired difference significant after
+Holm's correction over every comparison of the set (per baseline, back-end and trial list).
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from typing import Mapping, NamedTuple
 import numpy as np
 
 from fhvae.errors import FhvaeError
-from fhvae.evaluate.bootstrap import EerComparison, bootstrap_eers, compare, percentile_interval
+from fhvae.evaluate.bootstrap import (EerComparison, bootstrap_metrics, compare, correct,
+                                      percentile_interval)
 from fhvae.evaluate.inputs import NO_LABEL
 from fhvae.evaluate.metrics import compute_eer, compute_min_dcf
 from fhvae.evaluate.scoring import (Adaptation, Backend, CosineBackend, LdaPldaBackend,
@@ -34,6 +37,9 @@ BACKEND_LABELS = {"cosine": "cosine, train mean subtracted",
                   "lda-wccn": "LDA + WCCN + cosine",
                   "lda-plda": "LDA + length norm + two-covariance PLDA"}
 CANDIDATE, BASELINE = "svector", "fbank-mean"
+MEANSTD, IVECTOR = "fbank-meanstd", "ivector"
+# Every baseline the candidate is compared with, strongest first (those present are used).
+BASELINES = (IVECTOR, MEANSTD, BASELINE)
 # Sequence-level factors that make up a recording condition, when the data dir labels them.
 CONDITION_FACTORS = ("noise", "channel")
 
@@ -78,6 +84,7 @@ class SystemResult:
     p_target: float
     trials: str = "all"  # name of the trial list
     eer_interval: tuple[float, float] | None = None   # 95% speaker-bootstrap interval
+    min_dcf_interval: tuple[float, float] | None = None
 
 
 @dataclass
@@ -109,7 +116,8 @@ class TrialList:
 
 @dataclass
 class VerificationResult:
-    """Every system scored on one trial list, and the s-vector − baseline comparisons."""
+    """Every system scored on one trial list, and the s-vector − baseline comparisons
+    (per baseline, then per back-end)."""
 
     trial_list: TrialList
     systems: list[SystemResult]
@@ -213,21 +221,27 @@ def score_embedding(embedding: str, vectors: Embeddings, train_spk: Mapping[str,
 
 def add_intervals(result: VerificationResult, scores: list[np.ndarray],
                   utt2spk: Mapping[str, str], backends: tuple[str, ...], num_resamples: int,
-                  seed: int) -> None:
-    """Speaker-bootstrap EER intervals on every system of one trial list, and the paired
-    s-vector − baseline comparison for each back-end."""
+                  seed: int, p_target: float) -> list[np.ndarray]:
+    """Speaker-bootstrap EER and minDCF intervals on every system of one trial list, and the
+    paired s-vector − baseline comparison for each baseline and back-end. Returns each
+    comparison's resampled EER differences (for the correction over the whole table)."""
     if not num_resamples:
-        return
+        return []
     trials = result.trial_list.trials
-    resampled = bootstrap_eers(np.stack(scores), np.array([t.is_target for t in trials]),
-                               [utt2spk[t.enroll] for t in trials],
-                               [utt2spk[t.test] for t in trials], num_resamples, seed)
+    eers_r, dcfs_r = bootstrap_metrics(np.stack(scores), np.array([t.is_target for t in trials]),
+                                       [utt2spk[t.enroll] for t in trials],
+                                       [utt2spk[t.test] for t in trials], num_resamples, seed,
+                                       p_target)
     for k, system in enumerate(result.systems):
-        system.eer_interval = percentile_interval(resampled[:, k])
+        system.eer_interval = percentile_interval(eers_r[:, k])
+        system.min_dcf_interval = percentile_interval(dcfs_r[:, k])
     names, eers = [r.name for r in result.systems], [r.eer for r in result.systems]
+    present = {r.embedding for r in result.systems}
     tl = result.trial_list
-    result.comparisons = [compare(names, eers, resampled, tl.system_name(CANDIDATE, b),
-                                  tl.system_name(BASELINE, b)) for b in backends]
+    pairs = [(tl.system_name(CANDIDATE, b), tl.system_name(base, b))
+             for base in BASELINES if base in present for b in backends]
+    result.comparisons = [compare(names, eers, eers_r, a, b) for a, b in pairs]
+    return [eers_r[:, names.index(a)] - eers_r[:, names.index(b)] for a, b in pairs]
 
 
 def run_verification(embeddings: Mapping[str, Embeddings],
@@ -236,7 +250,7 @@ def run_verification(embeddings: Mapping[str, Embeddings],
                      lda_dim: int | None, p_target: float, num_resamples: int, seed: int,
                      out_dir: Path, adaptation: Adaptation | None = None,
                      ) -> list[VerificationResult]:
-    """`embeddings`: name -> its vectors, candidate and baseline; both adapted alike."""
+    """`embeddings`: name -> its vectors, the candidate and the baselines; all adapted alike."""
     per_list: dict[str, tuple[list[SystemResult], list[np.ndarray]]] = {
         tl.name: ([], []) for tl in trial_lists}
     for name, vectors in embeddings.items():
@@ -245,10 +259,12 @@ def run_verification(embeddings: Mapping[str, Embeddings],
         for key, (systems, scores) in scored.items():
             per_list[key][0].extend(systems)
             per_list[key][1].extend(scores)
-    results = []
+    results, differences = [], []
     for tl in trial_lists:
         systems, scores = per_list[tl.name]
         result = VerificationResult(tl, systems)
-        add_intervals(result, scores, utt2spk, backends, num_resamples, seed)
+        differences += add_intervals(result, scores, utt2spk, backends, num_resamples, seed,
+                                     p_target)
         results.append(result)
+    correct([c for r in results for c in r.comparisons], differences)
     return results

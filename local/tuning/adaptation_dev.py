@@ -36,7 +36,7 @@ from fhvae.checkpoint import load_model  # noqa: E402
 from fhvae.errors import FhvaeError  # noqa: E402
 from fhvae.evaluate.bootstrap import (bootstrap_eers, compare,  # noqa: E402
                                       percentile_interval)
-from fhvae.evaluate.inputs import fbank_means, read_factors, read_vectors  # noqa: E402
+from fhvae.evaluate.inputs import fbank_stats, read_factors, read_vectors  # noqa: E402
 from fhvae.evaluate.metrics import compute_eer  # noqa: E402
 from fhvae.evaluate.pipeline import EvalConfig, load_train_svectors  # noqa: E402
 from fhvae.evaluate.probes import split_speakers  # noqa: E402
@@ -140,7 +140,8 @@ def run(args: argparse.Namespace) -> int:
                      latents=args.dev_latents, out_dir=args.out_dir)
     _, mvn, _ = load_model(args.model)
     train_sv, train_spk = load_train_svectors(cfg)
-    train = {CANDIDATE: train_sv, BASELINE: fbank_means(args.train_data, mvn, sorted(train_sv))}
+    train = {CANDIDATE: train_sv,
+             BASELINE: fbank_stats(args.train_data, mvn, sorted(train_sv))[0]}
     factors = read_factors(args.dev_data)
     utt2spk = factors["speaker"]
     dev_sv = read_vectors(args.dev_latents / "svector.scp")
@@ -148,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
         raise FhvaeError(f"{args.dev_latents / 'svector.scp'}: empty, or utterances not in "
                          f"{args.dev_data / 'utt2spk'}")
     utts = sorted(dev_sv)
-    dev = {CANDIDATE: dev_sv, BASELINE: fbank_means(args.dev_data, mvn, utts)}
+    dev = {CANDIDATE: dev_sv, BASELINE: fbank_stats(args.dev_data, mvn, utts)[0]}
     utt2cond = utterance_conditions(factors)
     halves = split_speakers({u: utt2spk[u] for u in utts}, args.seed)   # utterance lists
     pools: dict[str, Pool] = {}
