@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from fhvae.evaluate.asr_probe import (INPUTS, MIN_PHONE_FRAMES, OTHER, _training_frames,
-                                      labelled_rows, run_asr_probe, skip_reason)
+                                      labelled_rows, run_asr_probe, skip_reason, splice)
 from fhvae.evaluate.inputs import PHONE_CTM, EvalSet, iter_feats, read_ctm_frame_labels
 from fhvae.evaluate.report import asr_section
 from fhvae.extract import extract_latents
@@ -91,6 +91,7 @@ def test_one_hot_fbank_is_recognised_in_every_condition(setup):
     for cond in result.conditions:
         assert list(cond.acc) == list(INPUTS)
         assert cond.acc["FBank"] == 1.0 and cond.acc["FBank+CMVN"] == 1.0, cond
+        assert cond.acc["FBank spliced"] == 1.0 and cond.acc["FBank+CMVN spliced"] == 1.0
         assert 0.0 <= cond.acc["z1"] <= 1.0
     # chance: the most frequent training phone, on the condition's every 2nd labelled frame
     clean_close = [f"train-{i:03d}" for i in range(8)]
@@ -115,10 +116,23 @@ def test_one_hot_fbank_is_recognised_in_every_condition(setup):
             f"{y_ref.size} | {100 * result.conditions[0].chance:.1f}% | ") in table
     rows = [line.strip("| ").split(" | ") for line in table.splitlines()
             if line.startswith("| ") and not line.startswith("| test condition")]
-    assert len(rows) == 7 and all(r[6] == r[8] == "100.0%" for r in rows)   # FBank columns
+    assert len(rows) == 7 and all(r[6] == r[8] == r[9] == r[10] == "100.0%" for r in rows)
     assert "1 phones with fewer than 50" in table
     assert run_asr_probe(evalset, feats, model, mvn, train, test, seed=0, stride=2,
                          max_train_utts=3).num_train_utts == 3
+
+
+def test_splice_takes_every_fifth_frame_of_the_z1_window_with_edges_repeated():
+    feats = np.arange(30, dtype=np.float32)[:, None] * [1.0, -1.0]      # frame t: (t, -t)
+    rows = np.array([0, 12, 29])
+    got = splice(feats, rows, seg_len=20)
+    # the 20-frame window of row t covers t-10 .. t+9 (clipped to the utterance): frames
+    # t-10, t-5, t, t+5
+    for row, t in zip(got, rows):
+        frames = np.clip([t - 10, t - 5, t, t + 5], 0, 29)
+        assert np.array_equal(row, np.stack([frames, -frames], axis=1).ravel()), t
+    assert got.shape == (3, 8)
+    assert np.array_equal(splice(feats, rows, seg_len=5), feats[rows])   # the grid keeps row t
 
 
 def test_training_z1_is_what_the_extractor_writes(setup):

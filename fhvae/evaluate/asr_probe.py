@@ -3,7 +3,9 @@
 A linear frame phone classifier (espeak phones from phone_ali.ctm) is trained on clean
 close-talk utterances of the TRAINING set and tested on every noise and channel condition
 of the evaluated set, once per input: z1, z2, FBank (normalised with the model's MVN, as
-the model sees it), z1+z2, and FBank with per-utterance mean/variance normalisation (CMVN).
+the model sees it), z1+z2, FBank with per-utterance mean/variance normalisation (CMVN), and
+both FBank inputs spliced over z1's window (every 5th frame of the 20), so that the comparison
+with z1 is not one frame against twenty.
 If z1 holds the content and not the sequence-level nuisance, its accuracy should drop less
 than FBank's away from clean close-talk speech; z2 alone measures how much phone content
 leaks into the sequence-level latent (53 phones: finer than the 3-class phone probe).
@@ -34,7 +36,8 @@ from fhvae.model import FHVAE
 
 log = logging.getLogger(__name__)
 
-INPUTS = ("z1", "z2", "FBank", "z1+z2", "FBank+CMVN")
+INPUTS = ("z1", "z2", "FBank", "z1+z2", "FBank+CMVN", "FBank spliced", "FBank+CMVN spliced")
+SPLICE_HOP = 5      # spliced FBank: every SPLICE_HOP-th frame of z1's window
 CLEAN, CLOSE = "clean", "close"     # utt2noise / utt2channel labels of the training condition
 MIN_PHONE_FRAMES = 50               # rarer phones in the training frames are merged into OTHER
 OTHER = "other"
@@ -72,14 +75,29 @@ def labelled_rows(phones: Mapping[str, np.ndarray], utts: list[str],
     return {u: np.flatnonzero(phones[u] != NO_LABEL)[::stride] for u in utts}
 
 
+def splice(feats: np.ndarray, rows: np.ndarray, seg_len: int) -> np.ndarray:
+    """The frames every SPLICE_HOP-th position of the edge-padded seg_len-frame window
+    centred on each row (the window z1 is encoded from), on a grid through the row itself,
+    concatenated: FBank sees the same context as z1."""
+    centre = seg_len // 2
+    columns = window_index(feats.shape[0], seg_len)[rows][:, centre % SPLICE_HOP::SPLICE_HOP]
+    return feats[columns].reshape(len(rows), -1)
+
+
 def probe_inputs(feats: Mapping[str, np.ndarray], rows: Mapping[str, np.ndarray], mvn: MVN,
-                 z1: np.ndarray, z2: np.ndarray) -> dict[str, np.ndarray]:
-    """The five probed representations of the frames `rows` of each utterance, stacked in
+                 z1: np.ndarray, z2: np.ndarray, seg_len: int) -> dict[str, np.ndarray]:
+    """The probed representations (INPUTS) of the frames `rows` of each utterance, stacked in
     the order of `rows`; z1/z2 are those frames' latents, stacked the same way."""
-    raw = np.concatenate([feats[u][r] for u, r in rows.items()])
-    cmvn = np.concatenate([utterance_cmvn(feats[u])[r] for u, r in rows.items()])
-    return {"z1": z1, "z2": z2, "FBank": mvn.apply(raw), "z1+z2": np.concatenate([z1, z2], axis=1),
-            "FBank+CMVN": cmvn}
+    normalised = {u: mvn.apply(feats[u]) for u in rows}
+    cmvn = {u: utterance_cmvn(feats[u]) for u in rows}
+    return {"z1": z1, "z2": z2,
+            "FBank": np.concatenate([normalised[u][r] for u, r in rows.items()]),
+            "z1+z2": np.concatenate([z1, z2], axis=1),
+            "FBank+CMVN": np.concatenate([cmvn[u][r] for u, r in rows.items()]),
+            "FBank spliced": np.concatenate([splice(normalised[u], r, seg_len)
+                                             for u, r in rows.items()]),
+            "FBank+CMVN spliced": np.concatenate([splice(cmvn[u], r, seg_len)
+                                                  for u, r in rows.items()])}
 
 
 def clean_close_utts(train_data: str | os.PathLike) -> list[str]:
@@ -114,7 +132,7 @@ def _training_frames(model: FHVAE, mvn: MVN, train_data: Path, utts: list[str],
     windows = np.concatenate([mvn.apply(feats[u])[window_index(len(feats[u]), seg_len)[r]]
                               for u, r in rows.items()])
     z1, z2 = encode_means(model, windows)
-    return (probe_inputs(feats, rows, mvn, z1, z2),
+    return (probe_inputs(feats, rows, mvn, z1, z2, seg_len),
             np.concatenate([phones[u][r] for u, r in rows.items()]).astype(str))
 
 
@@ -166,7 +184,8 @@ def run_asr_probe(evalset: EvalSet, feats: Mapping[str, np.ndarray], model: FHVA
             continue
         x_test = probe_inputs(feats, rows, mvn,
                               np.concatenate([evalset.z1[u][r] for u, r in rows.items()]),
-                              np.concatenate([evalset.z2[u][r] for u, r in rows.items()]))
+                              np.concatenate([evalset.z2[u][r] for u, r in rows.items()]),
+                              model.cfg.seg_len)
         y_test = np.where(np.isin(y_test, list(kept)), y_test, OTHER)
         results.append(AsrCondition(
             condition=name, num_utts=len(cond_utts), num_frames=int(y_test.size),
