@@ -50,10 +50,14 @@ def skip_unless_ci(reason: str) -> None:
     pytest.skip(reason)
 
 
-def clean_env(extra: dict[str, str] | None = None, **more: str) -> dict[str, str]:
-    """os.environ without SCRUBBED, with the repository importable and one OMP thread."""
+def clean_env(extra: dict[str, str] | None = None, *, drop: tuple[str, ...] = (),
+              **more: str) -> dict[str, str]:
+    """os.environ without SCRUBBED, with the repository importable and one OMP thread
+    (unless set), without the names in `drop`, plus `extra` and `more`."""
     env = {k: v for k, v in os.environ.items() if k not in SCRUBBED}
     env.update(PYTHONPATH=str(ROOT), OMP_NUM_THREADS=env.get("OMP_NUM_THREADS", "1"))
+    for name in drop:
+        env.pop(name, None)
     env.update(extra or {})
     env.update(more)
     return env
@@ -143,8 +147,6 @@ def run(cmd, *, timeout: float = INNER_S, cwd=None, env=None, input=None,
         **kwargs) -> subprocess.CompletedProcess:
     """subprocess.run in a session of its own: on timeout, or if the test is interrupted
     while it runs, the whole process tree is killed (subprocess.run kills only the child)."""
-    if timeout >= PER_TEST_S:
-        raise ValueError(f"timeout {timeout} s is not below the per-test limit {PER_TEST_S} s")
     if capture_output:
         kwargs.setdefault("stdout", subprocess.PIPE)
         kwargs.setdefault("stderr", subprocess.PIPE)

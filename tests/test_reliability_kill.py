@@ -20,7 +20,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import kaldi_native_io as kni
@@ -34,29 +33,21 @@ from fhvae.features.mvn import MVN, compute_mvn
 from fhvae.io.datadir import read_kv
 from fhvae.io.tables import read_scp
 from fhvae.train import TrainConfig, train
+from helpers import clean_env, run, spawn, wait_for
 from test_reliability_data import (ROOT, random_feats, save_tiny_model, write_feats,
                                    write_train_config)
 from test_train_data import make_data_dir
 
 CKPT_EVERY = 8
 NEVER = 1_000_000          # the killed run's step limit: it cannot end on its own
-TIMEOUT = 300              # any one subprocess
+WAIT_S = 100               # for the event before a kill (~5 s on 2 idle cores)
+RERUN_S = 150              # the re-run (~5 s); both well within the 300 s per-test limit
+
+pytestmark = pytest.mark.slow
 
 
 def _env() -> dict[str, str]:
-    return dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
-
-
-def _wait_for(predicate, proc: subprocess.Popen, what: str, timeout: float = TIMEOUT) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if proc.poll() is not None:
-            pytest.fail(f"process ended (status {proc.returncode}) before {what}")
-        if time.monotonic() > deadline:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=60)
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.01)
+    return clean_env(OMP_NUM_THREADS="1")
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
@@ -94,21 +85,20 @@ def test_kill_9_during_training_then_rerun_equals_uninterrupted(train_inputs, tm
     cut = tmp_path / "cut"
     last = cut / "ckpt" / "last.pt"
     kill_after = random.Random(6).randint(CKPT_EVERY + 1, 3 * CKPT_EVERY)   # any phase
-    proc = subprocess.Popen(_train_cmd(root, conf, cut), cwd=ROOT, env=_env(),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
-    _wait_for(lambda: last.is_file() and _logged_steps(cut) >= kill_after, proc,
-              f"step {kill_after} in the log")
-    _kill_group(proc)
+    # spawn: whatever happens below, the never-ending run is killed when the test ends.
+    with spawn(_train_cmd(root, conf, cut), cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL,
+               stderr=subprocess.DEVNULL) as proc:
+        wait_for(lambda: last.is_file() and _logged_steps(cut) >= kill_after, proc,
+                 f"step {kill_after} in the log", timeout=WAIT_S)
+        _kill_group(proc)
     saved = load_checkpoint(last)                  # never corrupt, whenever the kill came
     assert saved["step"] % CKPT_EVERY == 0 and saved["step"] >= CKPT_EVERY
     assert _logged_steps(cut) - saved["step"] <= CKPT_EVERY   # lost <= one interval
 
     # The same command again (with a reachable limit): resumes where last.pt was written.
     max_steps = saved["step"] + 2 * CKPT_EVERY + 3
-    done = subprocess.run(_train_cmd(root, conf, cut, "--max-steps", str(max_steps)),
-                          cwd=ROOT, env=_env(), capture_output=True, text=True,
-                          timeout=TIMEOUT)
+    done = run(_train_cmd(root, conf, cut, "--max-steps", str(max_steps)), cwd=ROOT,
+               env=_env(), timeout=RERUN_S)
     assert done.returncode == 0, done.stderr
     resumed = int(re.search(r"resumed from \S+ at step (\d+)", done.stderr).group(1))
     assert resumed == saved["step"]
@@ -162,20 +152,20 @@ def test_kill_9_during_extraction_then_rerun_gives_complete_tables(tmp_path):
     out = tmp_path / "latents"
     cmd = [sys.executable, "-m", "fhvae.bin.extract", "--device", "cpu", "--batch-size", "64",
            "--num-threads", "1", str(model), str(data), str(out)]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
-    # 59 utterances' z1 is ~170 KiB: bytes reach the temporary ark before the gate.
-    _wait_for(lambda: any(p.stat().st_size > 0 for p in out.glob(".z1.ark.tmp*")), proc,
-              "the first ark bytes")
-    _kill_group(proc)
+    # spawn: the extraction blocked on the gate is killed however the test ends.
+    with spawn(cmd, cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL,
+               stderr=subprocess.DEVNULL) as proc:
+        # 59 utterances' z1 is ~170 KiB: bytes reach the temporary ark before the gate.
+        wait_for(lambda: any(p.stat().st_size > 0 for p in out.glob(".z1.ark.tmp*")), proc,
+                 "the first ark bytes", timeout=WAIT_S)
+        _kill_group(proc)
     assert not (out / "z1.scp").exists()
     for scp in out.glob("*.scp"):                  # a finished job's tables are complete
         assert _read_every_entry(scp)
 
     gate.unlink()
     gate.touch()                                   # open: the pipe now yields the features
-    rerun = subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True,
-                           timeout=TIMEOUT)
+    rerun = run(cmd, cwd=ROOT, env=_env(), timeout=RERUN_S)
     assert rerun.returncode == 0, rerun.stderr
     assert not list(out.glob(".*tmp*"))
     for name in ("z1", "z2"):
