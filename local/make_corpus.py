@@ -24,6 +24,10 @@ def main(argv: list[str] | None = None) -> int:
         prog="make_corpus.sh", description=__doc__.split("\n\n")[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--seed", type=int, default=777, help="same seed, same bytes")
+    parser.add_argument("--test-seed", type=int, default=None,
+                        help="redraw the test and test_unseen speakers (prosody, warp) and "
+                             "utterances from this seed; train, dev and dev_unseen stay those "
+                             "of --seed (default: --seed, the corpus as it always was)")
     parser.add_argument("--nj", type=int, default=2, help="parallel worker processes")
     parser.add_argument("--num-train-spk", type=int, default=400)
     parser.add_argument("--num-dev-spk", type=int, default=120)
@@ -52,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
                                args.speaker_channel_prob)
     summary = generate_corpus(args.corpus_dir, args.data_root, args.seed, counts,
                               args.utts_per_spk, args.nj, progress=not args.no_progress,
-                              options=options)
+                              options=options, test_seed=args.test_seed)
     for name, s in summary.items():
         logger.info("%s: %d speakers, %d utterances, %.3f h; noise %s; channel %s", name,
                     s.speakers, s.utterances, s.hours, dict(sorted(s.noise.items())),

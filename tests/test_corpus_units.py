@@ -199,6 +199,34 @@ def test_dev_unseen_speakers_are_other_voices_made_like_the_unseen_ones():
     assert make_unseen_speakers(777, 120) == unseen            # the test set does not move
 
 
+def test_test_seed_redraws_only_the_test_sets():
+    counts = {"train": 400, "dev": 120, "test": 120}
+    old, new = make_speakers(777, counts), make_speakers(777, counts, test_seed=2026)
+    assert new["train"] == old["train"] and new["dev"] == old["dev"]
+    assert [s.spk_id for s in new["test"]] == [s.spk_id for s in old["test"]]
+    # same voice pool (so still disjoint from train and dev), other prosody: new voices
+    voices = {(s.accent, s.variant) for s in new["test"]}
+    assert voices == {(s.accent, s.variant) for s in old["test"]}
+    assert not voices & {(s.accent, s.variant) for s in old["train"] + old["dev"]}
+    prosody = [(s.pitch, s.pitch_range, s.rate, s.volume) for s in new["test"]]
+    assert sum(p == (s.pitch, s.pitch_range, s.rate, s.volume)
+               for p, s in zip(prosody, old["test"])) < 3
+    unseen_old = make_unseen_speakers(777, 120)
+    unseen_new = make_unseen_speakers(777, 120, test_seed=2026)
+    assert [(s.accent, s.variant) for s in unseen_new] == [(s.accent, s.variant)
+                                                             for s in unseen_old]
+    assert [s.pitch for s in unseen_new] != [s.pitch for s in unseen_old]
+    assert make_unseen_speakers(777, 120, DEV_UNSEEN_SET, test_seed=2026) == \
+        make_unseen_speakers(777, 120, DEV_UNSEEN_SET)
+    speakers = {**new, UNSEEN_SET: unseen_new}
+    plan_new = plan_utterances(speakers, 2, 777, Path("/x"), test_seed=2026)
+    plan_old = plan_utterances({**old, UNSEEN_SET: unseen_old}, 2, 777, Path("/x"))
+    assert plan_new["train"] == plan_old["train"] and plan_new["dev"] == plan_old["dev"]
+    for name in ("test", UNSEEN_SET):
+        assert all(a.seed[0] == 2026 and b.seed[0] == 777
+                   for a, b in zip(plan_new[name], plan_old[name]))
+
+
 def _plan(options=ConditionOptions(), unseen: int = 0, spk: int = 30, utts: int = 6):
     speakers = make_speakers(777, {"train": spk, "dev": 4, "test": 4})
     if unseen:

@@ -35,8 +35,8 @@ from synthcorpus.audio import complete_wav_length, resample, write_wav
 from synthcorpus.espeak import SAMPLE_RATE as ESPEAK_RATE
 from synthcorpus.espeak import Engine, Synthesis, Voice, run_fresh
 from synthcorpus.phones import PhoneSegment, align, ctm_lines
-from synthcorpus.speakers import (DEV_UNSEEN_SET, SETS, UNSEEN_SET, Speaker, make_speakers,
-                                  make_unseen_speakers, random_voice)
+from synthcorpus.speakers import (DEV_UNSEEN_SET, SETS, TEST_SETS, UNSEEN_SET, Speaker,
+                                  make_speakers, make_unseen_speakers, random_voice)
 from synthcorpus.words import random_words
 
 logger = logging.getLogger(__name__)
@@ -123,9 +123,10 @@ class SetSummary:
 
 
 def plan_utterances(speakers: dict[str, list[Speaker]], utts_per_spk: int, seed: int,
-                    corpus_dir: Path, options: ConditionOptions = ConditionOptions()
-                    ) -> dict[str, list[UttSpec]]:
-    """Draw each utterance's conditions from its own seed (independent of order and nj).
+                    corpus_dir: Path, options: ConditionOptions = ConditionOptions(),
+                    test_seed: int | None = None) -> dict[str, list[UttSpec]]:
+    """Draw each utterance's conditions from its own seed (independent of order and nj);
+    the TEST_SETS' from `test_seed` when given.
 
     The session draws (home noise/channel, and whether to use them) come from streams of
     their own, so at probability 0 every other draw is what it always was.
@@ -136,13 +137,14 @@ def plan_utterances(speakers: dict[str, list[Speaker]], utts_per_spk: int, seed:
         if name not in speakers:
             continue
         noises, channels = SET_CONDITIONS[name]
+        set_seed = test_seed if name in TEST_SETS and test_seed is not None else seed
         plan[name] = []
         for spk_index, spk in enumerate(speakers[name]):
-            home_rng = np.random.default_rng((seed, 4, set_index, spk_index))
+            home_rng = np.random.default_rng((set_seed, 4, set_index, spk_index))
             home_noise = noises[home_rng.integers(len(noises))]
             home_channel = channels[home_rng.integers(len(channels))]
             for u in range(utts_per_spk):
-                utt_seed = (seed, 1, set_index, spk_index, u)
+                utt_seed = (set_seed, 1, set_index, spk_index, u)
                 rng = np.random.default_rng(utt_seed)
                 noise = noises[rng.integers(len(noises))]
                 snr = int(rng.integers(conditions.SNR_RANGE_DB[0], conditions.SNR_RANGE_DB[1] + 1))
@@ -313,13 +315,17 @@ def _check_conf(corpus_dir: Path, options: str, additions: list[str]) -> None:
 
 def generate_corpus(corpus_dir: str | Path, data_root: str | Path, seed: int,
                     counts: dict[str, int], utts_per_spk: int, nj: int = 1,
-                    progress: bool = True, options: ConditionOptions = ConditionOptions()
-                    ) -> dict[str, SetSummary]:
+                    progress: bool = True, options: ConditionOptions = ConditionOptions(),
+                    test_seed: int | None = None) -> dict[str, SetSummary]:
     """Render every utterance with `nj` processes, then write `<data_root>/<set>/`.
 
     `counts` has the speaker count of each of SETS and optionally of the OPTIONAL_SETS
     (absent or 0: no such set). Options at their defaults leave corpus.conf as it always was.
+    `test_seed` (None or equal to `seed`: as always) redraws the TEST_SETS' speakers and
+    utterances: a test set nobody has looked at, every other set byte-identical.
     """
+    if test_seed == seed:
+        test_seed = None
     if utts_per_spk < 1 or nj < 1 or any(c < 0 for c in counts.values()):
         raise FhvaeError("corpus: --utts-per-spk and --nj must be >= 1, speaker counts >= 0")
     for name, prob in (("--speaker-noise-prob", options.speaker_noise_prob),
@@ -332,13 +338,14 @@ def generate_corpus(corpus_dir: str | Path, data_root: str | Path, seed: int,
     conf = " ".join([f"version={CONF_VERSION}", f"seed={seed}"]
                     + [f"num_{s}_spk={counts[s]}" for s in SETS]
                     + [f"utts_per_spk={utts_per_spk}"] + options.conf_fields()
+                    + ([] if test_seed is None else [f"test_seed={test_seed}"])
                     + optional_conf)
     corpus_dir.mkdir(parents=True, exist_ok=True)
     _check_conf(corpus_dir, conf, optional_conf)
-    speakers = make_speakers(seed, counts)
+    speakers = make_speakers(seed, counts, test_seed)
     for name, num in optional.items():
-        speakers[name] = make_unseen_speakers(seed, num, name)
-    plan = plan_utterances(speakers, utts_per_spk, seed, corpus_dir, options)
+        speakers[name] = make_unseen_speakers(seed, num, name, test_seed)
+    plan = plan_utterances(speakers, utts_per_spk, seed, corpus_dir, options, test_seed)
     specs = [spec for name in plan for spec in plan[name]]
     records: dict[str, UttRecord] = {}
     # spawn: workers must be single-threaded processes for run_fresh's fork.

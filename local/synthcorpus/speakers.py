@@ -28,6 +28,9 @@ from synthcorpus.espeak import SAMPLE_RATE as ESPEAK_RATE
 from synthcorpus.espeak import Voice
 
 SETS = ("train", "dev", "test")
+# The evaluation sets a --test-seed redraws (speakers' prosody and warp, every utterance);
+# the voice (accent/language, variant) pools stay those of `seed`, so the sets stay disjoint.
+TEST_SETS = ("test", "test_unseen")
 UNSEEN_SET = "test_unseen"
 DEV_UNSEEN_SET = "dev_unseen"
 SET_PREFIX = {"train": "tr", "dev": "dv", "test": "ts", UNSEEN_SET: "un", DEV_UNSEEN_SET: "du"}
@@ -131,8 +134,11 @@ def _pool_sizes(num_combos: int, counts: dict[str, int]) -> dict[str, int]:
     return sizes
 
 
-def make_speakers(seed: int, counts: dict[str, int]) -> dict[str, list[Speaker]]:
-    """Speakers for each set in SETS (`counts[set]` of them), deterministic in `seed`."""
+def make_speakers(seed: int, counts: dict[str, int], test_seed: int | None = None
+                  ) -> dict[str, list[Speaker]]:
+    """Speakers for each set in SETS (`counts[set]` of them), deterministic in `seed`; with
+    `test_seed`, the test speakers' prosody comes from that seed's stream instead (the test
+    set is drawn last, so train and dev do not move)."""
     rng = np.random.default_rng([seed, 0])
     genders = {s: ["m" if i % 2 == 0 else "f" for i in range(counts[s])] for s in SETS}
     pools: dict[tuple[str, str], list[tuple[str, str]]] = {}
@@ -147,6 +153,8 @@ def make_speakers(seed: int, counts: dict[str, int]) -> dict[str, list[Speaker]]
     speakers: dict[str, list[Speaker]] = {}
     used: set[tuple] = set()
     for s in SETS:
+        if s in TEST_SETS and test_seed is not None:
+            rng = np.random.default_rng([test_seed, 0])
         width = max(3, len(str(counts[s])))
         taken = {"m": 0, "f": 0}
         speakers[s] = []
@@ -165,15 +173,20 @@ def make_speakers(seed: int, counts: dict[str, int]) -> dict[str, list[Speaker]]
     return speakers
 
 
-def make_unseen_speakers(seed: int, count: int, name: str = UNSEEN_SET) -> list[Speaker]:
+def make_unseen_speakers(seed: int, count: int, name: str = UNSEEN_SET,
+                         test_seed: int | None = None) -> list[Speaker]:
     """`count` speakers of `name` (UNSEEN_SET or DEV_UNSEEN_SET): each (language, variant)
-    once while they last; DEV_UNSEEN_SET walks the shuffled pairs from the end."""
+    once while they last; DEV_UNSEEN_SET walks the shuffled pairs from the end. With
+    `test_seed`, UNSEEN_SET's prosody and warps come from that seed's stream (the pair order
+    stays `seed`'s, so DEV_UNSEEN_SET keeps the other end)."""
     combos = {g: [(lang, v) for lang in UNSEEN_LANGUAGES for v in VARIANTS[g]] for g in VARIANTS}
     rng = np.random.default_rng([seed, UNSEEN_STREAMS[UNSEEN_SET]])  # not make_speakers' stream
     orders = {g: rng.permutation(len(c)) for g, c in combos.items()}  # shared pair order
     if name != UNSEEN_SET:  # the unseen set's draws go on in its stream, as they always did
         rng = np.random.default_rng([seed, UNSEEN_STREAMS[name]])
         orders = {g: order[::-1] for g, order in orders.items()}
+    elif test_seed is not None:
+        rng = np.random.default_rng([test_seed, UNSEEN_STREAMS[name]])
     width = max(3, len(str(count)))
     speakers = []
     for i in range(count):
