@@ -25,12 +25,18 @@ COMMANDS = {
     "train": ("fhvae.bin.train", "stage 3: train an FHVAE with hierarchical sampling"),
     "extract": ("fhvae.bin.extract", "stage 4: z1/z2/s-vectors of a data dir with a trained model"),
     "evaluate": ("fhvae.bin.evaluate", "stage 5: EER, factor probes, t-SNE and re-combination"),
+    "train-ivector": ("fhvae.bin.train_ivector",
+                      "stage 5 baseline: train an i-vector extractor (UBM + T) on a data dir"),
+    "extract-ivector": ("fhvae.bin.extract_ivector",
+                        "stage 5 baseline: i-vectors of a data dir with a trained extractor"),
     "validate-data-dir": ("fhvae.bin.validate_data_dir", "check a Kaldi data dir"),
     "fix-data-dir": ("fhvae.bin.fix_data_dir", "repair a Kaldi data dir in place"),
     "subset-data-dir": ("fhvae.bin.subset_data_dir", "copy part of a Kaldi data dir"),
     "split-scp": ("fhvae.bin.split_scp", "split an scp into balanced parts"),
     "split-data": ("fhvae.bin.split_data", "split a Kaldi data dir for parallel jobs"),
     "sweep-table": ("fhvae.bin.sweep_table", "tabulate a dev-set sweep (utils/sweep_fhvae.sh)"),
+    "seed-table": ("fhvae.bin.seed_table",
+                   "tabulate stage 5 over training seeds (local/run_seeds.sh)"),
 }
 
 

@@ -29,7 +29,8 @@ set -euo pipefail
 stage=1
 stop_stage=5
 nj=2                          # parallel jobs for FBank and extraction
-seed=777
+seed=777                      # trials, probes, held-out split; training too unless --train-seed
+train_seed=                   # stage 3's seed (initialisation, sampling); default: --seed
 fbank_config=conf/fbank.conf
 fhvae_config=conf/fhvae_cpu.yaml
 seq_unit=utt                  # utt | spk: what counts as one sequence (mu2 row)
@@ -58,6 +59,7 @@ if [ $# -ne 3 ]; then
   exit 1
 fi
 train_set=$1 dev_set=$2 eval_set=$3
+train_seed=${train_seed:-$seed}
 for pair in $adapt_eval; do
   case $pair in
     ?*:?*) ;;
@@ -96,7 +98,7 @@ if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
   dev_arg=data/$dev_set
   [ "$dev_set" = "-" ] && dev_arg=-
   utils/train_fhvae.sh --cmd "$cuda_cmd" --nproc-per-node $nproc_per_node \
-    --config $fhvae_config --seed $seed \
+    --config $fhvae_config --seed $train_seed \
     data/$train_set $dev_arg $exp
 fi
 
