@@ -3,8 +3,9 @@
 A test that starts a process must not leave it running when the test ends, fails or times
 out: `run` and `spawn` start the command in its own session (process group) and SIGKILL the
 whole group on the way out, so the grandchildren of a shell script, the jobs of
-utils/launch.py (in sessions of their own, see `reap_session_of`) and a torchrun worker go
-with it. Inner time limits are below the per-test limit (conftest.DEFAULT_TIMEOUT_S), so a
+utils/launch.py (in sessions of their own) and a torchrun worker go with it; as a
+subreaper (Linux) the tests also find the jobs of a launcher that died without stopping
+them. Inner time limits are below the per-test limit (conftest.DEFAULT_TIMEOUT_S), so a
 hung command fails here with its output instead of being cut off by pytest-timeout.
 
 `clean_env` is the environment a test's commands get: the caller's, without the settings
@@ -68,41 +69,44 @@ def python() -> str:
     return sys.executable
 
 
-def kill_group(proc: subprocess.Popen, sig: int = signal.SIGKILL) -> None:
-    """Signal the process group of `proc` (started with start_new_session) and reap it."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, sig)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout=KILL_WAIT_S)
+# ----------------------------------------------------------------- process trees
+def _become_subreaper() -> bool:
+    """Have orphans of our children reparented to this process instead of init (Linux
+    PR_SET_CHILD_SUBREAPER): a job whose launcher died is still found and killed."""
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(36, 1, 0, 0, 0) == 0            # PR_SET_CHILD_SUBREAPER
+    except (OSError, AttributeError):
+        return False
 
 
-def _session_members(sid: int) -> list[int]:
-    """PIDs whose session id is `sid` (Linux /proc)."""
-    found = []
+SUBREAPER = _become_subreaper()
+_ACTIVE: set[int] = set()     # pids of the spawn() processes not yet cleaned up
+
+
+def _stat(pid: int | str) -> list[str] | None:
+    """/proc/<pid>/stat from the state on: [state, ppid, pgrp, session, ...], None if gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def _processes() -> dict[int, list[str]]:
+    """Every live (non-zombie) process: pid -> its stat fields from the state on."""
+    found = {}
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[3]) == sid and fields[0] != "Z":    # ppid pgrp session: 1 2 3
-            found.append(int(entry.name))
+        if entry.name.isdigit() and (fields := _stat(entry.name)) and fields[0] != "Z":
+            found[int(entry.name)] = fields
     return found
 
 
 def descendants(pid: int) -> list[int]:
-    """All live descendants of `pid` (Linux /proc), whatever session they run in."""
+    """All live descendants of `pid`, whatever session they run in."""
     children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if fields[0] != "Z":
-            children.setdefault(int(fields[1]), []).append(int(entry.name))
+    for child, fields in _processes().items():
+        children.setdefault(int(fields[1]), []).append(child)
     out, todo = [], [pid]
     while todo:
         for child in children.get(todo.pop(), []):
@@ -111,54 +115,76 @@ def descendants(pid: int) -> list[int]:
     return out
 
 
-def _kill_tree(proc: subprocess.Popen) -> None:
-    """SIGKILL everything in the session of `proc` and in the sessions of its descendants
-    (utils/launch.py starts each job in a session of its own), then reap `proc`."""
+def _now_ticks() -> int:
+    """Now, in /proc/<pid>/stat's starttime unit (clock ticks since boot)."""
+    return int(time.clock_gettime(time.CLOCK_BOOTTIME) * os.sysconf("SC_CLK_TCK"))
+
+
+def _kill_tree(proc: subprocess.Popen, since: int) -> None:
+    """SIGKILL every process in the session of `proc`, in the sessions of its descendants
+    (utils/launch.py starts each job in a session of its own) and, as a subreaper, every
+    orphan reparented to us since tick `since` (a launcher that died leaving its jobs);
+    then reap `proc` and those orphans."""
+    me, orphans = os.getpid(), set()
     for _ in range(2):                     # again for what was forked meanwhile
-        sessions = {proc.pid} | {_sid(p) for p in descendants(proc.pid)}
-        for sid in sessions - {0, os.getsid(0)}:
-            for member in _session_members(sid):
+        procs = _processes()
+        new = {pid for pid, f in procs.items() if int(f[1]) == me and int(f[19]) >= since
+               and pid != proc.pid and pid not in _ACTIVE}
+        orphans |= new
+        roots = [proc.pid, *new]
+        tree = set(roots) | {d for r in roots for d in descendants(r)}
+        sessions = {proc.pid} | {int(procs[p][3]) for p in tree if p in procs}
+        for pid, fields in procs.items():
+            if int(fields[3]) in sessions - {os.getsid(0)} or pid in tree - {me}:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.kill(member, signal.SIGKILL)
+                    os.kill(pid, signal.SIGKILL)
     kill_group(proc)
+    for pid in orphans:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, 0)
 
 
-def _sid(pid: int) -> int:
-    try:
-        return os.getsid(pid)
-    except ProcessLookupError:
-        return 0
+def kill_group(proc: subprocess.Popen, sig: int = signal.SIGKILL) -> None:
+    """Signal the process group of `proc` (started with start_new_session) and reap it."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, sig)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=KILL_WAIT_S)
 
 
 @contextlib.contextmanager
 def spawn(cmd, *, cwd=None, env=None, **kwargs):
     """Popen in a session of its own; on leaving (normally, by an exception or by
     pytest-timeout's exception) everything it started is SIGKILLed and reaped."""
+    since = _now_ticks() - 1
     proc = subprocess.Popen(cmd, cwd=cwd, env=clean_env() if env is None else env,
                             start_new_session=True, **kwargs)
+    proc.started_tick = since
+    _ACTIVE.add(proc.pid)
     try:
         yield proc
     finally:
-        _kill_tree(proc)
+        _ACTIVE.discard(proc.pid)
+        _kill_tree(proc, since)
 
 
 def run(cmd, *, timeout: float = INNER_S, cwd=None, env=None, input=None,
         capture_output: bool = True, text: bool = True, check: bool = False,
         **kwargs) -> subprocess.CompletedProcess:
     """subprocess.run in a session of its own: on timeout, or if the test is interrupted
-    while it runs, the whole process tree is killed (subprocess.run kills only the child)."""
+    while it runs, the whole process tree is killed (subprocess.run kills only the child).
+    The default `timeout` is below the per-test limit: the command's own limit comes first
+    and the failure shows its output."""
     if capture_output:
         kwargs.setdefault("stdout", subprocess.PIPE)
         kwargs.setdefault("stderr", subprocess.PIPE)
-    if input is not None:
-        kwargs["stdin"] = subprocess.PIPE
-    elif "stdin" not in kwargs:
-        kwargs["stdin"] = subprocess.DEVNULL
+    kwargs["stdin"] = subprocess.PIPE if input is not None else kwargs.get("stdin",
+                                                                           subprocess.DEVNULL)
     with spawn(cmd, cwd=cwd, env=env, text=text, **kwargs) as proc:
         try:
             out, err = proc.communicate(input, timeout=timeout)
         except subprocess.TimeoutExpired:
-            _kill_tree(proc)
+            _kill_tree(proc, proc.started_tick)     # grandchildren hold the pipes open too
             out, err = proc.communicate()
             raise subprocess.TimeoutExpired(proc.args, timeout, out, err) from None
     result = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)

@@ -2,33 +2,58 @@
 with a fake srun/sbatch on PATH that records its argv and runs the job)."""
 
 import os
+import re
+import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
+
+from helpers import clean_env, descendants, run, spawn, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def launch(script, args, cwd, env=None):
-    return subprocess.run([str(ROOT / "utils" / script), *map(str, args)], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=60)
+    return run([str(ROOT / "utils" / script), *map(str, args)], cwd=cwd, env=env, timeout=60)
+
+
+def accounting(log_line: str, threads: int, at_most: float) -> int:
+    """The seconds of `# Accounting: time=<s> threads=<n>`, checked to be at most `at_most`
+    (the launcher's own wall time) rather than equal to a load-dependent 0."""
+    match = re.fullmatch(rf"# Accounting: time=(\d+) threads={threads}", log_line)
+    assert match, log_line
+    assert int(match.group(1)) <= at_most + 1, (log_line, at_most)
+    return int(match.group(1))
 
 
 def test_local_array_jobs_substitute_job_and_log(tmp_path):
+    started = time.monotonic()
     res = launch("run_local.sh", ["JOB=1:4", "log/sub/foo.JOB.log",
                                   "echo job JOB | tr a-z A-Z > out.JOB.txt"], tmp_path)
     assert res.returncode == 0, res.stderr
+    wall = time.monotonic() - started
     for j in range(1, 5):
         assert (tmp_path / f"out.{j}.txt").read_text() == f"JOB {j}\n"
         log = (tmp_path / f"log/sub/foo.{j}.log").read_text().splitlines()
         assert log[0] == f"# echo job {j} | tr a-z A-Z > out.{j}.txt"
         assert log[1].startswith("# Started at ") and log[2] == "#"
-        assert log[-2] == "# Accounting: time=0 threads=1"
-        assert log[-1].startswith("# Ended (code 0) at ") and "elapsed time" in log[-1]
+        seconds = accounting(log[-2], 1, wall)
+        assert re.fullmatch(rf"# Ended \(code 0\) at .*, elapsed time {seconds} seconds", log[-1])
+
+
+def test_accounting_time_is_the_jobs_wall_time(tmp_path):
+    started = time.monotonic()
+    res = launch("run_local.sh", ["--num-threads", 2, "slow.log", "sleep 1.6"], tmp_path)
+    assert res.returncode == 0, res.stderr
+    log = (tmp_path / "slow.log").read_text().splitlines()
+    assert accounting(log[-2], 2, time.monotonic() - started) >= 2    # rounded 1.6 s
+    assert log[-1].endswith(f"elapsed time {accounting(log[-2], 2, 1e9)} seconds")
 
 
 def test_local_joins_words_as_run_pl(tmp_path):
+    started = time.monotonic()
     # Kaldi scripts escape pipes (\|) and quote arguments with spaces; run.pl joins the
     # words, double-quoting those with whitespace (single quotes if they hold a '"').
     res = launch("run_local.sh", ["--num-threads", 3, "JOB=2", "x.JOB.log",
@@ -38,7 +63,7 @@ def test_local_joins_words_as_run_pl(tmp_path):
     log = (tmp_path / "x.2.log").read_text().splitlines()
     assert log[0] == """# echo 2 "a  b" 'say "hi"' | tr a-z A-Z"""
     assert log[3] == '2 A  B SAY "HI"'
-    assert log[-2] == "# Accounting: time=0 threads=3"
+    accounting(log[-2], 3, time.monotonic() - started)
 
 
 WAIT_FOR_ALL = ("import os, sys, time; open('started.JOB', 'w').close(); t = time.time()\n"
@@ -118,12 +143,13 @@ def queue_env(tmp_path):
         (bin_dir / name).write_text(text)
         (bin_dir / name).chmod(0o755)
     record = tmp_path / "queue.args"
-    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "QUEUE_RECORD": str(record)}
+    env = clean_env(PATH=f"{bin_dir}:{os.environ['PATH']}", QUEUE_RECORD=str(record))
     return env, record
 
 
 def test_slurm_translates_kaldi_options_with_the_default_config(tmp_path, queue_env):
     env, record = queue_env
+    started = time.monotonic()
     args = ["--gpu", 1, "--num-threads", 4, "--mem", "8G", "--time", "1:00:00",
             "JOB=1:3", "log/s.JOB.log", "echo hi JOB; test JOB != 2"]
     res = launch("run_slurm.sh", args, tmp_path, env)
@@ -135,7 +161,8 @@ def test_slurm_translates_kaldi_options_with_the_default_config(tmp_path, queue_
                      f"echo hi {j}; test {j} != 2" for j in (1, 2, 3)]
     log = (tmp_path / "log/s.3.log").read_text().splitlines()
     assert log[0] == "# echo hi 3; test 3 != 2" and "hi 3" in log
-    assert log[-2] == "# Accounting: time=0 threads=4" and log[-1].startswith("# Ended (code 0)")
+    accounting(log[-2], 4, time.monotonic() - started)
+    assert log[-1].startswith("# Ended (code 0)")
     # Without options: the defaults gpu=0, and nothing else, are requested.
     record.unlink()
     assert launch("run_slurm.sh", ["one.log", "true"], tmp_path, env).returncode == 0
@@ -198,3 +225,44 @@ def test_slurm_bad_config_or_option_fails_before_submitting(tmp_path, queue_env,
     res = launch("run_slurm.sh", [*args, "x.log", "true"], tmp_path, env)
     assert res.returncode == 1 and message in res.stderr, res.stderr
     assert not record.exists() and not (tmp_path / "x.log").exists()
+
+
+# ----------------------------------------------------------------- interruption
+# Each job records its shell's pid, then waits: the jobs run in sessions of their own, so a
+# Ctrl-C (SIGINT to the terminal's process group) or a scancel/kill (SIGTERM to the
+# launcher) reaches only the launcher, which must stop them, not leave them running.
+WAIT_JOB = "echo $$ > pid.JOB; sleep 1000"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as stat:                  # a zombie is not running
+        return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+
+
+@pytest.mark.parametrize("script", ["run_local.sh", "run_slurm.sh"])
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupted_launcher_stops_its_jobs(tmp_path, queue_env, script, sig):
+    env, _ = queue_env                                       # run_slurm.sh: the fake srun
+    args = ["--max-jobs-run", 2, "JOB=1:3", "log/w.JOB.log", WAIT_JOB]
+    with spawn([str(ROOT / "utils" / script), *map(str, args)], cwd=tmp_path, env=env,
+               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) as proc:
+        pid_files = [tmp_path / f"pid.{j}" for j in (1, 2)]
+        wait_for(lambda: all(p.is_file() and p.read_text().strip() for p in pid_files), proc,
+                 "both jobs to start", timeout=60)
+        jobs = descendants(proc.pid)                         # job shells, sleeps (srun)
+        assert {int(p.read_text()) for p in pid_files} <= set(jobs)
+        os.kill(proc.pid, sig)                               # the launcher alone
+        proc.wait(timeout=30)
+        assert proc.returncode == 128 + sig, proc.stderr.read()
+        deadline = time.monotonic() + 10
+        while any(map(_alive, jobs)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not [pid for pid in jobs if _alive(pid)], "jobs outlived their launcher"
+    for j in (1, 2):
+        log = (tmp_path / f"log/w.{j}.log").read_text().splitlines()
+        assert log[-1].startswith(f"# Ended (code {128 + sig}) at "), log
+    assert not (tmp_path / "log/w.3.log").exists() and not (tmp_path / "pid.3").exists()
