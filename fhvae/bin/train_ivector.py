@@ -76,7 +76,8 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
         default = getattr(_section(DEFAULT, section), name)
         kind = kaldi_bool if isinstance(default, bool) else type(default)
         parser.add_argument("--" + option, dest=option.replace("-", "_"), type=kind,
-                            default=default, help=f"{help_text} (default {default})")
+                            default=default, help=f"{help_text} (default {default})",
+                            metavar="true|false" if kind is kaldi_bool else "N")
     parser.add_argument("--vad-config", help="compute-vad options file (e.g. conf/vad.conf); "
                         "default: conf/vad.conf's values")
 

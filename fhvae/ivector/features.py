@@ -65,10 +65,6 @@ class FrontEndConfig:
                              f"(the number of mel bins)")
         self.vad_options.check("i-vector front-end VAD options")
 
-    def output_dim(self, input_dim: int) -> int:
-        base = self.num_ceps if self.feature_type == "mfcc" else input_dim
-        return base * (self.delta_order + 1)
-
 
 def dct_matrix(num_ceps: int, num_bins: int) -> np.ndarray:
     """(num_ceps, num_bins) rows of the orthonormal DCT-II, the matrix compute-mfcc uses."""

@@ -189,6 +189,8 @@ def run(args: argparse.Namespace) -> int:
 def render(sweep: Sweep, args, names_a, chosen_a, names_b, chosen, model, seconds) -> str:
     first = sweep.results[names_a[0]]["config"]
     total = sum(r["train_s"] + r["extract_s"] for r in sweep.results.values())
+    trials = "; ".join(f"{tl.name} = {tl.description} ({tl.num_target} target, "
+                       f"{tl.num_nontarget} nontarget)" for tl in sweep.lists)
     return (
         "# i-vector baseline: dev choice of front-end and size\n\n"
         f"Made by `local/tuning/ivector_dev.py` (OMP_NUM_THREADS=1, one thread) on `{model}`, "
@@ -205,7 +207,7 @@ def render(sweep: Sweep, args, names_a, chosen_a, names_b, chosen, model, second
         f"divergence), {first['ubm_iters']} UBM iterations on every "
         f"{first['ubm_subsample']}th frame (at most {first['ubm_max_frames']}), posteriors "
         f"pruned at {first['min_post']} among the top {first['num_gselect']}. EER in %; "
-        f"trials: {'; '.join(f'{tl.name} = {tl.description} ({tl.num_target} target, {tl.num_nontarget} nontarget)' for tl in sweep.lists)}. "  # noqa: E501
+        f"trials: {trials}. "
         "train s = training seconds (front-end, UBM, statistics, EM); extract s = "
         "i-vectors of train and dev. The interval column is the paired "
         f"{args.bootstrap}-resample speaker bootstrap of the LDA + PLDA EER difference "
