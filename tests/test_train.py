@@ -261,24 +261,37 @@ def test_early_stopping_and_final_is_the_best_dev_checkpoint(small, tmp_path, mo
     assert load_checkpoint(final)["step"] == 4
 
 
+def _train_on_a_step_clock(monkeypatch, cfg, *args) -> Path:
+    """Train with a wall clock that says 10 s per training step, however often (or seldom)
+    the code reads it."""
+    trainer = Trainer(cfg, *args)
+    monkeypatch.setattr(train_mod.time, "time", lambda: 10.0 * trainer.step)
+    try:
+        return trainer.train()
+    finally:
+        monkeypatch.undo()
+
+
 def test_time_budget_stops_evaluates_and_resumes_with_a_larger_budget(small, tmp_path,
                                                                      monkeypatch):
     train_index, dev_index, mvn = small
-    clock = iter(range(0, 10_000, 10))          # each time.time() call: 10 s later
-    monkeypatch.setattr(train_mod.time, "time", lambda: float(next(clock)))
-    queue = _scripted_dev_bounds(monkeypatch, [-9.0, -3.0, -4.0])
     cfg = tiny_config(max_steps=40, dev_every=100, log_every=3, max_minutes=1.0)
-    final = train(cfg, train_index, dev_index, mvn, tmp_path / "exp")
+    queue = _scripted_dev_bounds(monkeypatch, [-9.0, -3.0, -4.0])
+    final = _train_on_a_step_clock(monkeypatch, cfg, train_index, dev_index, mvn,
+                                   tmp_path / "exp")
     rows = read_tsv(tmp_path / "exp" / "train_metrics.tsv")
-    # 10 s per step: past 60 s at step 6, the first multiple of log_every there; the step
+    # 10 s per step: 60 s at step 6, the first multiple of log_every there; the step
     # that stops is evaluated on dev (dev_every alone would not have) and becomes final.pt.
     assert int(rows[-1]["step"]) == 6 and rows[-1]["dev_lb"] == "-9.0000"
+    assert [float(r["elapsed"]) for r in rows] == [30.0, 60.0]
     assert load_checkpoint(final)["step"] == 6
     last = load_checkpoint(tmp_path / "exp" / "ckpt" / "last.pt")
-    assert (last["step"], last["stopped"]) == (6, False)
+    assert (last["step"], last["stopped"], last["elapsed"]) == (6, False, 60.0)
     # A larger budget continues the same run (elapsed counts across runs) to its end.
-    train(tiny_config(max_steps=40, dev_every=100, log_every=3, max_minutes=2.0),
-          train_index, dev_index, mvn, tmp_path / "exp")
+    queue = _scripted_dev_bounds(monkeypatch, queue)
+    _train_on_a_step_clock(monkeypatch, tiny_config(max_steps=40, dev_every=100, log_every=3,
+                                                    max_minutes=2.0),
+                           train_index, dev_index, mvn, tmp_path / "exp")
     assert load_checkpoint(tmp_path / "exp" / "ckpt" / "last.pt")["step"] == 12
     assert load_checkpoint(final)["step"] == 12 and queue == [-4.0]
 
