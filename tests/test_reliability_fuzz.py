@@ -5,6 +5,13 @@ line, never a traceback, and no temporary file may be left behind. A success mus
 written complete, consistent outputs, and every utterance the corruption did not touch
 must come out exactly as from the clean corpus.
 
+Where the verdict is known, only that verdict passes: a duplicate key, a line with a key
+and no value or an empty line in a table the stage reads, an offset moved off its matrix,
+a matrix of another dimension and, for extraction, a feats.scp out of Kaldi's sort order
+must fail with one error line naming the place; a corrupted table the stage does not read
+(utt2spk for make_index, utt2num_frames for extract) must not change anything. Random bytes
+(flipped, truncated, garbage lines) and deleted lines may go either way.
+
 Corruptions: truncate or flip bytes of an ark or a wav file, delete / duplicate / swap /
 blank / garbage lines or flipped bytes in feats.scp, utt2spk, utt2num_frames and wav.scp,
 offsets moved or pointing past the end, matrices of another dimension."""
@@ -147,30 +154,45 @@ def check_success(stage: int, d: Path, ref: Path) -> None:
 
 
 # ----------------------------------------------------------------- corruptions
+# Each corruption returns (what it did, the verdict): ANY, OK (success, and the outputs of
+# every utterance as from the clean corpus) or the fragment the one error line must hold.
+ANY, OK = None, "ok"
+READS = {1: {"wav.scp"}, 2: {"feats.scp", "utt2num_frames"}, 4: {"feats.scp", "utt2spk"}}
+
+
 def _text_file(rng: random.Random, d: Path, stage: int) -> Path:
     names = ["wav.scp"] if stage == 1 else ["feats.scp", "utt2spk", "utt2num_frames"]
     return d / rng.choice(names)
 
 
-def edit_lines(rng: random.Random, d: Path, stage: int) -> str:
+def edit_lines(rng: random.Random, d: Path, stage: int) -> tuple[str, str | None]:
     path = _text_file(rng, d, stage)
     lines = path.read_bytes().splitlines(keepends=True)
     i, j = rng.randrange(len(lines)), rng.randrange(len(lines))
     op = rng.choice(["delete", "duplicate", "swap", "blank", "garbage", "one-field"])
+    key = lines[i].split()[0].decode()
+    verdict = ANY
     if op == "delete":
         del lines[i]
     elif op == "duplicate":
         lines.insert(j, lines[i])
+        verdict = f"duplicate key '{key}'"
     elif op == "swap":
         lines[i], lines[j] = lines[j], lines[i]
+        if i != j and stage == 4 and path.name == "feats.scp":
+            verdict = f"{path.name}:{min(i, j) + 2}: not sorted"     # Kaldi's sort order
     elif op == "blank":
         lines.insert(i, rng.choice([b"\n", b"   \n", b"\t\n"]))
+        verdict = f"{path.name}:{i + 1}:"
     elif op == "garbage":
         lines.insert(i, bytes(rng.randrange(256) for _ in range(rng.randrange(1, 30))) + b"\n")
     else:
         lines[i] = lines[i].split()[0] + b"\n"
+        verdict = f"{path.name}:{i + 1}:"
+    if path.name not in READS[stage]:
+        verdict = OK                     # a table this stage does not read changes nothing
     path.write_bytes(b"".join(lines))
-    return f"{op} line {i + 1}/{j + 1} of {path.name}"
+    return f"{op} line {i + 1}/{j + 1} of {path.name}", verdict
 
 
 def flip_bytes(rng: random.Random, d: Path, stage: int) -> str:
@@ -182,7 +204,7 @@ def flip_bytes(rng: random.Random, d: Path, stage: int) -> str:
     for k in where:
         raw[k] = rng.randrange(256)
     path.write_bytes(bytes(raw))
-    return f"flip bytes {where} of {path.name}"
+    return f"flip bytes {where} of {path.name}", ANY
 
 
 def truncate(rng: random.Random, d: Path, stage: int) -> str:
@@ -190,7 +212,7 @@ def truncate(rng: random.Random, d: Path, stage: int) -> str:
     raw = path.read_bytes()
     cut = rng.randrange(len(raw))
     path.write_bytes(raw[:cut])
-    return f"truncate {path.name} at {cut}/{len(raw)}"
+    return f"truncate {path.name} at {cut}/{len(raw)}", ANY
 
 
 def move_offset(rng: random.Random, d: Path, stage: int) -> str:
@@ -203,7 +225,9 @@ def move_offset(rng: random.Random, d: Path, stage: int) -> str:
     new = rng.choice([int(offset) + rng.randint(-40, 40), 10**9, 0, -1])
     rows[i][1] = f"{ark}:{new}"
     scp.write_text("".join(" ".join(r) + "\n" for r in rows))
-    return f"offset of line {i + 1} -> {new}"
+    # Off its matrix the bytes are no matrix: the utterance is unreadable, named.
+    verdict = OK if new == int(offset) else f"{rows[i][0]}"
+    return f"offset of line {i + 1} -> {new}", verdict
 
 
 def change_dims(rng: random.Random, d: Path, stage: int) -> str:
@@ -214,7 +238,7 @@ def change_dims(rng: random.Random, d: Path, stage: int) -> str:
     shape = rng.choice([(feats[utt].shape[0], 40), (feats[utt].shape[0], 81), (0, 80)])
     feats[utt] = np.ones(shape, dtype=np.float32)
     write_feats(d, feats)
-    return f"{utt} gets shape {shape}"
+    return f"{utt} gets shape {shape}", (f"'{utt}'" if shape[0] else ANY)
 
 
 CORRUPTIONS = (edit_lines, flip_bytes, truncate, move_offset, change_dims)
@@ -239,15 +263,52 @@ def test_corrupted_input_ends_in_success_or_one_error_line(corpus, clean, tmp_pa
     d = tmp_path / "case"
     shutil.copytree(corpus, d)
     _repoint(corpus, d)
-    what = rng.choice(CORRUPTIONS)(rng, d, stage)
+    what, verdict = rng.choice(CORRUPTIONS)(rng, d, stage)
+    check_outcome(stage, d, clean[stage], corpus.parent / "model.pt", what, verdict)
 
-    status, stderr = run_stage(stage, d, corpus.parent / "model.pt")
-    context = f"stage {stage}, {what}:\n{stderr}"
+
+def check_outcome(stage: int, d: Path, ref: Path, model: Path, what: str,
+                  verdict: str | None) -> None:
+    status, stderr = run_stage(stage, d, model)
+    context = f"stage {stage}, {what} (expected: {verdict or 'either'}):\n{stderr}"
     assert "Traceback" not in stderr and status in (0, 1), context
     errors = [line for line in stderr.splitlines() if "ERROR" in line]
     if status == 1:
         assert len(errors) == 1 and stderr.rstrip("\n").splitlines()[-1] == errors[0], context
+        assert verdict not in (OK,) and (verdict is None or verdict in errors[0]), context
     else:
-        assert not errors, context
-        check_success(stage, d, clean[stage])
+        assert verdict in (ANY, OK) and not errors, context
+        check_success(stage, d, ref)
+        if verdict == OK:                          # nothing it reads changed: same outputs
+            assert _untouched(d, ref, stage) == set(LENGTHS), context
     assert not list(d.rglob(".*.tmp*")), context
+
+
+# Known verdicts whatever the seed draws: (stage, table, line edit, expected verdict).
+KNOWN = [(stage, name, op, OK if name not in READS[stage] else verdict)
+         for stage, names in ((1, ["wav.scp"]), (2, ["feats.scp", "utt2num_frames", "utt2spk"]),
+                              (4, ["feats.scp", "utt2spk", "utt2num_frames"]))
+         for name in names
+         for op, verdict in (("duplicate", "duplicate key 'a-u2'"),
+                             ("one-field", f"{name}:2:"), ("blank", f"{name}:2:"))]
+KNOWN.append((4, "feats.scp", "swap", "feats.scp:3: not sorted"))
+
+
+@pytest.mark.parametrize("stage, name, op, verdict", KNOWN,
+                         ids=[f"{s}-{n}-{o}" for s, n, o, _ in KNOWN])
+def test_corruptions_with_a_known_verdict(corpus, clean, tmp_path, stage, name, op, verdict):
+    d = tmp_path / "case"
+    shutil.copytree(corpus, d)
+    _repoint(corpus, d)
+    lines = (d / name).read_text().splitlines(keepends=True)
+    if op == "duplicate":
+        lines.insert(2, lines[1])                  # a-u2 twice (in order: not an order error)
+    elif op == "one-field":
+        lines[1] = lines[1].split()[0] + "\n"
+    elif op == "blank":
+        lines.insert(1, "  \n")
+    else:
+        lines[1], lines[2] = lines[2], lines[1]
+    (d / name).write_text("".join(lines))
+    check_outcome(stage, d, clean[stage], corpus.parent / "model.pt", f"{op} in {name}",
+                  verdict)
