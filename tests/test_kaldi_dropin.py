@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
+import shutil
 from pathlib import Path
 
 import kaldi_native_io as kni
 import kaldiio
 import numpy as np
 import pytest
+
+from helpers import clean_env, python, run
 
 ROOT = Path(__file__).resolve().parents[1]
 DIM = 80
@@ -25,6 +27,9 @@ TINY_TRAINING = (" --max-steps 2 --seq-batch-size 4 --device cpu --num-threads 1
                  " --set model.z2_dim=6 --set batch_size=16 --set dev_every=1000")
 # First words of the README commands that need Kaldi (not installed here).
 KALDI = ("utils/", "steps/", "copy-feats", "feat-to-dim", "apply-cmvn", "ivector-")
+README_S = 200       # the README commands (~40 s on 2 idle cores), below the per-test limit
+
+pytestmark = pytest.mark.slow
 
 
 def readme_commands() -> list[str]:
@@ -89,10 +94,10 @@ def recipe(tmp_path_factory):
             command += TINY_TRAINING
         runnable.append(command)
     script = "set -euo pipefail\n" + "\n".join(runnable) + "\n"
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "FHVAE_ROOT")}
-    env.update(train_cmd="run_local.sh", LC_ALL="C")
-    proc = subprocess.run(["bash", "-c", script], cwd=recipe, env=env, capture_output=True,
-                          text=True, timeout=600)
+    # path.sh takes the interpreter running the tests (no .venv needed in the checkout).
+    env = clean_env(drop=("PYTHONPATH", "FHVAE_ROOT"), train_cmd="run_local.sh", LC_ALL="C",
+                    FHVAE_PYTHON=python())
+    proc = run(["bash", "-c", script], cwd=recipe, env=env, timeout=README_S)
     assert proc.returncode == 0, script + proc.stderr[-3000:]
     return recipe, proc
 
@@ -173,24 +178,97 @@ def test_svector_tables_for_the_ivector_tools(recipe, tmp_path):
         assert sum(1 for _ in reader) == len(SPEAKERS["train"]) * UTTS_PER_SPK
 
 
-def test_compressed_latents_are_smaller(recipe, tmp_path):
+def _compressed(scp: Path) -> dict[str, tuple[bytes, np.ndarray, np.ndarray]]:
+    """Every entry of a table of Kaldi compressed matrices, parsed as Kaldi's
+    CompressedMatrix stores it: (format and global header bytes, per-column headers, codes).
+
+    "CM " (kOneByteWithColHeaders, more than 8 rows under kAutomaticMethod): min and range
+    (float32), rows and cols (int32), four uint16 percentiles per column, then one byte per
+    value column by column; "CM2 " (kTwoByte): the same global header, then uint16 codes."""
+    out = {}
+    for line in scp.read_text().splitlines():
+        key, where = line.split()
+        ark, offset = where.rsplit(":", 1)
+        with open(ark, "rb") as handle:
+            handle.seek(int(offset))
+            magic = handle.read(6)
+            fmt = b"CM2 " if magic[2:] == b"CM2 " else magic[2:5]
+            assert magic[:2] == b"\0B" and fmt in (b"CM ", b"CM2 "), (key, magic)
+            handle.seek(int(offset) + 2 + len(fmt))
+            header = handle.read(16)
+            rows, cols = np.frombuffer(header[8:], dtype=np.int32)
+            if fmt == b"CM ":
+                columns = np.frombuffer(handle.read(8 * cols), dtype=np.uint16).reshape(cols, 4)
+                codes = np.frombuffer(handle.read(rows * cols), dtype=np.uint8)
+            else:
+                columns = np.zeros((0, 4), dtype=np.uint16)
+                codes = np.frombuffer(handle.read(2 * rows * cols), dtype=np.uint16)
+        out[key] = (fmt + header, columns.astype(np.int64), codes.astype(np.int64))
+    return out
+
+
+def _kaldi_compress(matrices: dict[str, np.ndarray], reference: str, tmp: Path) -> Path:
+    """`copy-feats --compress=true` of float matrices (kAutomaticMethod) by Kaldi's own
+    code, kaldi_native_io's CompressedMatrixWriter or the copy-feats binary: its scp."""
+    ark, scp = tmp / f"{reference}.ark", tmp / f"{reference}.scp"
+    if reference == "kaldi-native-io":
+        with kni.CompressedMatrixWriter(f"ark,scp:{ark},{scp}") as writer:
+            for key, value in matrices.items():
+                writer.write(key, value, kni.CompressionMethod.kAutomaticMethod)
+        return scp
+    copy_feats = shutil.which("copy-feats") or "/opt/kaldi/bin/copy-feats"
+    if not os.access(copy_feats, os.X_OK):
+        pytest.skip("no Kaldi copy-feats here (kaldi-native-io is the reference)")
+    plain = tmp / "plain-input.ark"
+    with kni.FloatMatrixWriter(f"ark:{plain}") as writer:
+        for key, value in matrices.items():
+            writer.write(key, value)
+    done = run([copy_feats, "--compress=true", f"ark:{plain}", f"ark,scp:{ark},{scp}"],
+               timeout=60)
+    assert done.returncode == 0, done.stderr
+    return scp
+
+
+@pytest.fixture(scope="module")
+def plain_latents(recipe, tmp_path_factory):
+    """The README's --compress latents' plain twin: the same model and data, uncompressed."""
+    root, _ = recipe
+    plain = tmp_path_factory.mktemp("plain")
+    proc = run([python(), "-m", "fhvae", "extract", "--device", "cpu",
+                str(root / "exp/fhvae/final.pt"), str(root / "data/train"), str(plain)],
+               cwd=plain, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return plain
+
+
+def test_compressed_latents_are_smaller(recipe, plain_latents):
     """The README's --compress against a plain extraction of the same data: ~4x smaller."""
     root, _ = recipe
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    plain = tmp_path / "plain"
-    proc = subprocess.run([str(ROOT / ".venv/bin/python"), "-m", "fhvae", "extract", "--device",
-                           "cpu", str(root / "exp/fhvae/final.pt"), str(root / "data/train"),
-                           str(plain)], cwd=tmp_path, env=env, capture_output=True, text=True,
-                          timeout=300)
-    assert proc.returncode == 0, proc.stderr
     packed = root / "exp/fhvae/latents_train"
     for z in ("z1", "z2"):
         small = sum(p.stat().st_size for p in packed.glob(f"{z}.*.ark"))
-        big = (plain / f"{z}.ark").stat().st_size
+        big = (plain_latents / f"{z}.ark").stat().st_size
         print(f"{z}: compressed {small} bytes, plain {big} bytes")
         assert small < big / 2.5
-        got = both_readers(packed / f"{z}.scp", "FloatMatrix")
-        want = both_readers(plain / f"{z}.scp", "FloatMatrix")
-        for key in want:
-            span = want[key].max() - want[key].min()
-            assert np.abs(got[key] - want[key]).max() <= span / 64, key
+
+
+@pytest.mark.parametrize("reference", ["kaldi-native-io", "copy-feats"])
+def test_compressed_latents_are_kaldis_compression(recipe, plain_latents, tmp_path, reference):
+    """Each compressed latent matrix is what Kaldi's own compression of the plain matrix
+    writes: the same format (CM, or CM2 for at most 8 rows), the same global header and
+    per-column percentile headers, and codes that differ by at most one quantisation step
+    (kaldiio and Kaldi round a value on a step boundary differently)."""
+    root, _ = recipe
+    packed = root / "exp/fhvae/latents_train"
+    for z in ("z1", "z2"):
+        plain = both_readers(plain_latents / f"{z}.scp", "FloatMatrix")
+        got = _compressed(packed / f"{z}.scp")
+        want = _compressed(_kaldi_compress(plain, reference, tmp_path))
+        assert got.keys() == want.keys() == plain.keys()
+        for key, (header, columns, codes) in got.items():
+            w_header, w_columns, w_codes = want[key]
+            assert header == w_header, (z, key, header, w_header)
+            assert np.abs(columns - w_columns).max(initial=0) <= 1, (z, key)
+            assert codes.shape == w_codes.shape and np.abs(codes - w_codes).max() <= 1, \
+                (z, key, np.abs(codes - w_codes).max())
+            assert np.mean(codes != w_codes) < 0.05, (z, key)   # boundary cases only
