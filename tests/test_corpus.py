@@ -22,6 +22,7 @@ from synthcorpus.phones import PHONE_CLASSES  # noqa: E402
 
 from fhvae.features.fbank import FbankComputer, read_fbank_config  # noqa: E402
 from fhvae.io.audio import load_audio  # noqa: E402
+from helpers import run  # noqa: E402
 
 SETS = ("train", "dev", "test")
 UNSEEN = "test_unseen"
@@ -32,11 +33,13 @@ WITH_UNSEEN = ["--num-unseen-spk", "2"]
 WITH_DEV_UNSEEN = [*WITH_UNSEEN, "--num-dev-unseen-spk", "2"]
 
 
+BUILD_S = 120       # one tiny corpus (~4 s on 2 idle cores); a test builds at most two
+
+
 def make_corpus(corpus: Path, data: Path, seed: int, nj: int = 2,
                 extra: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [str(ROOT / "local/make_corpus.sh"), "--seed", str(seed), "--nj", str(nj), *TINY,
-         *extra, str(corpus), str(data)], capture_output=True, text=True, timeout=300)
+    return run([str(ROOT / "local/make_corpus.sh"), "--seed", str(seed), "--nj", str(nj), *TINY,
+                *extra, str(corpus), str(data)], timeout=BUILD_S)
 
 
 def digest(corpus: Path, data: Path) -> dict[str, str]:
@@ -54,22 +57,33 @@ def read_table(path: Path) -> list[tuple[str, str]]:
     return [tuple(line.split(" ", 1)) for line in path.read_text().splitlines()]
 
 
-@pytest.fixture(scope="module")
-def corpora(tmp_path_factory):
+BUILDS = {"a": (1, 2, ()), "b": (1, 1, ()), "c": (2, 2, ()), "u": (1, 2, WITH_UNSEEN),
+          "v": (1, 1, WITH_UNSEEN), "f": (1, 2, ("--floor-after-channel", "true")),
+          "d": (1, 2, WITH_DEV_UNSEEN)}
+
+
+class Corpora:
     """(corpus_dir, data_root) of: seed 1 with nj=2 (a), again with nj=1 (b), seed 2 (c);
     seed 1 with the unseen set, nj=2 (u) and nj=1 (v); seed 1, floor after the channel (f);
-    seed 1 with both unseen-condition sets (d)."""
-    base = tmp_path_factory.mktemp("corpus")
-    runs = {}
-    for name, seed, nj, extra in (("a", 1, 2, ()), ("b", 1, 1, ()), ("c", 2, 2, ()),
-                                  ("u", 1, 2, WITH_UNSEEN), ("v", 1, 1, WITH_UNSEEN),
-                                  ("f", 1, 2, ("--floor-after-channel", "true")),
-                                  ("d", 1, 2, WITH_DEV_UNSEEN)):
-        corpus, data = base / f"audio_{name}", base / f"data_{name}"
-        result = make_corpus(corpus, data, seed, nj, extra)
-        assert result.returncode == 0, result.stderr
-        runs[name] = (corpus, data)
-    return runs
+    seed 1 with both unseen-condition sets (d). Each is built when a test first needs it,
+    so no single test (and its time limit) pays for all seven builds."""
+
+    def __init__(self, base: Path):
+        self.base, self.built = base, {}
+
+    def __getitem__(self, name: str) -> tuple[Path, Path]:
+        if name not in self.built:
+            seed, nj, extra = BUILDS[name]
+            corpus, data = self.base / f"audio_{name}", self.base / f"data_{name}"
+            result = make_corpus(corpus, data, seed, nj, extra)
+            assert result.returncode == 0, result.stderr
+            self.built[name] = (corpus, data)
+        return self.built[name]
+
+
+@pytest.fixture(scope="module")
+def corpora(tmp_path_factory):
+    return Corpora(tmp_path_factory.mktemp("corpus"))
 
 
 def test_same_seed_is_byte_identical_for_any_nj(corpora):
@@ -195,8 +209,8 @@ def test_other_options_in_the_same_corpus_dir_fail_cleanly(corpora, tmp_path):
 
 def assert_valid_with_the_files_of(data_dir, like):
     """validate_data_dir.sh accepts `data_dir`, which holds the same files as `like`."""
-    result = subprocess.run([str(ROOT / "utils/validate_data_dir.sh"), "--no-feats",
-                             str(data_dir)], capture_output=True, text=True, timeout=60)
+    result = run([str(ROOT / "utils/validate_data_dir.sh"), "--no-feats", str(data_dir)],
+                 timeout=60)
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in data_dir.iterdir()) == sorted(p.name for p in like.iterdir())
 
