@@ -20,9 +20,11 @@ from fhvae.errors import FhvaeError
 from fhvae.io.audio import load_audio
 from fhvae.io.datadir import read_dict, read_kv
 from fhvae.io.datadir_writer import Utterance, write_data_dir
+from helpers import clean_env as base_env
+from helpers import python, run
 
 ROOT = Path(__file__).resolve().parents[1]
-PYTHON = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv").is_dir() else sys.executable
+PYTHON = python()        # the interpreter running the tests, not a .venv in the checkout
 RATE = 16000
 
 
@@ -74,16 +76,14 @@ def recipe_copy(tmp_path: Path, corpus: str) -> Path:
 
 
 def run_recipe(recipe: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k not in ("train_cmd", "extract_cmd")}
-    return subprocess.run(["bash", str(recipe / "run.sh"), "--stop-stage", "2", "--nj", "1",
-                           *args], cwd=recipe, env=env, capture_output=True, text=True,
-                          timeout=300)
+    # path.sh takes the tests' interpreter; the caller's launchers (train_cmd...) are scrubbed.
+    return run(["bash", str(recipe / "run.sh"), "--stop-stage", "2", "--nj", "1", *args],
+               cwd=recipe, env=base_env(FHVAE_PYTHON=PYTHON), timeout=200)
 
 
 def run_prep(corpus: str, script: str, *args: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    return subprocess.run([PYTHON, str(ROOT / "egs" / corpus / "local" / script), *map(str, args)],
-                          env=env, capture_output=True, text=True, timeout=120)
+    return run([PYTHON, str(ROOT / "egs" / corpus / "local" / script), *map(str, args)],
+               timeout=120)
 
 
 def assert_one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> None:
@@ -566,20 +566,25 @@ def fake_bin(tmp_path: Path, uid: int) -> Path:
 def clean_env(tmp_path: Path, uid: int = 1000, **extra: str) -> dict[str, str]:
     """No .venv on PATH, fake sudo/apt-get/id first, no inherited interpreter choice."""
     path = [p for p in os.environ["PATH"].split(os.pathsep) if ".venv" not in p]
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("FHVAE_PYTHON", "PYTHONPATH", "VIRTUAL_ENV", "train_cmd", "extract_cmd")}
+    env = base_env(drop=("FHVAE_PYTHON", "PYTHONPATH", "VIRTUAL_ENV"))
     env.update(PATH=os.pathsep.join([str(fake_bin(tmp_path, uid)), *path]),
                HOME=str(tmp_path / "home"), **extra)
     return env
 
 
+def bare_python(tmp_path: Path) -> Path:
+    """An interpreter without any runtime package: a fresh venv without site packages."""
+    import venv
+    venv.create(tmp_path / "bare", with_pip=False, symlinks=True)
+    return tmp_path / "bare" / "bin" / "python3"
+
+
 def test_recipe_runs_without_sudo_or_venv_in_a_chosen_python(tmp_path):
     tree = tree_copy(tmp_path)
     timit = make_timit(tmp_path / "TIMIT", upper=True)
-    env = clean_env(tmp_path, FHVAE_PYTHON=str(ROOT / ".venv" / "bin" / "python"))
-    proc = subprocess.run(["bash", str(tree / "egs" / "timit" / "run.sh"), "--stop-stage", "0",
-                           "--timit", str(timit)], env=env, capture_output=True, text=True,
-                          timeout=120)
+    env = clean_env(tmp_path, FHVAE_PYTHON=PYTHON)
+    proc = run(["bash", str(tree / "egs" / "timit" / "run.sh"), "--stop-stage", "0",
+                "--timit", str(timit)], env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "data/train OK: 4 utterances" in proc.stderr + proc.stdout
     assert read_dict(tree / "egs" / "timit" / "data" / "dev" / "utt2spk") == {
@@ -590,22 +595,19 @@ def test_recipe_runs_without_sudo_or_venv_in_a_chosen_python(tmp_path):
 def test_setup_env_auto_uses_an_active_python_environment(tmp_path):
     tree = tree_copy(tmp_path)
     env = clean_env(tmp_path)
-    env["PATH"] = os.pathsep.join([str(ROOT / ".venv" / "bin"), env["PATH"]])  # "activated"
-    proc = subprocess.run(["bash", str(tree / "utils" / "setup_env.sh")], env=env,
-                          capture_output=True, text=True, timeout=60)
+    # The tests' interpreter "activated": its folder first on PATH.
+    env["PATH"] = os.pathsep.join([str(Path(PYTHON).parent), env["PATH"]])
+    proc = run(["bash", str(tree / "utils" / "setup_env.sh")], env=env, timeout=60)
     assert proc.returncode == 0 and proc.stderr == "", proc.stderr
     assert not (tree / ".venv").exists()
 
 
 def test_path_sh_names_what_the_chosen_python_lacks(tmp_path):
-    system = Path(sys.base_prefix) / "bin" / "python3"
-    if subprocess.run([str(system), "-I", "-c", "import torch"], capture_output=True,
-                      timeout=60).returncode == 0:
-        pytest.skip(f"{system} has torch: no interpreter without a runtime package here")
+    system = bare_python(tmp_path)          # never skipped: such an interpreter always exists
+    assert run([str(system), "-c", "import torch"], timeout=60).returncode == 1
     tree = tree_copy(tmp_path)
     env = clean_env(tmp_path, FHVAE_PYTHON=str(system))
-    proc = subprocess.run(["bash", "-c", f". {tree / 'path.sh'} && echo sourced"], env=env,
-                          capture_output=True, text=True, timeout=60)
+    proc = run(["bash", "-c", f". {tree / 'path.sh'} && echo sourced"], env=env, timeout=60)
     assert proc.returncode == 1 and "sourced" not in proc.stdout
     lines = proc.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"path.sh: {system} lacks torch"), lines
@@ -622,9 +624,9 @@ def test_path_sh_accepts_a_site_torch_of_any_version_and_makes_it_python(tmp_pat
     deps = Path(np.__file__).resolve().parents[1]             # the test env's site-packages
     env = clean_env(tmp_path, FHVAE_PYTHON=str(system),
                     PYTHONPATH=os.pathsep.join([str(site_torch), str(deps)]))
-    proc = subprocess.run(["bash", "-c", f"set -eu; . {ROOT / 'path.sh'}; python -c "
-                           "'import sys, torch; print(sys.executable, torch.__version__)'"],
-                          env=env, capture_output=True, text=True, timeout=60)
+    proc = run(["bash", "-c", f"set -eu; . {ROOT / 'path.sh'}; python -c "
+                "'import sys, torch; print(sys.executable, torch.__version__)'"],
+               env=env, timeout=60)
     assert proc.returncode == 0 and proc.stderr == "", proc.stderr
     executable, version = proc.stdout.split()
     assert Path(executable).resolve() == system.resolve() and version == "2.1.0+cu999"
@@ -635,9 +637,8 @@ def test_path_sh_accepts_a_site_torch_of_any_version_and_makes_it_python(tmp_pat
     (0, ["apt-get update -qq", "apt-get install -y -qq fhvae-no-such-pkg"], 0)])
 def test_setup_env_installs_only_missing_debian_packages(tmp_path, uid, calls, rc):
     env = clean_env(tmp_path, uid=uid)
-    proc = subprocess.run(["bash", str(ROOT / "utils" / "setup_env.sh"), "--venv", "false",
-                           "--debian", "bash fhvae-no-such-pkg"], env=env,
-                          capture_output=True, text=True, timeout=60)
+    proc = run(["bash", str(ROOT / "utils" / "setup_env.sh"), "--venv", "false",
+                "--debian", "bash fhvae-no-such-pkg"], env=env, timeout=60)
     log = tmp_path / "apt.log"
     assert proc.returncode == rc, proc.stderr
     assert (log.read_text().splitlines() if log.exists() else []) == calls
@@ -663,7 +664,6 @@ def test_recipe_config_is_paper_defaults_with_k(corpus, k):
 
 
 def test_recipe_help_lists_corpus_option():
-    proc = subprocess.run(["bash", str(ROOT / "egs" / "ami" / "run.sh"), "--help"],
-                          capture_output=True, text=True, timeout=60)
+    proc = run(["bash", str(ROOT / "egs" / "ami" / "run.sh"), "--help"], timeout=60)
     assert "--ami-annotations" in proc.stdout + proc.stderr
     assert "official full-corpus-ASR" in proc.stdout + proc.stderr
