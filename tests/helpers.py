@@ -53,10 +53,13 @@ def skip_unless_ci(reason: str) -> None:
 
 def clean_env(extra: dict[str, str] | None = None, *, drop: tuple[str, ...] = (),
               **more: str) -> dict[str, str]:
-    """os.environ without SCRUBBED, with the repository importable and one OMP thread
-    (unless set), without the names in `drop`, plus `extra` and `more`."""
+    """os.environ without SCRUBBED, with the repository importable, path.sh's interpreter
+    the tests' own and one OMP thread (unless set), without the names in `drop`, plus
+    `extra` and `more`."""
     env = {k: v for k, v in os.environ.items() if k not in SCRUBBED}
-    env.update(PYTHONPATH=str(ROOT), OMP_NUM_THREADS=env.get("OMP_NUM_THREADS", "1"))
+    # FHVAE_PYTHON: path.sh takes the interpreter running the tests, not a .venv in the tree.
+    env.update(PYTHONPATH=str(ROOT), OMP_NUM_THREADS=env.get("OMP_NUM_THREADS", "1"),
+               FHVAE_PYTHON=sys.executable)
     for name in drop:
         env.pop(name, None)
     env.update(extra or {})
@@ -67,6 +70,17 @@ def clean_env(extra: dict[str, str] | None = None, *, drop: tuple[str, ...] = ()
 def python() -> str:
     """The interpreter running the tests (not a .venv that must be in the tree)."""
     return sys.executable
+
+
+def python_bin(folder: Path) -> Path:
+    """`folder` with `python` and `python3` that run the tests' interpreter (wrappers, not
+    links: a link to a venv's python would lose the venv), for scripts that call `python`
+    from PATH as they do after sourcing path.sh."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("python", "python3"):
+        (folder / name).write_text(f"#!/bin/sh\nexec '{sys.executable}' \"$@\"\n")
+        (folder / name).chmod(0o755)
+    return folder
 
 
 # ----------------------------------------------------------------- process trees

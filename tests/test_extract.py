@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from fhvae.extract import (ExtractOptions, extract_latents, merge_jobs, run_job,
                            split_contiguous, window_index)
 from fhvae.io.tables import read_scp, write_table
 from fhvae.model import FHVAE, ModelConfig
+from helpers import run
 
 ROOT = Path(__file__).resolve().parents[1]
 LENGTHS = {"spkA-u1": 5, "spkA-u2": 19, "spkA-u3": 57, "spkB-u1": 20, "spkB-u2": 21}
@@ -193,14 +193,12 @@ def test_bad_inputs_name_the_culprit(setup, tmp_path):
 def test_cli_error_is_one_line(setup, tmp_path):
     model_path, _, _ = setup
     bad_dim = make_data(tmp_path / "dim", {"u1": 30}, feat_dim=40)
-    proc = subprocess.run([sys.executable, "-m", "fhvae", "extract", "--device", "cpu",
-                           str(model_path), str(bad_dim), str(tmp_path / "out")],
-                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    proc = run([sys.executable, "-m", "fhvae", "extract", "--device", "cpu",
+                str(model_path), str(bad_dim), str(tmp_path / "out")], cwd=ROOT, timeout=120)
     assert proc.returncode == 1
     errors = [line for line in proc.stderr.splitlines() if "ERROR" in line]
     assert len(errors) == 1 and "'u1' has feature dim 40" in errors[0] and "Traceback" not in proc.stderr
-    helped = subprocess.run([sys.executable, "-m", "fhvae", "--help"], cwd=ROOT,
-                            capture_output=True, text=True, timeout=120)
+    helped = run([sys.executable, "-m", "fhvae", "--help"], cwd=ROOT, timeout=120)
     assert helped.returncode == 0 and "extract" in helped.stdout and "evaluate" in helped.stdout
 
 
@@ -270,10 +268,8 @@ def test_stale_temporaries_and_half_jobs_never_reach_an_scp(setup, tmp_path):
 def test_extract_latents_sh_two_jobs_equal_one(setup, tmp_path):
     model_path, data, single = setup
     out = tmp_path / "out"
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    proc = subprocess.run(["utils/extract_latents.sh", "--nj", "2", "--device", "cpu",
-                           str(model_path), str(data), str(out)],
-                          cwd=ROOT, capture_output=True, text=True, env=env, timeout=180)
+    proc = run(["utils/extract_latents.sh", "--nj", "2", "--device", "cpu",
+                str(model_path), str(data), str(out)], cwd=ROOT, timeout=180)
     assert proc.returncode == 0, proc.stderr + proc.stdout
     assert "5 utterances and 2 speakers" in proc.stdout
     assert sorted(p.name for p in out.glob("z1*")) == ["z1.1.ark", "z1.1.scp", "z1.2.ark",
@@ -291,10 +287,9 @@ def test_svector_only_matches_full_extraction(setup, tmp_path):
     """--svector-only encodes just the non-overlapping windows: same s-vectors, no z1/z2."""
     model_path, data, full = setup
     out = tmp_path / "svec"
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    proc = subprocess.run(["utils/extract_latents.sh", "--nj", "2", "--device", "cpu",
-                           "--svector-only", "true", str(model_path), str(data), str(out)],
-                          cwd=ROOT, capture_output=True, text=True, env=env, timeout=180)
+    proc = run(["utils/extract_latents.sh", "--nj", "2", "--device", "cpu",
+                "--svector-only", "true", str(model_path), str(data), str(out)], cwd=ROOT,
+               timeout=180)
     assert proc.returncode == 0, proc.stderr + proc.stdout
     assert not list(out.glob("z1*")) and not list(out.glob("z2*"))
     for name in ("svector", "spk_svector"):

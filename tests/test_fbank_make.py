@@ -2,7 +2,6 @@
 followed by stage 2 (make_index) on its output."""
 
 import os
-import subprocess
 from pathlib import Path
 
 import kaldiio
@@ -12,6 +11,7 @@ import soundfile
 
 from fhvae.data.index import SegmentIndex
 from fhvae.features.fbank import FbankComputer, read_fbank_config
+from helpers import clean_env, python_bin, run
 
 ROOT = Path(__file__).resolve().parents[1]
 RATE = 16000
@@ -38,11 +38,9 @@ def recipe(tmp_path):
 
 
 def make_fbank(recipe, *options):
-    env = dict(os.environ, LC_ALL="C", PYTHONPATH=str(ROOT),
-               PATH=f"{ROOT / '.venv' / 'bin'}:{os.environ['PATH']}")
-    return subprocess.run(["utils/make_fbank.sh", "--nj", "2", *options,
-                           "data/tiny", "exp/make_fbank/tiny", "fbank"],
-                          cwd=recipe, env=env, capture_output=True, text=True, timeout=180)
+    env = clean_env(LC_ALL="C", PATH=f"{python_bin(recipe / 'pybin')}:{os.environ['PATH']}")
+    return run(["utils/make_fbank.sh", "--nj", "2", *options, "data/tiny",
+                "exp/make_fbank/tiny", "fbank"], cwd=recipe, env=env, timeout=180)
 
 
 def expected_features(recipe, cuts):
@@ -199,10 +197,11 @@ def test_pipeline_stages_1_2_drop_a_10ms_utterance(recipe):
         (data / "utt2spk").write_text("".join(f"{n} {n}\n" for n in names))
         (data / "spk2utt").write_text("".join(f"{n} {n}\n" for n in names))
         (data / "text").write_text("".join(f"{n} HELLO\n" for n in names))
-    env = dict(os.environ, LC_ALL="C", PYTHONPATH=str(ROOT),
-               PATH=f"{ROOT / '.venv' / 'bin'}:{os.environ['PATH']}")
-    proc = subprocess.run(["utils/fhvae_pipeline.sh", "--stop-stage", "2", "train", "-", "eval"],
-                          cwd=recipe, env=env, capture_output=True, text=True, timeout=300)
+    # clean_env: no train_cmd/extract_cmd of the caller's shell (a Slurm launcher exported
+    # there must not submit cluster jobs from a test); the pipeline's defaults apply.
+    env = clean_env(LC_ALL="C", PATH=f"{python_bin(recipe / 'pybin')}:{os.environ['PATH']}")
+    proc = run(["utils/fhvae_pipeline.sh", "--stop-stage", "2", "train", "-", "eval"],
+               cwd=recipe, env=env, timeout=240)
     assert proc.returncode == 0, proc.stderr
     assert ("make_fbank.sh: WARNING: 1 of 23 utterances in data/train failed/skipped "
             "(audio unreadable or shorter than one frame)") in proc.stderr

@@ -13,7 +13,6 @@ import contextlib
 import errno
 import os
 import shutil
-import subprocess
 from pathlib import Path
 from typing import Callable
 
@@ -29,6 +28,7 @@ from fhvae.bin import train as train_bin
 from fhvae.checkpoint import load_checkpoint, save_checkpoint
 from fhvae.data.index import SegmentIndex
 from fhvae.features.mvn import MVN, compute_mvn
+from helpers import run, skip_unless_ci
 from test_reliability_data import (assert_clean_error, listing, random_feats, run_cli,
                                    run_in_process, save_tiny_model, write_feats,
                                    write_train_config)
@@ -277,15 +277,15 @@ def test_extract_bad_checkpoints(base, tmp_path):
 @contextlib.contextmanager
 def tiny_tmpfs(path: Path, size: str = "64k"):
     path.mkdir()
-    mounted = shutil.which("mount") is not None and subprocess.run(
+    mounted = shutil.which("mount") is not None and run(
         ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
-        capture_output=True, timeout=30).returncode == 0
+        timeout=30).returncode == 0
     if not mounted:
-        pytest.skip("cannot mount a tmpfs here (needs root)")
+        skip_unless_ci("cannot mount a tmpfs here (needs root)")
     try:
         yield path
     finally:
-        subprocess.run(["umount", str(path)], check=True, timeout=30)
+        run(["umount", str(path)], check=True, timeout=30)
 
 
 def test_full_disk_on_a_tiny_tmpfs(base, tmp_path):

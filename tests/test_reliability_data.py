@@ -19,6 +19,7 @@ import yaml
 from fhvae.bin.cli import run_main
 from fhvae.checkpoint import save_checkpoint
 from fhvae.model import FHVAE, ModelConfig
+import helpers
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_MODEL = dict(hidden=8, num_layers=1, z1_dim=4, z2_dim=4)
@@ -27,9 +28,8 @@ TINY_MODEL = dict(hidden=8, num_layers=1, z1_dim=4, z2_dim=4)
 def run_cli(module: str, *args: str | os.PathLike, timeout: float = 120,
             cwd: Path = ROOT) -> subprocess.CompletedProcess:
     """`python -m <module> args...` as a user runs it (own process, repository on PYTHONPATH)."""
-    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
-    return subprocess.run([sys.executable, "-m", module, *map(str, args)], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    return helpers.run([sys.executable, "-m", module, *map(str, args)], cwd=cwd,
+                       env=helpers.clean_env(OMP_NUM_THREADS="1"), timeout=timeout)
 
 
 def run_in_process(main: Callable, argv: list[str]) -> tuple[int, str]:

@@ -2,10 +2,11 @@
 command lines Kaldi recipes use, on a tiny generated data/train."""
 
 import os
-import subprocess
 from pathlib import Path
 
 import pytest
+
+import helpers
 
 ROOT = Path(__file__).resolve().parents[1]
 SPKS = {"spka": 3, "spkb": 2}
@@ -14,8 +15,7 @@ FRAMES = {"spka-u1": 150, "spka-u2": 120, "spka-u3": 90, "spkb-u1": 130, "spkb-u
 
 
 def run(cwd, script, *args):
-    return subprocess.run([f"utils/{script}", *map(str, args)], cwd=cwd,
-                          capture_output=True, text=True, timeout=60)
+    return helpers.run([f"utils/{script}", *map(str, args)], cwd=cwd, timeout=60)
 
 
 @pytest.fixture

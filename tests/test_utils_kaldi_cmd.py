@@ -3,7 +3,6 @@ make_fbank.sh, extract_latents.sh and train_fhvae.sh run under a stand-in run.pl
 here (run.pl's interface: options, JOB=a:b, JOB in the log name and the joined command)."""
 
 import os
-import subprocess
 from pathlib import Path
 
 import kaldiio
@@ -15,6 +14,8 @@ import torch
 from fhvae.checkpoint import save_checkpoint
 from fhvae.io.tables import write_table
 from fhvae.model import FHVAE, ModelConfig
+import helpers
+from helpers import clean_env, python_bin
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -54,13 +55,13 @@ def run_pl(tmp_path):
     path.write_text(FAKE_RUN_PL)
     path.chmod(0o755)
     record = tmp_path / "run.pl.args"
-    env = dict(os.environ, RUNPL_RECORD=str(record), LC_ALL="C", PYTHONPATH=str(ROOT),
-               PATH=f"{ROOT / '.venv' / 'bin'}:{os.environ['PATH']}")
+    env = clean_env(RUNPL_RECORD=str(record), LC_ALL="C",
+                    PATH=f"{python_bin(tmp_path / 'pybin')}:{os.environ['PATH']}")
     return path, record, env
 
 
 def run(argv, cwd, env):
-    return subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=180)
+    return helpers.run(argv, cwd=cwd, env=env, timeout=180)
 
 
 def test_make_fbank_under_kaldi_run_pl(tmp_path, run_pl):

@@ -1,9 +1,10 @@
 """utils/parse_options.sh sourced by a demo script under `set -euo pipefail`."""
 
-import subprocess
 from pathlib import Path
 
 import pytest
+
+import helpers
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -28,7 +29,7 @@ def demo(tmp_path):
     path.chmod(0o755)
 
     def run(*args):
-        return subprocess.run([str(path), *args], capture_output=True, text=True, timeout=30)
+        return helpers.run([str(path), *args], timeout=30)
     return run
 
 

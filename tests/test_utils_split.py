@@ -1,18 +1,18 @@
 """utils/split_scp.sh: contiguous, balanced, complete parts; speaker-preserving mode."""
 
-import subprocess
 from pathlib import Path
 
 import pytest
 
+import helpers
 from fhvae.io.datadir import balanced_cuts
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def split(tmp_path, *args):
-    return subprocess.run([str(ROOT / "utils/split_scp.sh"), *map(str, args)], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=60)
+    return helpers.run([str(ROOT / "utils/split_scp.sh"), *map(str, args)], cwd=tmp_path,
+                       timeout=60)
 
 
 def write_scp(path, keys):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import subprocess
 import sys
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from fhvae.features.vad import (VadOptions, compute_vad, compute_vad_job, frame_
                                 read_vad_config)
 from fhvae.io.tables import read_scp, write_table
 from test_extract import LENGTHS, make_data, read_table, save_model
+from helpers import run
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -128,8 +128,7 @@ def test_cli_overrides_config(tmp_path):
 def test_compute_vad_decision_script(tmp_path):
     data = make_data(tmp_path / "data", LENGTHS)
     (data / "vad.scp").write_text("old\n")
-    proc = subprocess.run(["utils/compute_vad_decision.sh", "--nj", "2", str(data)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)
+    proc = run(["utils/compute_vad_decision.sh", "--nj", "2", str(data)], cwd=ROOT, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert (data / ".backup" / "vad.scp").read_text() == "old\n"
     lines = (data / "vad.scp").read_text().splitlines()
@@ -143,8 +142,7 @@ def test_compute_vad_decision_script(tmp_path):
     voiced = sum(v.sum() for _, v in read_scp(data / "vad.scp"))
     assert f"created VAD output for data (voiced: {voiced / total:.4f} of {total} frames)" \
         in proc.stderr
-    bad = subprocess.run(["utils/compute_vad_decision.sh", str(tmp_path / "none")], cwd=ROOT,
-                         capture_output=True, text=True, timeout=60)
+    bad = run(["utils/compute_vad_decision.sh", str(tmp_path / "none")], cwd=ROOT, timeout=60)
     assert bad.returncode == 1 and f"no such file {tmp_path}/none/feats.scp" in bad.stderr
 
 
@@ -267,10 +265,9 @@ def test_vad_errors_name_file_and_utterance(pooled, tmp_path):
                                          r"but 25 feature frames"):
         run_job(model_path, bad, tmp_path / "o3", device="cpu", opts=speech)
     assert not list((tmp_path / "o3").glob("*"))   # nothing half-written is left
-    proc = subprocess.run([sys.executable, "-m", "fhvae.bin.extract", "--device", "cpu",
-                           "--svector-pool", "speech", str(model_path), str(bad),
-                           str(tmp_path / "o4")], cwd=ROOT, capture_output=True, text=True,
-                          timeout=120)
+    proc = run([sys.executable, "-m", "fhvae.bin.extract", "--device", "cpu",
+                "--svector-pool", "speech", str(model_path), str(bad), str(tmp_path / "o4")],
+               cwd=ROOT, timeout=120)
     errors = [line for line in proc.stderr.splitlines() if "ERROR" in line]
     assert proc.returncode == 1 and len(errors) == 1 and "'u2' has 24 VAD values" in errors[0]
 
@@ -284,10 +281,11 @@ def test_pipeline_stage4_computes_vad_and_pools_speech(tmp_path):
         make_data(tmp_path / "data" / data_set, LENGTHS)
     (tmp_path / "exp" / "fhvae").mkdir(parents=True)
     save_model(tmp_path / "exp" / "fhvae" / "final.pt")
-    proc = subprocess.run(["utils/fhvae_pipeline.sh", "--stage", "4", "--stop-stage", "4",
-                           "--nj", "1", "--svector-pool", "speech", "--train-svector-only",
-                           "true", "train", "-", "eval"], cwd=tmp_path, capture_output=True,
-                          text=True, timeout=240)
+    # clean_env (run's default): no train_cmd/extract_cmd of the caller's shell (a Slurm
+    # launcher exported there must not submit cluster jobs from a test).
+    proc = run(["utils/fhvae_pipeline.sh", "--stage", "4", "--stop-stage", "4",
+                "--nj", "1", "--svector-pool", "speech", "--train-svector-only",
+                "true", "train", "-", "eval"], cwd=tmp_path, timeout=240)
     assert proc.returncode == 0, proc.stderr
     for data_set in ("train", "eval"):
         assert (tmp_path / "data" / data_set / "vad.scp").is_file()
