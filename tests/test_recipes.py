@@ -649,6 +649,53 @@ def test_setup_env_installs_only_missing_debian_packages(tmp_path, uid, calls, r
         assert "sudo apt-get install fhvae-no-such-pkg" in lines[0]
 
 
+FAKE_DEBIAN_PYTHON3 = """#!/bin/sh
+# Debian's python3 without python3.11-venv: `import ensurepip` fails until apt-get installed
+# it (the fake apt-get leaves a marker); `-m venv` makes a .venv whose pip records its call.
+case "$*" in
+  "-c import ensurepip, venv") [ -f "$VENV_MARKER" ] || exit 1 ;;
+  "-c import sys"*) echo python3.11-venv ;;
+  "-m venv --help"*) echo "usage: venv ..." ;;          # the venv module itself is there
+  "-m venv .venv")
+    [ -f "$VENV_MARKER" ] || { echo "ensurepip is not available" >&2; exit 1; }
+    mkdir -p .venv/bin
+    printf '#!/bin/sh\\necho "pip $*" >> %s\\n' "$APT_LOG" > .venv/bin/pip
+    printf '#!/bin/sh\\nexit 0\\n' > .venv/bin/python
+    chmod +x .venv/bin/pip .venv/bin/python ;;
+  *) exit 3 ;;
+esac
+"""
+
+
+@pytest.mark.parametrize("uid", [0, 1000])
+def test_setup_env_installs_the_venv_package_a_debian_python3_lacks(tmp_path, uid):
+    """`python3 -m venv` on Debian's own python3 needs python3.X-venv (ensurepip): set-up
+    installs it through the same apt path as the other packages (root or passwordless sudo,
+    else one line naming it), then makes the .venv."""
+    tree = tree_copy(tmp_path)
+    env = clean_env(tmp_path, uid=uid, VENV_MARKER=str(tmp_path / "venv-installed"),
+                    APT_LOG=str(tmp_path / "apt.log"))
+    bin_dir = Path(env["PATH"].split(os.pathsep)[0])
+    (bin_dir / "python3").write_text(FAKE_DEBIAN_PYTHON3)
+    (bin_dir / "python3").chmod(0o755)
+    apt = (bin_dir / "apt-get").read_text()
+    (bin_dir / "apt-get").write_text(apt + f'case "$*" in *python3.11-venv*) touch '
+                                           f'{tmp_path / "venv-installed"};; esac\n')
+    proc = run(["bash", str(tree / "utils" / "setup_env.sh"), "--venv", "true"], env=env,
+               timeout=60)
+    calls = (tmp_path / "apt.log").read_text().splitlines()
+    if uid:
+        assert proc.returncode == 1 and calls == ["sudo -n true"], proc.stderr
+        assert proc.stderr.splitlines()[-1].startswith(
+            "setup_env.sh: missing Debian packages: python3.11-venv; not root"), proc.stderr
+        assert not (tree / ".venv").exists()
+    else:
+        assert proc.returncode == 0, proc.stderr
+        assert calls == ["apt-get update -qq", "apt-get install -y -qq python3.11-venv",
+                         "pip install -q --disable-pip-version-check -r requirements-test.txt"]
+        assert (tree / ".venv" / ".requirements.sha256").is_file()
+
+
 # ---------------------------------------------------------------- training configs
 
 @pytest.mark.parametrize("corpus, k", [("timit", 2000), ("aurora4", 2000), ("ami", 5000),

@@ -4,6 +4,8 @@
 #                        corpus, sox for Aurora-4). Only missing ones are installed, with apt
 #                        as root or through passwordless sudo; otherwise one line says what
 #                        is missing and how to install it, and the script fails.
+#                        Making .venv also installs python3.X-venv the same way when
+#                        python3 lacks ensurepip (Debian's own python3 without it).
 #   --venv true|auto|false
 #                        true: create or refresh the project's .venv from requirements.txt
 #                        and requirements-test.txt (the README's commands). auto (default):
@@ -37,21 +39,26 @@ installed() {
   [ "$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null)" = installed ]
 }
 
-missing=()
-for pkg in $debian; do installed "$pkg" || missing+=("$pkg"); done
-if [ ${#missing[@]} -gt 0 ]; then
+# apt-get install the given Debian packages as root or through passwordless sudo; otherwise
+# say in one line what to install and fail.
+apt_install() {
+  local sudo
   if [ "$(id -u)" -eq 0 ]; then sudo=()
   elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then sudo=(sudo -n)
   else
-    echo "$me: missing Debian packages: ${missing[*]}; not root and no passwordless sudo," \
-         "so install them yourself (sudo apt-get install ${missing[*]}, or ask an" \
+    echo "$me: missing Debian packages: $*; not root and no passwordless sudo," \
+         "so install them yourself (sudo apt-get install $*, or ask an" \
          "administrator / load them as modules) and rerun" >&2
     exit 1
   fi
-  echo "$me: installing Debian packages: ${missing[*]}" >&2
+  echo "$me: installing Debian packages: $*" >&2
   "${sudo[@]}" apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq "$@" >/dev/null
+}
+
+missing=()
+for pkg in $debian; do installed "$pkg" || missing+=("$pkg"); done
+[ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
 
 [ "$venv" = false ] && exit 0
 cd "$root"
@@ -65,7 +72,19 @@ stamp=.venv/.requirements.sha256
 want=$(cat requirements.txt requirements-test.txt | sha256sum | cut -d' ' -f1)
 if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "$me: creating .venv from requirements.txt and requirements-test.txt" >&2
-  [ -x .venv/bin/python ] || python3 -m venv .venv
+  if [ ! -x .venv/bin/python ] || [ ! -x .venv/bin/pip ]; then
+    # Debian's own python3 has venv but not ensurepip without python3.X-venv, and then
+    # `python3 -m venv` fails half-way (`-m venv --help` works): check both modules.
+    if ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
+      pkg=$(python3 -c 'import sys; print("python3.%d-venv" % sys.version_info[1])')
+      apt_install "$pkg"
+      python3 -c 'import ensurepip, venv' 2>/dev/null || {
+        echo "$me: $(command -v python3) cannot create a venv (no ensurepip) even with" \
+             "$pkg; use a python3 that can, or set FHVAE_PYTHON (see path.sh)" >&2; exit 1; }
+    fi
+    rm -rf .venv                # a venv that failed half-way has python but no pip
+    python3 -m venv .venv
+  fi
   .venv/bin/pip install -q --disable-pip-version-check -r requirements-test.txt
   echo "$want" > "$stamp"
 fi
