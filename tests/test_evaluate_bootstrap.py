@@ -140,3 +140,45 @@ def test_comparison_p_value_and_correction_decide_the_verdict():
         low, high = family[0].corrected_interval
         assert low < family[0].interval[0] and high > family[0].interval[1]
         assert (low, high) == pytest.approx(percentile_interval(diff, 1 - 0.05 / 20))
+
+
+# ----------------------------------------------------------------- the 95% level
+def test_percentile_interval_is_the_central_95_percent():
+    values = np.random.default_rng(0).permutation(np.arange(1001.0))   # 0, 1, ..., 1000
+    assert percentile_interval(values) == pytest.approx((25.0, 975.0))  # 2.5% and 97.5%
+    assert percentile_interval(values, 0.9) == pytest.approx((50.0, 950.0))
+    assert percentile_interval(values, 1 - 0.05 / 10) == pytest.approx((2.5, 997.5))
+    normal = np.random.default_rng(1).normal(size=999)
+    assert percentile_interval(normal) == pytest.approx(np.percentile(normal, [2.5, 97.5]))
+
+
+def _population_eer(max_quality: float = 3.0) -> float:
+    """EER (%) of the infinite speaker population of `speaker_trials`: target scores
+    N(q, 1) with q ~ U(0, max_quality) per speaker, nontarget scores N(0, 1); the threshold
+    where P(miss) = P(false alarm), by bisection on the exact mixture CDF (midpoint rule)."""
+    from scipy.stats import norm
+    q = (np.arange(20_000) + 0.5) / 20_000 * max_quality
+    low, high = -5.0, 5.0
+    for _ in range(60):
+        mid = (low + high) / 2
+        if norm.cdf(mid - q).mean() < norm.sf(mid):
+            low = mid
+        else:
+            high = mid
+    return 100.0 * float(norm.sf(low))
+
+
+def test_bootstrap_95_percent_interval_covers_a_known_eer_95_percent_of_the_time():
+    """100 independent test panels of 20 speakers from a population whose EER is known:
+    the speaker-bootstrap 95% interval of each panel's EER holds the population EER in
+    about 95 of them (binomial sd ~2). Intervals that ignore how trials cluster by speaker
+    would be far too narrow; target weights c_a^2 (instead of c_a) too wide."""
+    true = _population_eer()
+    assert true == pytest.approx(26.33, abs=0.01)
+    hits = 0
+    for panel in range(100):
+        scores, is_target, ea, eb = speaker_trials(20, seed=1000 + panel)
+        eers = bootstrap_eers(scores[None], is_target, ea, eb, num_resamples=200, seed=panel)
+        low, high = percentile_interval(eers[:, 0])
+        hits += low <= true <= high
+    assert 90 <= hits <= 98, hits
