@@ -388,6 +388,7 @@ BF16_PROBE = ("import torch; lstm = torch.nn.LSTM(2, 2)\n"
 NO_BF16 = {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}   # an AVX2-only CPU
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cpu", ["native", "avx2-only"])
 def test_bf16_autocast_trains_on_cpu_or_falls_back_to_float32(small, tmp_path, cpu):
     """amp: bf16 on CPU: where oneDNN has bf16 kernels it autocasts; where it has not

@@ -96,6 +96,7 @@ def test_make_fbank_under_kaldi_run_pl(tmp_path, run_pl):
         np.testing.assert_array_equal(kaldis[utt], ours[utt])
 
 
+@pytest.mark.slow
 def test_extract_latents_under_kaldi_run_pl(tmp_path, run_pl):
     cmd, record, env = run_pl
     cfg = ModelConfig(feat_dim=80, hidden=16, z1_dim=4, z2_dim=6, num_seqs=4)

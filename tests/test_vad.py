@@ -272,6 +272,7 @@ def test_vad_errors_name_file_and_utterance(pooled, tmp_path):
     assert proc.returncode == 1 and len(errors) == 1 and "'u2' has 24 VAD values" in errors[0]
 
 
+@pytest.mark.slow
 def test_pipeline_stage4_computes_vad_and_pools_speech(tmp_path):
     """fhvae_pipeline.sh --svector-pool speech: stage 4 writes data/<set>/vad.scp first
     and the extraction fingerprints say speech pooling."""
