@@ -76,6 +76,16 @@ class GlobalState:
             os.environ.update(self.environ)
 
 
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """A safety net behind tests/helpers.py: whatever a test started in a session of its own
+    and left running (a training run, a launcher's job) is killed now, and named."""
+    from helpers import kill_leftovers
+    left = kill_leftovers()
+    if left:
+        print(f"\nconftest: killed {len(left)} process(es) the tests left running: "
+              + "; ".join(cmd[:120] for cmd in left), file=sys.stderr)
+
+
 @pytest.fixture(autouse=True)
 def _restore_global_state():
     state = GlobalState()

@@ -217,3 +217,32 @@ def wait_for(predicate, proc: subprocess.Popen, what: str, timeout: float = 120)
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout} s waiting for {what}")
         time.sleep(0.01)
+
+
+def kill_leftovers() -> list[str]:
+    """SIGKILL and reap every process a test left running in a session of its own (as a
+    subreaper, also the orphans reparented to us); their command lines. For the end of the
+    session: by then nothing any test started should still run."""
+    mine, left = os.getsid(0), []
+    for pid in descendants(os.getpid()):
+        fields = _stat(pid)
+        if fields is None or int(fields[3]) == mine:
+            continue
+        try:
+            left.append(Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+                        .decode(errors="replace").strip())
+            os.kill(pid, signal.SIGKILL)
+        except (OSError, ProcessLookupError):
+            continue
+    for pid in list(descendants(os.getpid())) + [p for p in _children_zombies()]:
+        with contextlib.suppress(ChildProcessError, OSError):
+            os.waitpid(pid, os.WNOHANG)
+    return left
+
+
+def _children_zombies() -> list[int]:
+    me, out = os.getpid(), []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (f := _stat(entry.name)) and f[0] == "Z" and int(f[1]) == me:
+            out.append(int(entry.name))
+    return out

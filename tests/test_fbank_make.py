@@ -40,7 +40,7 @@ def recipe(tmp_path):
 def make_fbank(recipe, *options):
     env = clean_env(LC_ALL="C", PATH=f"{python_bin(recipe / 'pybin')}:{os.environ['PATH']}")
     return run(["utils/make_fbank.sh", "--nj", "2", *options, "data/tiny",
-                "exp/make_fbank/tiny", "fbank"], cwd=recipe, env=env, timeout=180)
+                "exp/make_fbank/tiny", "fbank"], cwd=recipe, env=env, timeout=120)
 
 
 def expected_features(recipe, cuts):

@@ -61,7 +61,7 @@ def run_pl(tmp_path):
 
 
 def run(argv, cwd, env):
-    return helpers.run(argv, cwd=cwd, env=env, timeout=180)
+    return helpers.run(argv, cwd=cwd, env=env, timeout=120)   # <= 2 per test: < 300 s
 
 
 def test_make_fbank_under_kaldi_run_pl(tmp_path, run_pl):
