@@ -293,7 +293,7 @@ def test_front_end_order_deltas_cmn_then_voiced_frames():
     rng = np.random.default_rng(4)
     fbank = rng.normal(8, 1, (120, 10))
     fbank[30:60] -= 12                                    # a quiet stretch
-    cfg = FrontEndConfig(num_ceps=6, cmn_window=50,
+    cfg = FrontEndConfig(num_ceps=6, cmn_window=50, vad=True,
                          vad_options=VadOptions(5.5, 0.5, 2, 0.12))
     voiced = compute_vad(frame_log_energy(fbank), cfg.vad_options) > 0
     assert 0 < voiced.sum() < 110

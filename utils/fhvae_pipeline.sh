@@ -8,7 +8,9 @@
 # --heldout-frac of the training utterances for early stopping.
 #   1: 80-dim FBank -> fbank/raw_fbank_<set>.JOB.{ark,scp}, data/<set>/feats.scp
 #   2: data/<set>/fhvae/seg_index.npz (+ mvn.npz for the training set)
-#   3: train the FHVAE -> <exp>/final.pt
+#   3: train the FHVAE -> <exp>/final.pt; with --ivector true also the i-vector baseline's
+#      extractor (UBM + total variability, on <train-set> only) -> <ivector-dir>/extractor.npz,
+#      unless one newer than the training set's feats.scp is there (seed runs share it)
 #   4: z1/z2/s-vectors of the training and evaluation sets -> <exp>/latents_<set>/, and the
 #      Kaldi data dirs data/<set>_z1, data/<set>_z2 (not for --train-svector-only sets);
 #      with --svector-pool speech first the energy VAD data/<set>/vad.scp (vad/, logs in
@@ -16,7 +18,10 @@
 #      not in stage 2, because only speech pooling reads it: `--stage 4 --svector-pool
 #      speech` switches an existing model over without redoing the index, and a resumed
 #      stage 4 keeps its finished jobs (the VAD is not rewritten).
-#   5: speaker verification, factor probes, figures -> <exp>/eval_<eval-set>/results.md (printed)
+#      i-vectors of the same sets -> <ivector-dir>/ivectors_<set>/ivector.{ark,scp} (kept
+#      while newer than the extractor and the set's feats.scp)
+#   5: speaker verification against the baselines (i-vector, mean+std FBank, mean FBank),
+#      factor probes, figures -> <exp>/eval_<eval-set>/results.md (printed)
 # --extra-eval-sets "a b" sends more evaluation sets through stages 1, 2, 4 (all latents)
 # and 5 (<exp>/eval_<set>/results.md each, back-ends fitted on <train-set> as for <eval-set>).
 # --adapt-sets "a" sends unlabelled adaptation sets (e.g. dev_unseen) through stages 1, 2 and
@@ -51,6 +56,9 @@ adapt_sets=""                 # unlabelled adaptation sets (stages 1, 2, 4), e.g
 adapt_eval=""                 # stage 5 with adapted back-ends: "<set>:<adapt-set> ...",
                               # e.g. "test_unseen:dev_unseen"
 adapt_plda=true               # --adapt-eval: adapt the PLDA model too (false: the mean only)
+ivector=true                  # the i-vector baseline in stages 3-5 (false: FBank baselines only)
+ivector_dir=exp/ivector       # its extractor and i-vectors (shared by every <exp> on the data)
+ivector_opts=""               # more python -m fhvae.bin.train_ivector options
 
 . utils/parse_options.sh
 
@@ -100,6 +108,12 @@ if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
   utils/train_fhvae.sh --cmd "$cuda_cmd" --nproc-per-node $nproc_per_node \
     --config $fhvae_config --seed $train_seed \
     data/$train_set $dev_arg $exp
+  if [ $ivector = true ] && ! [ $ivector_dir/extractor.npz -nt data/$train_set/feats.scp ]; then
+    log "stage 3: i-vector extractor on data/$train_set in $ivector_dir"
+    # shellcheck disable=SC2086  # $ivector_opts is a word list on purpose
+    $train_cmd $ivector_dir/log/train_ivector.log \
+      python -m fhvae.bin.train_ivector $ivector_opts data/$train_set $ivector_dir
+  fi
 fi
 
 if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
@@ -118,25 +132,47 @@ if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
     utils/extract_latents.sh --nj $nj --cmd "$extract_cmd" --svector-only $svector_only \
       --svector-pool $svector_pool --compress $compress "${data_out[@]}" \
       $exp/final.pt data/$x $exp/latents_$x
+    out=$ivector_dir/ivectors_$x
+    if [ $ivector = true ] && ! [ -f $ivector_dir/extractor.npz ]; then
+      log "stage 4: no $ivector_dir/extractor.npz (stage 3 trains it): no i-vectors of data/$x"
+    elif [ $ivector = true ] && ! { [ $out/ivector.scp -nt $ivector_dir/extractor.npz ] &&
+                                   [ $out/ivector.scp -nt data/$x/feats.scp ]; }; then
+      log "stage 4: i-vectors of data/$x -> $out"
+      $extract_cmd $ivector_dir/log/extract_ivector_$x.log \
+        python -m fhvae.bin.extract_ivector $ivector_dir/extractor.npz data/$x $out
+    fi
   done
 fi
 
 if [ $stage -le 5 ] && [ $stop_stage -ge 5 ]; then
-  evaluate() {  # evaluate <set> <eval-dir> [more evaluate options]: results.md printed
-    local x=$1 out=$2; shift 2
+  has_ivectors() {  # has_ivectors <set> ...: i-vectors in use and stage 4 wrote them for all
+    [ $ivector = true ] || return 1
+    for set in "$@"; do [ -f $ivector_dir/ivectors_$set/ivector.scp ] || return 1; done
+  }
+  evaluate() {  # evaluate <set> <eval-dir> <adapt-set|-> [more options]: results.md printed
+    local x=$1 out=$2 a=$3 sets="$train_set $1"; shift 3
+    [ "$a" = - ] || sets="$sets $a"
+    local iv=()
+    # shellcheck disable=SC2086  # $sets is a word list
+    if has_ivectors $sets; then
+      iv=(--train-ivectors $ivector_dir/ivectors_$train_set --ivectors $ivector_dir/ivectors_$x)
+      [ "$a" = - ] || iv+=(--adapt-ivectors $ivector_dir/ivectors_$a)
+    elif [ $ivector = true ]; then
+      log "stage 5: no i-vectors of every set of ($sets): i-vector baseline left out"
+    fi
     python -m fhvae.bin.evaluate --seed $seed --model $exp/final.pt \
-      --train-data data/$train_set --train-latents $exp/latents_$train_set "$@" \
-      data/$x $exp/latents_$x $out
+      --train-data data/$train_set --train-latents $exp/latents_$train_set \
+      ${iv[@]+"${iv[@]}"} "$@" data/$x $exp/latents_$x $out
     cat $out/results.md
   }
   for x in $eval_set $extra_eval_sets; do
     log "stage 5: evaluation on data/$x"
-    evaluate $x $exp/eval_$x
+    evaluate $x $exp/eval_$x -
   done
   for pair in $adapt_eval; do
     x=${pair%%:*} a=${pair#*:}
     log "stage 5: evaluation on data/$x, back-ends adapted to data/$a"
-    evaluate $x $exp/eval_${x}_adapt_$a \
+    evaluate $x $exp/eval_${x}_adapt_$a $a \
       --adapt-data data/$a --adapt-latents $exp/latents_$a --adapt-plda $adapt_plda
   done
 fi

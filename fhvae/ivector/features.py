@@ -50,7 +50,8 @@ class FrontEndConfig:
     delta_window: int = 2            # add-deltas --delta-window
     sliding_cmn: bool = True         # apply-cmvn-sliding --norm-vars=false --center=true
     cmn_window: int = 300            # --cmn-window
-    vad: bool = True                 # energy VAD frame selection (select-voiced-frames)
+    vad: bool = False                # energy VAD frame selection (select-voiced-frames); off:
+                                     # no better on dev (local/tuning/ivector_dev.md)
     vad_options: VadOptions = field(default_factory=recipe_vad_options)
 
     def check(self, input_dim: int | None = None) -> None:

@@ -43,8 +43,8 @@ class IvectorConfig:
     """Every setting of the system (saved with it)."""
 
     front_end: FrontEndConfig = field(default_factory=FrontEndConfig)
-    num_gauss: int = 128
-    ivector_dim: int = 100
+    num_gauss: int = 256              # 256 x 200: lowest dev LDA + PLDA EER
+    ivector_dim: int = 200            # (local/tuning/ivector_dev.md)
     ubm_iters: int = 8                # EM passes of the UBM
     ubm_subsample: int = 5            # UBM trains on every n-th frame (Kaldi --subsample)
     ubm_max_frames: int = 200000      # ... and at most this many of those (random subset)
