@@ -34,6 +34,7 @@ fhvae_config=conf/fhvae_cpu.yaml
 exp=exp/fhvae
 nproc_per_node=1            # >1: train with torchrun + DDP on this many processes/GPUs
 train_svector_only=true     # stage 4: only s-vectors for data/train (keeps the CPU run short)
+ivector=true                # the i-vector baseline (stage 3 trains it, ~2.5 min; 4-5 use it)
 
 utils/setup_env.sh --debian "espeak-ng libespeak-ng1" --venv true
 . ./path.sh
@@ -62,5 +63,6 @@ utils/fhvae_pipeline.sh --stage $stage --stop-stage $stop_stage --nj $nj --seed 
   --train-seed "${train_seed:-$seed}" \
   --fhvae-config $fhvae_config --exp $exp --nproc-per-node $nproc_per_node \
   --train-svector-only $train_svector_only --extra-eval-sets "$extra_eval_sets" \
+  --ivector $ivector \
   --adapt-sets "$adapt_sets" --adapt-eval "$adapt_eval" \
   train dev test
