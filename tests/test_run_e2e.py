@@ -93,6 +93,22 @@ def test_every_stage_ran(recipe):
     assert "train_fhvae.sh: done" in proc.stderr
 
 
+def test_every_evaluation_compares_four_systems(recipe):
+    """s-vector, i-vector (stage 3 trained it, stage 4 extracted it for every set, the
+    adaptation set included), mean+std and mean FBank, each under three back-ends, compared
+    per baseline, back-end and trial list with Holm-adjusted p-values."""
+    root, proc = recipe
+    assert (root / "exp" / "ivector" / "extractor.npz").is_file()
+    assert "stage 3: i-vector extractor on data/train" in proc.stderr
+    for name in (*EVALS, "eval_test_unseen_adapt_dev_unseen"):
+        record = json.loads((root / EXP / name / "summary.json").read_text())
+        embeddings = {system.split("_")[0] for system in record["systems"]}
+        assert embeddings == {"svector", "ivector", "fbank-meanstd", "fbank-mean"}, name
+        assert len(record["systems"]) == 4 * 3 * len(record["num_trials"]), name
+        assert len(record["comparisons"]) == 3 * 3 * len(record["num_trials"]), name
+        assert all(c["p_holm"] >= c["p_value"] for c in record["comparisons"].values())
+
+
 @pytest.mark.parametrize("name", SETS)
 def test_data_dirs_and_features(recipe, name):
     root, _ = recipe
