@@ -36,10 +36,10 @@ nproc_per_node=1            # >1: train with torchrun + DDP on this many process
 train_svector_only=true     # stage 4: only s-vectors for data/train (keeps the CPU run short)
 ivector=true                # the i-vector baseline (stage 3 trains it, ~2.5 min; 4-5 use it)
 
+. utils/parse_options.sh    # first: --help answers before any set-up
 utils/setup_env.sh --debian "espeak-ng libespeak-ng1" --venv true
 . ./path.sh
 . ./cmd.sh
-. utils/parse_options.sh
 extra_eval_sets=""
 [ "$num_unseen_spk" -gt 0 ] && extra_eval_sets=test_unseen
 adapt_sets=""
