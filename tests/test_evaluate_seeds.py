@@ -42,3 +42,14 @@ def test_seed_table_names_a_missing_run(tmp_path, capsys):
         run_main(main, ["test", str(tmp_path / "nothing")])
     assert f"{tmp_path / 'nothing' / 'eval_test' / 'summary.json'}: no such file" in \
         capsys.readouterr().err
+
+
+def test_seed_table_refuses_a_summary_without_corrected_verdicts(tmp_path, capsys):
+    old = write_run(tmp_path, "old", {"svector_cosine": 3.0}, {"a - b": (-1.0, "x")})
+    path = old / "eval_test" / "summary.json"
+    record = json.loads(path.read_text())
+    del record["comparisons"]["a - b"]["verdict"]       # as stage 5 wrote it before Holm
+    path.write_text(json.dumps(record))
+    with pytest.raises(SystemExit):
+        run_main(main, ["test", str(old)])
+    assert f"{path}: comparisons without a corrected verdict" in capsys.readouterr().err

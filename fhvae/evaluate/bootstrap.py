@@ -10,9 +10,9 @@ differences are paired.
 
 A table that makes m comparisons at once needs a correction, or about one in twenty of them
 "excludes 0" by chance: `holm` adjusts the bootstrap p-values (Holm's step-down, which
-controls the family-wise error rate without assuming independence) and
-`corrected_interval` widens each interval to level 1 - alpha/m (Bonferroni), the
-simultaneous interval whose exclusion of 0 agrees with the Bonferroni test.
+controls the family-wise error rate without assuming independence) and `correct` applies
+it to a family of comparisons, also giving each an interval at level 1 - alpha/m
+(Bonferroni), the simultaneous interval whose exclusion of 0 agrees with the Bonferroni test.
 """
 
 from __future__ import annotations

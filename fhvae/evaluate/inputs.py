@@ -7,7 +7,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Mapping
 
 import numpy as np
 from tqdm import tqdm
@@ -46,6 +46,14 @@ class EvalSet:
 
 def read_vectors(scp: str | os.PathLike) -> dict[str, np.ndarray]:
     return dict(read_scp(scp))
+
+
+def check_known(scp: str | os.PathLike, table: Mapping[str, object],
+                utt2spk: Mapping[str, str], utt2spk_path: str | os.PathLike) -> None:
+    """Every key of a table read from `scp` must be an utterance of the data dir."""
+    unknown = next((u for u in table if u not in utt2spk), None)
+    if unknown is not None:
+        raise FhvaeError(f"{scp}: utterance '{unknown}' is not in {utt2spk_path}")
 
 
 def read_factors(data_dir: str | os.PathLike) -> dict[str, dict[str, str]]:
@@ -106,10 +114,7 @@ def load_eval_set(data_dir: str | os.PathLike, latents_dir: str | os.PathLike) -
     z1 = read_vectors(latents_dir / "z1.scp")
     z2 = read_vectors(latents_dir / "z2.scp")
     for name, table in (("svector.scp", svector), ("z1.scp", z1), ("z2.scp", z2)):
-        unknown = next((u for u in table if u not in utt2spk), None)
-        if unknown is not None:
-            raise FhvaeError(f"{latents_dir / name}: utterance '{unknown}' is not in "
-                             f"{data_dir / 'utt2spk'}")
+        check_known(latents_dir / name, table, utt2spk, data_dir / "utt2spk")
     utts = sorted(u for u in svector if u in z1 and u in z2)
     missing = len(utt2spk) - len(utts)
     if missing:

@@ -97,6 +97,4 @@ def min_dcf_from_rates(p_miss: np.ndarray, p_fa: np.ndarray, p_target: float,
 def compute_min_dcf(target: np.ndarray, nontarget: np.ndarray, p_target: float = 0.01,
                     c_miss: float = 1.0, c_fa: float = 1.0) -> float:
     """Minimum detection cost, divided by the cost of the best trivial system (as Kaldi does)."""
-    if not 0.0 < p_target < 1.0:
-        raise FhvaeError(f"p_target must be in (0, 1), got {p_target}")
     return float(min_dcf_from_rates(*error_rates(target, nontarget), p_target, c_miss, c_fa))

@@ -14,8 +14,8 @@ import numpy as np
 from fhvae.checkpoint import load_model
 from fhvae.errors import FhvaeError
 from fhvae.evaluate.asr_probe import AsrProbeResult, run_asr_probe, skip_reason
-from fhvae.evaluate.inputs import (PHONE_CTM, EvalSet, fbank_stats, iter_feats, load_eval_set,
-                                   read_vectors, stats_embeddings)
+from fhvae.evaluate.inputs import (PHONE_CTM, EvalSet, check_known, fbank_stats, iter_feats,
+                                   load_eval_set, read_vectors, stats_embeddings)
 from fhvae.evaluate.probes import run_probes
 from fhvae.evaluate.recombine import RecombineScore, make_recombine_figure, score_recombination
 from fhvae.evaluate.report import (AdaptationSummary, EvalSummary, eer_lines, render_results,
@@ -82,17 +82,13 @@ class EvalConfig:
         return self.ivectors is not None
 
 
-def read_embedding(scp: Path, utt2spk: Mapping[str, str] | None, utts: list[str] | None
+def read_embedding(scp: Path, utts: list[str], utt2spk_path: Path | None = None
                    ) -> dict[str, np.ndarray]:
-    """Vectors of an scp (s-vectors, i-vectors); with `utt2spk`, each must be a known
-    utterance; with `utts`, each of those must be there (others are dropped)."""
+    """The vectors of `utts` from an scp (e.g. i-vectors); each must be there, others are
+    dropped. With `utt2spk_path`, every key must also be an utterance of that data dir."""
     vectors = read_vectors(scp)
-    if utt2spk is not None:
-        unknown = next((u for u in vectors if u not in utt2spk), None)
-        if unknown is not None:
-            raise FhvaeError(f"{scp}: utterance '{unknown}' is not in the data dir's utt2spk")
-    if utts is None:
-        return vectors
+    if utt2spk_path is not None:
+        check_known(scp, vectors, read_dict(utt2spk_path), utt2spk_path)
     missing = next((u for u in utts if u not in vectors), None)
     if missing is not None:
         raise FhvaeError(f"{scp}: no vector for utterance '{missing}'")
@@ -101,7 +97,9 @@ def read_embedding(scp: Path, utt2spk: Mapping[str, str] | None, utts: list[str]
 
 def load_train_svectors(cfg: EvalConfig) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     utt2spk = read_dict(cfg.train_data / "utt2spk")
-    svectors = read_embedding(cfg.train_latents / "svector.scp", utt2spk, None)
+    scp = cfg.train_latents / "svector.scp"
+    svectors = read_vectors(scp)
+    check_known(scp, svectors, utt2spk, cfg.train_data / "utt2spk")
     return svectors, {u: utt2spk[u] for u in svectors}
 
 
@@ -116,7 +114,7 @@ def load_adapt_embeddings(cfg: EvalConfig, mvn: MVN) -> dict[str, dict[str, np.n
     means, meanstds = fbank_stats(cfg.adapt_data, mvn, utts)
     adapt = {CANDIDATE: svectors, MEANSTD: meanstds, BASELINE: means}
     if cfg.with_ivectors:
-        adapt[IVECTOR] = read_embedding(cfg.adapt_ivectors / "ivector.scp", None, utts)
+        adapt[IVECTOR] = read_embedding(cfg.adapt_ivectors / "ivector.scp", utts)
     return adapt
 
 
@@ -131,8 +129,8 @@ def build_embeddings(cfg: EvalConfig, evalset: EvalSet, feats: Mapping[str, np.n
     embeddings = {CANDIDATE: Embeddings(train_sv, evalset.svector, adapt.get(CANDIDATE))}
     if cfg.with_ivectors:
         embeddings[IVECTOR] = Embeddings(
-            read_embedding(cfg.train_ivectors / "ivector.scp", None, train_utts),
-            read_embedding(cfg.ivectors / "ivector.scp", evalset.utt2spk, evalset.utts),
+            read_embedding(cfg.train_ivectors / "ivector.scp", train_utts),
+            read_embedding(cfg.ivectors / "ivector.scp", evalset.utts, cfg.data / "utt2spk"),
             adapt.get(IVECTOR))
     embeddings[MEANSTD] = Embeddings(train_meanstds, test_meanstds, adapt.get(MEANSTD))
     embeddings[BASELINE] = Embeddings(train_means, test_means, adapt.get(BASELINE))

@@ -35,7 +35,11 @@ def load_runs(exp_dirs: list[Path], eval_name: str) -> list[SeedRun]:
         path = exp_dir / f"eval_{eval_name}" / "summary.json"
         if not path.is_file():
             raise FhvaeError(f"{path}: no such file (has stage 5 run for this seed?)")
-        runs.append(SeedRun(exp_dir.name, json.loads(path.read_text())))
+        record = json.loads(path.read_text())
+        if any("verdict" not in c for c in record.get("comparisons", {}).values()):
+            raise FhvaeError(f"{path}: comparisons without a corrected verdict (written before "
+                             "stage 5 corrected for multiple comparisons): rerun stage 5")
+        runs.append(SeedRun(exp_dir.name, record))
     if not runs:
         raise FhvaeError("seed table: no runs given")
     return runs
@@ -65,7 +69,7 @@ def comparison_rows(runs: list[SeedRun]) -> list[str]:
         cells, diffs, wins = [], [], 0
         for run in runs:
             c = run.record["comparisons"][name]
-            verdict = c.get("verdict", "no difference shown")
+            verdict = c["verdict"]
             wins += verdict == "s-vector better"
             diffs.append(c["difference"])
             cells.append(f"{c['difference']:+.2f} ({VERDICT_MARK[verdict]})")
