@@ -253,8 +253,9 @@ def test_evaluate_end_to_end(setup, tmp_path, capsys):
     record = json.loads((out / "summary.json").read_text())
     assert {k: round(v["eer"], 2) for k, v in record["systems"].items()} == \
         {k: round(v, 2) for k, v in eer.items()}
-    assert set(record["comparisons"]) >= {"svector_cosine - fbank-mean_cosine",
-                                          "svector_lda-plda_matched - fbank-meanstd_lda-plda_matched"}
+    assert set(record["comparisons"]) >= {
+        "svector_cosine - fbank-mean_cosine",
+        "svector_lda-plda_matched - fbank-meanstd_lda-plda_matched"}
     comparisons = record["comparisons"].values()
     assert len(comparisons) == 12
     assert all(c["p_holm"] >= c["p_value"] for c in comparisons)
