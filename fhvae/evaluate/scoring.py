@@ -37,6 +37,12 @@ def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.einsum("nd,nd->n", a, b) / np.maximum(norms, 1e-12)
 
 
+def quadratic_form(x: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """x_n^T M x_n for every row n, through one BLAS product (einsum's three-operand loop
+    is ~20x slower on 10^5 trials)."""
+    return np.sum((x @ matrix) * x, axis=1)
+
+
 def length_normalise(x: np.ndarray) -> np.ndarray:
     """Scale every row to norm sqrt(D), the usual pre-processing before a Gaussian PLDA."""
     norms = np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
@@ -166,10 +172,8 @@ class LdaPldaBackend:
         """log p(e, t | same speaker) - log p(e | .) - log p(t | .), per row pair."""
         e, t = self._project(np.asarray(enroll, np.float64)), self._project(np.asarray(test, np.float64))
         both = np.concatenate([e, t], axis=1)
-        quad_joint = np.einsum("nd,de,ne->n", both, self.joint_inv, both)
-        quad_e = np.einsum("nd,de,ne->n", e, self.total_inv, e)
-        quad_t = np.einsum("nd,de,ne->n", t, self.total_inv, t)
-        return 0.5 * (quad_e + quad_t - quad_joint) + self.offset
+        return 0.5 * (quadratic_form(e, self.total_inv) + quadratic_form(t, self.total_inv)
+                      - quadratic_form(both, self.joint_inv)) + self.offset
 
 
 Backend = CosineBackend | LdaWccnBackend | LdaPldaBackend
