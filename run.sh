@@ -23,7 +23,7 @@ utts_per_spk=6
 num_unseen_spk=120          # data/test_unseen: voices, noises, channels never in training (0: none)
 num_dev_unseen_spk=0        # data/dev_unseen: other speakers made like test_unseen, unlabelled
                             # adaptation/dev set for unseen conditions (0: none; 120 with
-                            # --adapt-eval test_unseen:dev_unseen, see README)
+                            # --adapt-eval test_unseen:dev_unseen; docs/recipe.md)
 adapt_eval=""               # stage 5 with back-ends adapted to an unlabelled set, e.g.
                             # "test_unseen:dev_unseen" -> exp/fhvae/eval_test_unseen_adapt_dev_unseen
 floor_after_channel=false   # corpus (issue 16): noise floor after the channel, in every band

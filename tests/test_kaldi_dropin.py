@@ -1,4 +1,5 @@
-"""README "Use it in your Kaldi recipe", run as written from a Kaldi-style recipe dir that is
+"""docs/kaldi.md "Use it in your Kaldi recipe", run as written from a Kaldi-style recipe dir that
+is
 not the checkout: every command that needs no Kaldi binary runs (training shrunk to a few
 steps of a tiny model), and every file the Kaldi commands name is read back with two
 independent readers, kaldiio and kaldi_native_io."""
@@ -21,21 +22,21 @@ ROOT = Path(__file__).resolve().parents[1]
 DIM = 80
 SPEAKERS = {"train": [f"tr{i:02d}" for i in range(12)], "test": ["te1", "te2", "te3"]}
 UTTS_PER_SPK = 2
-# Sizes for the test only: appended to the README's training command.
+# Sizes for the test only: appended to the documented training command.
 TINY_TRAINING = (" --max-steps 2 --seq-batch-size 4 --device cpu --num-threads 1"
                  " --set model.hidden=8 --set model.num_layers=1 --set model.z1_dim=4"
                  " --set model.z2_dim=6 --set batch_size=16 --set dev_every=1000")
-# First words of the README commands that need Kaldi (not installed here).
+# First words of the documented commands that need Kaldi (not installed here).
 KALDI = ("utils/", "steps/", "copy-feats", "feat-to-dim", "apply-cmvn", "ivector-")
-README_S = 200       # the README commands (~40 s on 2 idle cores), below the per-test limit
+DOC_S = 200       # the documented commands (~40 s on 2 idle cores), below the per-test limit
 
 pytestmark = pytest.mark.slow
 
 
-def readme_commands() -> list[str]:
-    """The shell block of the README section, continuation lines joined."""
-    text = (ROOT / "README.md").read_text()
-    section = text.split("### Use it in your Kaldi recipe", 1)[1]
+def documented_commands() -> list[str]:
+    """The shell block of docs/kaldi.md's Kaldi-recipe section, continuation lines joined."""
+    text = (ROOT / "docs" / "kaldi.md").read_text()
+    section = text.split("## Use it in your Kaldi recipe", 1)[1]
     block = section.split("```sh\n", 1)[1].split("```", 1)[0]
     commands, current = [], ""
     for line in block.splitlines():
@@ -77,17 +78,17 @@ def kaldi_data_dir(recipe: Path, name: str, rng: np.random.Generator) -> None:
 
 @pytest.fixture(scope="module")
 def recipe(tmp_path_factory):
-    """(recipe dir, completed bash process) after running the README commands."""
+    """(recipe dir, completed bash process) after running the documented commands."""
     recipe = tmp_path_factory.mktemp("kaldi_recipe")
     rng = np.random.default_rng(7)
     for name in SPEAKERS:
         kaldi_data_dir(recipe, name, rng)
     runnable = []
-    for command in readme_commands():
+    for command in documented_commands():
         if command.startswith(KALDI):
             continue
         assert command.startswith(("fhvae=", ". $fhvae/", "python -m fhvae", "$fhvae/utils/",
-                                   "s=")), f"unclassified README command: {command}"
+                                   "s=")), f"unclassified documented command: {command}"
         command = command.replace("fhvae=/path/to/fhvae-kaldi", f"fhvae={ROOT}")
         command = command.replace("--nj 8", "--nj 2")              # 2 cores here
         if command.startswith("python -m fhvae train"):
@@ -97,7 +98,7 @@ def recipe(tmp_path_factory):
     # path.sh takes the interpreter running the tests (no .venv needed in the checkout).
     env = clean_env(drop=("PYTHONPATH", "FHVAE_ROOT"), train_cmd="run_local.sh", LC_ALL="C",
                     FHVAE_PYTHON=python())
-    proc = run(["bash", "-c", script], cwd=recipe, env=env, timeout=README_S)
+    proc = run(["bash", "-c", script], cwd=recipe, env=env, timeout=DOC_S)
     assert proc.returncode == 0, script + proc.stderr[-3000:]
     return recipe, proc
 
@@ -118,7 +119,7 @@ def utt2spk(data: Path) -> dict[str, str]:
     return dict(line.split() for line in (data / "utt2spk").read_text().splitlines())
 
 
-def test_readme_commands_ran_from_the_recipe_dir(recipe):
+def test_documented_commands_ran_from_the_recipe_dir(recipe):
     root, proc = recipe
     assert f"{len(SPEAKERS['train']) * UTTS_PER_SPK} utterances and 12 speakers extracted" \
         in proc.stdout
@@ -231,7 +232,7 @@ def _kaldi_compress(matrices: dict[str, np.ndarray], reference: str, tmp: Path) 
 
 @pytest.fixture(scope="module")
 def plain_latents(recipe, tmp_path_factory):
-    """The README's --compress latents' plain twin: the same model and data, uncompressed."""
+    """The documented --compress latents' plain twin: the same model and data, uncompressed."""
     root, _ = recipe
     plain = tmp_path_factory.mktemp("plain")
     proc = run([python(), "-m", "fhvae", "extract", "--device", "cpu",
@@ -242,7 +243,7 @@ def plain_latents(recipe, tmp_path_factory):
 
 
 def test_compressed_latents_are_smaller(recipe, plain_latents):
-    """The README's --compress against a plain extraction of the same data: ~4x smaller."""
+    """The documented --compress against a plain extraction of the same data: ~4x smaller."""
     root, _ = recipe
     packed = root / "exp/fhvae/latents_train"
     for z in ("z1", "z2"):

@@ -1,6 +1,6 @@
 """Two-process data-parallel training on CPU (gloo) through torchrun: replicas agree, each
 rank keeps its own table, final.pt is the best dev checkpoint, an interrupted run resumed
-with the README's `python -m torch.distributed.run ... -m fhvae.bin.train` command ends
+with docs/training.md's `python -m torch.distributed.run ... -m fhvae.bin.train` command ends
 exactly where the uninterrupted one does, and the decisions one rank makes alone (a
 non-finite loss, its own clock running past max_minutes) or rank 0 makes for all (early
 stopping on its dev bound) stop or skip on every rank at the same step.
@@ -69,19 +69,20 @@ def data(tmp_path_factory):
     return root
 
 
-def readme_torchrun_words() -> list[str]:
-    """The README's multi-node command, `python -m torch.distributed.run --nnodes ... -m
+def documented_torchrun_words() -> list[str]:
+    """docs/training.md's multi-node command, `python -m torch.distributed.run --nnodes ... -m
     fhvae.bin.train ...`: the words around its `...`."""
-    text = " ".join((ROOT / "README.md").read_text().split())
+    text = " ".join((ROOT / "docs" / "training.md").read_text().split())
     command = re.search(r"`(python -m torch\.distributed\.run [^`]*-m fhvae\.bin\.train[^`]*)`",
                         text)
-    assert command, "README: no `python -m torch.distributed.run ... -m fhvae.bin.train` line"
+    assert command, ("docs/training.md: no `python -m torch.distributed.run ... -m "
+                     "fhvae.bin.train` line")
     words = command.group(1).split()
     assert words[:3] == ["python", "-m", "torch.distributed.run"]
     return words
 
 
-def test_two_rank_gloo_training_and_resume_through_the_readme_command(data, tmp_path):
+def test_two_rank_gloo_training_and_resume_through_the_documented_command(data, tmp_path):
     (tmp_path / "worker.py").write_text(WORKER)
     full = tmp_path / "full"
     torchrun(str(tmp_path / "worker.py"), str(data), str(full), "6")
@@ -99,9 +100,9 @@ def test_two_rank_gloo_training_and_resume_through_the_readme_command(data, tmp_
     assert not torch.equal(ranks[0]["mu2"], ranks[1]["mu2"])
     assert torch.equal(last["rank_states"][1]["mu2"], ranks[1]["mu2"])
 
-    # The README's command line (the trainer's CLI under torchrun, here on one node), stopped
+    # The documented command line (the trainer's CLI under torchrun, here on one node), stopped
     # after step 4 (between checkpoints), then resumed by the same command.
-    words = readme_torchrun_words()
+    words = documented_torchrun_words()
     module = words.index("-m", 3)
     conf = tmp_path / "conf.yaml"
     conf.write_text(yaml.safe_dump({"model": MODEL, **SETTINGS}))
