@@ -1,7 +1,7 @@
-"""docs/kaldi.md "Use it in your Kaldi recipe", run as written from a Kaldi-style recipe
-dir that is not the checkout: every command that needs no Kaldi binary runs (training shrunk to a few
-steps of a tiny model), and every file the Kaldi commands name is read back with two
-independent readers, kaldiio and kaldi_native_io."""
+"""docs/kaldi.md "Use it in your Kaldi recipe", run as written from a Kaldi-style recipe dir that
+is not the checkout: every command that needs no Kaldi binary runs (training shrunk to a few
+steps of a tiny model), and every file the Kaldi commands name is read back with two independent
+readers, kaldiio and kaldi_native_io."""
 
 from __future__ import annotations
 
