@@ -54,6 +54,7 @@ import torch
 from tqdm import tqdm
 
 from fhvae.checkpoint import load_model
+from fhvae.device import resolve_device
 from fhvae.errors import FhvaeError
 from fhvae.features.mvn import MVN
 from fhvae.io.atomic import write_text_atomic
@@ -117,19 +118,6 @@ def speech_rows(num_frames: int, seg_len: int, voiced: np.ndarray) -> np.ndarray
     rows = svector_rows(num_frames, seg_len)
     votes = (voiced[window_index(num_frames, seg_len)[rows]] > 0.5).sum(axis=1)
     return rows[2 * votes > seg_len]
-
-
-def resolve_device(name: str) -> torch.device:
-    """'auto' means the GPU when there is one."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise FhvaeError(f"unknown device '{name}' (auto, cpu, cuda or cuda:N)") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise FhvaeError(f"device '{name}' requested but torch sees no CUDA device")
-    return device
 
 
 def _utterance_noise(key: str, num_frames: int, model: FHVAE,

@@ -43,6 +43,7 @@ from fhvae.data.index import SegmentIndex
 from fhvae.data.loader import SegmentBuffer, SequenceBatchLoader
 from fhvae.data.sampler import (FlatSampler, HierarchicalSampler, eval_seq_batches,
                                 make_seq_batch)
+from fhvae.device import resolve_device
 from fhvae.errors import FhvaeError
 from fhvae.features.mvn import MVN
 from fhvae.io.atomic import atomic_path, write_text_atomic
@@ -86,7 +87,7 @@ class TrainConfig:
     log_every: int = 100
     ckpt_every: int = 1_000
     seed: int = 0
-    device: str = "auto"               # auto | cpu | cuda
+    device: str = "auto"               # auto | cpu | cuda | cuda:N (fhvae.device)
     amp: str = "none"                  # none | bf16 (GPU or CPU autocast) | fp16 (GPU only)
     skip_nonfinite: bool = False       # skip (and count) non-finite batches instead of stopping
     prefetch: bool = True
@@ -143,17 +144,16 @@ def init_distributed(device: str) -> tuple[int, int, torch.device]:
     """(rank, world, device); joins the torchrun process group when WORLD_SIZE is set."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
-    use_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
-    if device == "cuda" and not torch.cuda.is_available():
-        raise FhvaeError("--device cuda requested but CUDA is not available")
-    if use_cuda:
-        local = int(os.environ.get("LOCAL_RANK", "0"))
-        torch.cuda.set_device(local)
-        dev = torch.device("cuda", local)
-    else:
-        dev = torch.device("cpu")
+    dev = resolve_device(device)
+    if dev.type == "cuda":
+        if dev.index is None:       # cuda or auto: under torchrun, the rank's own GPU
+            dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        elif world > 1:
+            raise FhvaeError(f"device '{device}' names one GPU for {world} processes; under "
+                             "torchrun use cuda or auto (each takes its LOCAL_RANK's GPU)")
+        torch.cuda.set_device(dev)
     if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if use_cuda else "gloo")
+        dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
     return rank, world, dev
 
 

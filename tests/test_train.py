@@ -193,6 +193,17 @@ def test_cli_resolves_overrides_and_rejects_unknown_keys(small, tmp_path):
         train_main(args + ["--set", "no_such=1", str(tmp_path / "exp2")])
 
 
+def test_training_reads_device_names_as_extraction_does(small, tmp_path):
+    """--device goes through fhvae.device: cuda:N is no longer refused by argparse, and a
+    bad name or an absent GPU is the resolver's one-line error."""
+    train_index, _, mvn = small
+    with pytest.raises(FhvaeError, match=r"unknown device 'cuda:x' \(auto, cpu, cuda or cuda:N\)"):
+        train(tiny_config(device="cuda:x"), train_index, None, mvn, tmp_path / "x")
+    if not torch.cuda.is_available():
+        with pytest.raises(FhvaeError, match="device 'cuda:0' requested but torch sees no CUDA"):
+            train(tiny_config(device="cuda:0"), train_index, None, mvn, tmp_path / "y")
+
+
 def test_table_reset_rows_are_the_extractors_svectors(small):
     """Default reset (non-overlapping windows) = extract's s-vector of each sequence; with
     reset_shift = seg_shift it averages every training window as Algorithm 1 writes it."""

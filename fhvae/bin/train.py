@@ -2,7 +2,7 @@
 
 Usage: python -m fhvae.bin.train --config conf/fhvae.yaml --train-index IDX --mvn MVN
            [--dev-index IDX] [--seed N] [--seq-batch-size K] [--max-steps N]
-           [--device auto|cpu|cuda] [--mode hierarchical|flat] [--num-threads N]
+           [--device auto|cpu|cuda|cuda:N] [--mode hierarchical|flat] [--num-threads N]
            [--set key=value ...] <exp-dir>
 Run under `torchrun --nproc_per_node=N` for data-parallel training.
 """
@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int)
     parser.add_argument("--seq-batch-size", type=int, help="K, sequences per sequence batch")
     parser.add_argument("--max-steps", type=int)
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"))
+    parser.add_argument("--device", help="auto, cpu, cuda or cuda:N (default: the config's)")
     parser.add_argument("--mode", choices=("hierarchical", "flat"))
     parser.add_argument("--num-threads", type=int, default=0,
                         help="torch CPU threads (0: torch's default)")
