@@ -1,33 +1,8 @@
-"""Stage 4: frame-level z1/z2 and utterance/speaker s-vectors for any data dir.
+"""Stage 4 as jobs and files: z1/z2/s-vector tables of any data dir, in parts, restartable.
 
-Frame alignment. An utterance of T frames yields exactly T rows of z1 and of z2, row t
-aligned with Kaldi's frame t. The utterance is padded by edge replication (seg_len//2
-copies of the first frame on the left, seg_len-1-seg_len//2 copies of the last frame on
-the right) and the window of seg_len frames starting at every padded frame is encoded, so
-row t describes the window centred on frame t: frames t-10 .. t+9 for seg_len 20, with
-indices below 0 or above T-1 replaced by the first or last frame. This works for any
-T >= 1, also T < seg_len; utterances with T = 0 are skipped with a warning.
-
-z1 of a window is encoded given z2 of the same window: the posterior means by default;
-with `sample=True`, one draw from each posterior, using a generator seeded per utterance
-(from the seed and the utterance id), so the draws do not depend on batching or on how
-the data is split into jobs.
-
-s-vector. The MAP estimate of mu2 (the same formula that resets the training cache):
-the sum of the z2 posterior means of the utterance's floor(T/seg_len) non-overlapping
-segments (frames 0..seg_len-1, seg_len..2*seg_len-1, ...; a remainder shorter than a
-segment is not used) divided by (N + sigma2_z2). These segments are exactly the sliding
-windows of rows seg_len//2, seg_len//2 + seg_len, ..., so no second encoder pass is
-needed. An utterance shorter than seg_len uses one edge-padded segment: the window of its
-middle row T//2. A speaker's s-vector is the mean of its utterances' s-vectors (as
-Kaldi's ivector-mean computes speaker x-vectors).
-
-Speech-only pooling (`svector_pool="speech"`). Silent or noise-only windows carry the
-channel and noise rather than the speaker, so the s-vector may pool only the segments
-whose majority of frames (counted over the window, edge copies included) are voiced in
-the data dir's vad.scp (utils/compute_vad_decision.sh, as Kaldi's x-vector recipes drop
-unvoiced frames). An utterance without a voiced segment keeps all of them (counted as
-`no_voiced`). z1/z2 are the same in both modes.
+The numbers themselves come from fhvae.inference (latents.py says how a frame's z1/z2 and
+an utterance's s-vector are computed); this module splits a data dir into jobs, writes
+Kaldi tables, merges the jobs' scps and writes the speaker s-vectors.
 
 Outputs and restarts. A job writes its three tables under temporary names and renames
 them only when complete, then writes a marker `extract[.J].done` recording the model
@@ -44,214 +19,23 @@ import hashlib
 import logging
 import os
 import re
-import zlib
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, Mapping, Sequence
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
-import torch
 from tqdm import tqdm
 
-from fhvae.checkpoint import load_model
-from fhvae.device import resolve_device
 from fhvae.errors import FhvaeError
-from fhvae.features.mvn import MVN
+from fhvae.inference import TABLES, ExtractOptions, VoicedFrames, extract_latents, load
 from fhvae.io.atomic import write_text_atomic
 from fhvae.io.datadir import read_dict, read_kv, write_kv
 from fhvae.io.tables import TableWriter, load_rxfile, read_scp, write_table
 from fhvae.io.validate import read_sorted_table
-from fhvae.model import FHVAE
-from fhvae.objective import map_mu2
 
 logger = logging.getLogger(__name__)
 
-TABLES = ("z1", "z2", "svector")
-SVECTOR_POOLS = ("all", "speech")
 # The ':offset' and '[rows,cols]' range that may follow the file of a feats.scp entry.
 _RX_TAIL = re.compile(r"(:\d+)?(\[[\d:,]*\])?$")
-
-
-@dataclass
-class ExtractOptions:
-    """How latents are computed; `batch_size` is the number of windows per encoder call."""
-
-    sample: bool = False
-    seed: int = 0
-    batch_size: int = 4096
-    svector_only: bool = False     # only the non-overlapping windows: ~seg_len times cheaper
-    compress: bool = False         # z1/z2 as Kaldi compressed matrices (s-vectors never)
-    svector_pool: str = "all"      # all segments, or "speech": those voiced in vad.scp
-
-    @property
-    def tables(self) -> tuple[str, ...]:
-        """The tables a job writes: s-vectors only, or z1/z2 as well."""
-        return ("svector",) if self.svector_only else TABLES
-
-
-@dataclass
-class Latents:
-    """One utterance's outputs: z1 (T, z1_dim), z2 (T, z2_dim), svector (z2_dim,);
-    z1/z2 are None when only s-vectors were asked for."""
-
-    z1: np.ndarray | None
-    z2: np.ndarray | None
-    svector: np.ndarray
-    no_voiced: bool = False        # speech pooling found no voiced segment: used them all
-
-
-def window_index(num_frames: int, seg_len: int) -> np.ndarray:
-    """(T, seg_len) frame indices of the edge-padded window centred on every frame."""
-    offsets = np.arange(seg_len) - seg_len // 2
-    return np.clip(np.arange(num_frames)[:, None] + offsets[None, :], 0, num_frames - 1)
-
-
-def svector_rows(num_frames: int, seg_len: int) -> np.ndarray:
-    """Rows whose windows are the non-overlapping segments used for the s-vector."""
-    if num_frames < seg_len:
-        return np.array([num_frames // 2])
-    return np.arange(num_frames // seg_len) * seg_len + seg_len // 2
-
-
-def speech_rows(num_frames: int, seg_len: int, voiced: np.ndarray) -> np.ndarray:
-    """The s-vector rows whose windows are mostly voiced (empty when none is)."""
-    rows = svector_rows(num_frames, seg_len)
-    votes = (voiced[window_index(num_frames, seg_len)[rows]] > 0.5).sum(axis=1)
-    return rows[2 * votes > seg_len]
-
-
-def _utterance_noise(key: str, num_frames: int, model: FHVAE,
-                     seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Standard-normal draws for z2 and z1 of one utterance, reproducible from (seed, key)."""
-    gen = torch.Generator().manual_seed(zlib.crc32(f"{seed}:{key}".encode()))
-    eps2 = torch.randn(num_frames, model.cfg.z2_dim, generator=gen)
-    eps1 = torch.randn(num_frames, model.cfg.z1_dim, generator=gen)
-    return eps2, eps1
-
-
-def _check_features(key: str, feats: np.ndarray, feat_dim: int, source: str) -> None:
-    if feats.ndim != 2 or feats.shape[1] != feat_dim:
-        dim = feats.shape[1] if feats.ndim == 2 else f"shape {feats.shape}"
-        raise FhvaeError(f"{source}: utterance '{key}' has feature dim {dim} "
-                         f"but the model expects feat_dim {feat_dim}")
-    if not np.isfinite(feats).all():
-        raise FhvaeError(f"{source}: utterance '{key}' contains NaN or infinite features")
-
-
-@dataclass
-class VoicedFrames:
-    """Per-utterance 0/1 voicing decisions (a vad.scp) for speech-only s-vector pooling."""
-
-    source: str                    # the vad.scp, named in errors
-    frames: dict[str, np.ndarray]
-
-    def of(self, key: str, num_frames: int) -> np.ndarray:
-        """The decisions of one utterance, which must have one per feature frame."""
-        voiced = self.frames.get(key)
-        if voiced is None:
-            raise FhvaeError(f"{self.source}: no entry for utterance '{key}'")
-        if voiced.ndim != 1 or voiced.shape[0] != num_frames:
-            raise FhvaeError(f"{self.source}: utterance '{key}' has {voiced.size} VAD values "
-                             f"but {num_frames} feature frames")
-        return voiced
-
-
-def _groups(utts: Iterable[tuple[str, np.ndarray]], model: FHVAE, source: str,
-            min_frames: int) -> Iterator[list[tuple[str, np.ndarray]]]:
-    """Validated utterances gathered into groups of at least `min_frames` frames."""
-    group: list[tuple[str, np.ndarray]] = []
-    frames = 0
-    for key, feats in utts:
-        if feats.shape[0] == 0:
-            logger.warning("%s: utterance '%s' has no frames; skipped", source, key)
-            continue
-        _check_features(key, feats, model.cfg.feat_dim, source)
-        group.append((key, feats))
-        frames += feats.shape[0]
-        if frames >= min_frames:
-            yield group
-            group, frames = [], 0
-    if group:
-        yield group
-
-
-@torch.no_grad()
-def _encode_group(model: FHVAE, mvn: MVN, group: list[tuple[str, np.ndarray]],
-                  device: torch.device, opts: ExtractOptions,
-                  vad: VoicedFrames | None) -> list[tuple[str, Latents]]:
-    """Encode every window of a group of utterances, `opts.batch_size` windows at a time."""
-    seg_len, sigma2 = model.cfg.seg_len, model.cfg.sigma2_z2
-    lengths = [feats.shape[0] for _, feats in group]
-    starts = np.concatenate([[0], np.cumsum(lengths)])
-    frames = torch.from_numpy(np.concatenate([mvn.apply(f) for _, f in group])).to(device)
-    windows = np.concatenate([window_index(n, seg_len) + s for n, s in zip(lengths, starts)])
-    seg_rows = [svector_rows(n, seg_len) for n in lengths]
-    no_voiced = [False] * len(group)
-    if vad is not None:
-        for i, ((key, _), n) in enumerate(zip(group, lengths)):
-            voiced_rows = speech_rows(n, seg_len, vad.of(key, n))
-            no_voiced[i] = voiced_rows.size == 0
-            if not no_voiced[i]:
-                seg_rows[i] = voiced_rows
-    seg_rows = [rows + s for rows, s in zip(seg_rows, starts)]
-    seg_utt = torch.from_numpy(np.repeat(np.arange(len(group)), [len(r) for r in seg_rows]))
-    seg_rows_all = np.concatenate(seg_rows)
-    if opts.svector_only:   # encode just the s-vector windows (z2 only); they become rows 0..
-        windows, seg_rows_all = windows[seg_rows_all], np.arange(len(seg_rows_all))
-    seg_index = torch.from_numpy(seg_rows_all).to(device)
-    index = torch.from_numpy(windows).to(device)
-    eps2 = eps1 = None
-    if opts.sample and not opts.svector_only:
-        noise = [_utterance_noise(key, n, model, opts.seed) for (key, _), n in zip(group, lengths)]
-        eps2 = torch.cat([e2 for e2, _ in noise]).to(device)
-        eps1 = torch.cat([e1 for _, e1 in noise]).to(device)
-
-    z1_rows, z2_rows, z2_mu_rows = [], [], []
-    for lo in range(0, index.shape[0], opts.batch_size):
-        hi = lo + opts.batch_size
-        x = frames[index[lo:hi]]                              # (B, seg_len, F)
-        z2_mu, z2_logvar = model.encode_z2(x)
-        z2_mu_rows.append(z2_mu.float())
-        if opts.svector_only:
-            continue
-        z2 = z2_mu + eps2[lo:hi] * torch.exp(0.5 * z2_logvar) if opts.sample else z2_mu
-        z1_mu, z1_logvar = model.encode_z1(x, z2)
-        z1 = z1_mu + eps1[lo:hi] * torch.exp(0.5 * z1_logvar) if opts.sample else z1_mu
-        z1_rows.append(z1.float())
-        z2_rows.append(z2.float())
-
-    sums = torch.zeros(len(group), model.cfg.z2_dim, device=device)
-    sums.index_add_(0, seg_utt.to(device), torch.cat(z2_mu_rows)[seg_index])
-    counts = torch.tensor([len(r) for r in seg_rows], device=device)
-    svectors = map_mu2(sums, counts, sigma2).cpu().numpy()
-
-    if opts.svector_only:
-        return [(key, Latents(None, None, svectors[i], no_voiced[i]))
-                for i, (key, _) in enumerate(group)]
-    z1_all, z2_all = torch.cat(z1_rows).cpu().numpy(), torch.cat(z2_rows).cpu().numpy()
-    return [(key, Latents(z1_all[s:e], z2_all[s:e], svectors[i], no_voiced[i]))
-            for i, ((key, _), s, e) in enumerate(zip(group, starts[:-1], starts[1:]))]
-
-
-def extract_latents(model: FHVAE, mvn: MVN, utts: Iterable[tuple[str, np.ndarray]],
-                    device: torch.device, opts: ExtractOptions | None = None,
-                    source: str = "input",
-                    vad: VoicedFrames | None = None) -> Iterator[tuple[str, Latents]]:
-    """Yield (key, Latents) for raw (T, F) feature matrices, in input order.
-
-    Utterances are batched together so that every encoder call sees about
-    `opts.batch_size` windows. `source` names the input in error messages. `vad` is
-    needed, and used, only when `opts.svector_pool` is "speech".
-    """
-    opts = opts or ExtractOptions()
-    if opts.svector_pool not in SVECTOR_POOLS:
-        raise FhvaeError(f"unknown s-vector pooling '{opts.svector_pool}' (all or speech)")
-    if opts.svector_pool == "speech" and vad is None:
-        raise FhvaeError("speech-only s-vector pooling needs the utterances' VAD decisions")
-    vad = vad if opts.svector_pool == "speech" else None
-    model = model.to(device).eval()
-    for group in _groups(utts, model, source, opts.batch_size):
-        yield from _encode_group(model, mvn, group, device, opts, vad)
 
 
 def split_contiguous(items: Sequence, job: int, num_jobs: int) -> Sequence:
@@ -390,8 +174,7 @@ def run_job(model_path: str | os.PathLike, data_dir: str | os.PathLike,
     _remove_stale_temporaries(out_dir, job)
     vad = None if vad_entries is None else _load_vad(data_dir, part, vad_entries)
 
-    dev = resolve_device(device)
-    model, mvn, _ = load_model(model_path, dev)
+    model, mvn, _ = load(model_path, device)
     feats_scp = data_dir / "feats.scp"
     utts = ((key, load_rxfile(rx, f"{feats_scp}:{n} ({key})"))
             for n, key, rx in tqdm(part, desc="extract", unit="utt", disable=None))
@@ -401,7 +184,7 @@ def run_job(model_path: str | os.PathLike, data_dir: str | os.PathLike,
                        compress=opts.compress and name != "svector"))
                    for name in opts.tables}
         no_voiced = 0
-        for key, lat in extract_latents(model, mvn, utts, dev, opts, str(feats_scp), vad):
+        for key, lat in extract_latents(model, mvn, utts, None, opts, str(feats_scp), vad):
             for name, writer in writers.items():
                 writer.write(key, getattr(lat, name))
             no_voiced += lat.no_voiced

@@ -16,7 +16,6 @@ import math
 import torch
 from torch import Tensor, nn
 
-from fhvae.errors import FhvaeError
 from fhvae.model import FHVAE, FHVAEOutput
 
 LOG_2PI = math.log(2.0 * math.pi)
@@ -106,27 +105,3 @@ def fhvae_loss(model: nn.Module, x: Tensor, seq_idx: Tensor, seq_num_segs: Tenso
     metrics["log_qy"] = log_qy.detach().mean()
     metrics["acc"] = (logits.detach().argmax(dim=1) == seq_idx).float().mean()
     return loss, metrics
-
-
-@torch.no_grad()
-def sequence_mu2(model: nn.Module, segments: Tensor, seg_seq: Tensor, num_seqs: int,
-                 chunk: int = 4096) -> Tensor:
-    """MAP mu2 (num_seqs, D) of sequences from all their segments, on the model's device.
-
-    segments: (N, T, F), may live on another device than the model (each chunk is moved);
-    seg_seq: (N,) long sequence id in [0, num_seqs) of every segment. The z2 encoder runs on
-    `chunk` segments at a time, so memory is bounded whatever N is. A sequence without
-    segments gets the prior mean 0.
-    """
-    if segments.shape[0] != seg_seq.shape[0]:
-        raise FhvaeError(f"sequence_mu2: {segments.shape[0]} segments but "
-                         f"{seg_seq.shape[0]} sequence ids")
-    core = _core(model)
-    device = core.mu2.device
-    seg_seq = seg_seq.to(device=device, dtype=torch.long)
-    sums = torch.zeros(num_seqs, core.cfg.z2_dim, device=device)
-    for start in range(0, segments.shape[0], chunk):
-        z2_mu, _ = core.encode_z2(segments[start:start + chunk].to(device, non_blocking=True))
-        sums.index_add_(0, seg_seq[start:start + chunk], z2_mu.float())
-    counts = torch.bincount(seg_seq, minlength=num_seqs)[:num_seqs]
-    return map_mu2(sums, counts, core.cfg.sigma2_z2)

@@ -46,9 +46,10 @@ from fhvae.data.sampler import (FlatSampler, HierarchicalSampler, eval_seq_batch
 from fhvae.device import resolve_device
 from fhvae.errors import FhvaeError
 from fhvae.features.mvn import MVN
+from fhvae.inference import sequence_mu2
 from fhvae.io.atomic import atomic_path, write_text_atomic
 from fhvae.model import FHVAE, ModelConfig
-from fhvae.objective import fhvae_loss, segment_lower_bound, sequence_mu2
+from fhvae.objective import fhvae_loss, segment_lower_bound
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +60,7 @@ TSV_COLUMNS = ("step", "seq_batch", *METRICS, "dev_lb", "elapsed")
 RESUME_KEYS = ("mode", "seed", "batch_size", "seg_shift", "num_seg_batches", "random_offsets")
 DEV_GROUP = 256      # dev sequences whose features are loaded at once
 DEV_SEED = 1234      # reparameterisation noise of the dev bound (fixed: deterministic metric)
+MU2_BATCH = 4096     # windows per z2-encoder call when the table or the dev mu2 is estimated
 
 
 @dataclass
@@ -230,7 +232,7 @@ def reset_windows(index: SegmentIndex, buf: SegmentBuffer, shift: int) -> Segmen
 @torch.no_grad()
 def reset_table(model: FHVAE, table_opt: torch.optim.Optimizer, buf: SegmentBuffer) -> None:
     """Algorithm 1 lines 3-5: rows <- MAP estimates; the table's Adam moments start afresh."""
-    model.mu2.copy_(sequence_mu2(model, buf, buf.rows, model.cfg.num_seqs))
+    model.mu2.copy_(sequence_mu2(model, buf, buf.rows, model.cfg.num_seqs, MU2_BATCH))
     table_opt.state.clear()
 
 
@@ -249,7 +251,7 @@ def evaluate(model: FHVAE, loader: SequenceBatchLoader, index: SegmentIndex,
         torch.manual_seed(DEV_SEED)
         for batch in eval_seq_batches(index, DEV_GROUP):
             buf = loader.load(batch)
-            mu2 = sequence_mu2(model, buf, buf.rows, batch.seqs.size)
+            mu2 = sequence_mu2(model, buf, buf.rows, batch.seqs.size, MU2_BATCH)
             for start in range(0, batch.num_segments, batch_size):
                 which = slice(start, start + batch_size)
                 x, rows = buf[which], buf.rows[which]

@@ -12,8 +12,8 @@ from fhvae.evaluate.asr_probe import (INPUTS, MIN_PHONE_FRAMES, OTHER, _training
                                       labelled_rows, run_asr_probe, skip_reason, splice)
 from fhvae.evaluate.inputs import PHONE_CTM, EvalSet, iter_feats, read_ctm_frame_labels
 from fhvae.evaluate.report import asr_section
-from fhvae.extract import extract_latents
 from fhvae.features.mvn import MVN
+from fhvae.inference import extract_latents
 from fhvae.io.datadir import write_kv
 from fhvae.io.tables import write_table
 from fhvae.model import FHVAE, ModelConfig

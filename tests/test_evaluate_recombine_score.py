@@ -11,8 +11,8 @@ from fhvae.evaluate.inputs import NO_LABEL, EvalSet
 from fhvae.evaluate.probes import split_utterances
 from fhvae.evaluate.recombine import (check_decoded, choose_pairs, draw_segments,
                                       score_recombination)
-from fhvae.evaluate.swap import cut_segments
 from fhvae.features.mvn import MVN
+from fhvae.inference import cut_segments
 from fhvae.model import FHVAE, ModelConfig
 
 SEG = 5

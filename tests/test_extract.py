@@ -16,8 +16,8 @@ import torch
 from fhvae.bin.extract import main as extract_main
 from fhvae.checkpoint import load_model, save_checkpoint
 from fhvae.errors import FhvaeError
-from fhvae.extract import (ExtractOptions, extract_latents, merge_jobs, run_job,
-                           split_contiguous, window_index)
+from fhvae.extract import merge_jobs, run_job, split_contiguous
+from fhvae.inference import ExtractOptions, extract_latents
 from fhvae.io.tables import read_scp, write_table
 from fhvae.model import FHVAE, ModelConfig
 from helpers import run
@@ -103,11 +103,6 @@ def test_row_t_is_the_edge_padded_window_centred_on_t(setup):
         ref_z1, ref_z2 = encode([padded[t:t + 20] for t in range(len(x))])
         np.testing.assert_allclose(z2[utt], ref_z2, rtol=1e-4, atol=1e-5)
         np.testing.assert_allclose(z1[utt], ref_z1, rtol=1e-4, atol=1e-5)
-    # window_index agrees with numpy's edge padding for odd segment lengths too
-    for n, seg in ((3, 7), (9, 7), (1, 20)):
-        ref = np.pad(np.arange(n), (seg // 2, seg - 1 - seg // 2), mode="edge")
-        np.testing.assert_array_equal(window_index(n, seg),
-                                      np.stack([ref[t:t + seg] for t in range(n)]))
 
 
 def test_svector_is_map_over_nonoverlapping_segments(setup):

@@ -19,8 +19,9 @@ import kaldi_io  # noqa: E402
 from fhvae.checkpoint import save_checkpoint  # noqa: E402
 from fhvae.data.index import SegmentIndex  # noqa: E402
 from fhvae.data.loader import SequenceBatchLoader  # noqa: E402
-from fhvae.extract import ExtractOptions, run_job  # noqa: E402
+from fhvae.extract import run_job  # noqa: E402
 from fhvae.features.mvn import MVN  # noqa: E402
+from fhvae.inference import ExtractOptions  # noqa: E402
 from fhvae.io.tables import read_scp  # noqa: E402
 from fhvae.model import FHVAE, ModelConfig  # noqa: E402
 

@@ -16,8 +16,8 @@ from fhvae.checkpoint import load_model
 from fhvae.data.index import SegmentIndex
 from fhvae.evaluate.metrics import compute_eer
 from fhvae.evaluate.scoring import cosine
-from fhvae.extract import extract_latents
 from fhvae.features.mvn import compute_mvn
+from fhvae.inference import extract_latents
 from fhvae.io.tables import write_table
 from fhvae.model import ModelConfig
 from fhvae.train import TrainConfig, train

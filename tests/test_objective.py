@@ -2,15 +2,13 @@
 
 import math
 
-import pytest
 import torch
 from torch import nn
 from torch.distributions import Normal, kl_divergence
 
-from fhvae.errors import FhvaeError
 from fhvae.model import FHVAE, FHVAEOutput, ModelConfig
 from fhvae.objective import (LOG_2PI, discriminative_logits, fhvae_loss, kl_normal, log_normal,
-                             map_mu2, segment_lower_bound, sequence_mu2)
+                             map_mu2, segment_lower_bound)
 
 TINY = ModelConfig(feat_dim=6, seg_len=5, z1_dim=3, z2_dim=4, hidden=8, num_layers=2,
                    num_seqs=7)
@@ -192,26 +190,3 @@ def test_fhvae_loss_through_a_wrapper_matches_the_bare_model():
     torch.manual_seed(2)
     wrapped, _ = fhvae_loss(Wrapper(model), *args)
     torch.testing.assert_close(bare, wrapped)
-
-
-def test_sequence_mu2_equals_map_formula_one_by_one():
-    torch.manual_seed(3)
-    model = FHVAE(TINY).eval()
-    segments = torch.randn(11, TINY.seg_len, TINY.feat_dim)
-    seg_seq = torch.tensor([0, 2, 2, 0, 1, 2, 0, 0, 1, 2, 2])   # sequence 3 has no segments
-    got = sequence_mu2(model, segments, seg_seq, num_seqs=4, chunk=3)
-    expected = torch.zeros(4, TINY.z2_dim)
-    with torch.no_grad():
-        for k in range(4):
-            members = [model.encode_z2(segments[n:n + 1])[0][0]
-                       for n in range(11) if seg_seq[n] == k]
-            if members:
-                expected[k] = torch.stack(members).sum(0) / (len(members) + TINY.sigma2_z2)
-    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
-    assert got[3].abs().sum() == 0
-
-
-def test_sequence_mu2_rejects_mismatched_ids():
-    model = FHVAE(TINY)
-    with pytest.raises(FhvaeError, match="3 segments but 2"):
-        sequence_mu2(model, torch.zeros(3, TINY.seg_len, TINY.feat_dim), torch.zeros(2).long(), 1)

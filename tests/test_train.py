@@ -209,7 +209,7 @@ def test_table_reset_rows_are_the_extractors_svectors(small):
     reset_shift = seg_shift it averages every training window as Algorithm 1 writes it."""
     from fhvae.data.loader import SequenceBatchLoader
     from fhvae.data.sampler import HierarchicalSampler
-    from fhvae.extract import ExtractOptions, extract_latents
+    from fhvae.inference import ExtractOptions, extract_latents
     from fhvae.model import FHVAE
     from fhvae.objective import map_mu2
     train_index, _, mvn = small

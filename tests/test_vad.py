@@ -16,7 +16,8 @@ from fhvae.bin.compute_vad import main as compute_vad_main
 from fhvae.bin.extract import main as extract_main
 from fhvae.checkpoint import load_model
 from fhvae.errors import FhvaeError
-from fhvae.extract import ExtractOptions, VoicedFrames, extract_latents, run_job
+from fhvae.extract import run_job
+from fhvae.inference import ExtractOptions, VoicedFrames, extract_latents
 from fhvae.features.vad import (VadOptions, compute_vad, compute_vad_job, frame_log_energy,
                                 read_vad_config)
 from fhvae.io.tables import read_scp, write_table

@@ -13,7 +13,7 @@
 #                                    utt2num_frames, frame_shift, the source dir's tables)
 # and checks that every utterance of feats.scp was extracted (0-frame ones are skipped
 # with a warning). z1/z2 have one row per frame: row t encodes the 20-frame window
-# centred on frame t, edge-padded (see fhvae/extract.py). Re-running skips every job
+# centred on frame t, edge-padded (see fhvae/inference/windows.py). Re-running skips every job
 # that already finished with the same model, data and options (<out-dir>/extract.JOB.done);
 # the others are redone from scratch, so a killed run never leaves a half-written table.
 set -euo pipefail

@@ -1,4 +1,5 @@
-"""Stage 4 entry point: z1/z2/s-vectors of a data dir (see fhvae/extract.py for the layout).
+"""Stage 4 entry point: z1/z2/s-vectors of a data dir (see fhvae/extract.py for the layout,
+fhvae/inference/latents.py for the numbers).
 
   python -m fhvae.bin.extract [options] <model.pt> <data-dir> <out-dir>
 
@@ -22,8 +23,8 @@ from pathlib import Path
 import torch
 
 from fhvae.bin.cli import run_main
-from fhvae.extract import (SVECTOR_POOLS, ExtractOptions, check_counts, check_speakers,
-                           merge_jobs, run_job, speaker_means)
+from fhvae.extract import check_counts, check_speakers, merge_jobs, run_job, speaker_means
+from fhvae.inference import SVECTOR_POOLS, ExtractOptions
 from fhvae.io.feature_dir import write_feature_dir
 
 

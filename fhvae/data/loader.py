@@ -23,7 +23,7 @@ class SegmentBuffer:
     """The features of one sequence batch on the device, viewed as an (N, seg_len, F) tensor.
 
     Indexing with a slice or an index array returns real segments; `shape` and slicing let it
-    stand in for a materialised segment tensor (e.g. in objective.sequence_mu2) without
+    stand in for a materialised segment tensor (e.g. in inference.sequence_mu2) without
     copying the overlapping windows.
     """
 

@@ -12,7 +12,7 @@ leaks into the sequence-level latent (53 phones: finer than the 3-class phone pr
 
 Stage 4 keeps only s-vectors of the training set by default, so the training-side z1/z2
 are encoded here for a seeded subset of utterances: posterior means of the extractor's
-window centred on each frame (extract.window_index), exactly the rows stage 4 would write,
+window centred on each frame (inference.window_index), exactly the rows stage 4 would write,
 but only for the frames the classifier uses.
 """
 
@@ -26,11 +26,10 @@ from typing import Mapping
 
 import numpy as np
 
+from fhvae.evaluate.classifiers import fit_classifier
 from fhvae.evaluate.inputs import NO_LABEL, PHONE_CTM, EvalSet, iter_feats, read_ctm_frame_labels
-from fhvae.evaluate.recombine import fit_classifier
-from fhvae.evaluate.swap import encode_means
-from fhvae.extract import window_index
 from fhvae.features.mvn import MIN_STD, MVN
+from fhvae.inference import encode, window_index
 from fhvae.io.datadir import read_dict
 from fhvae.model import FHVAE
 
@@ -131,8 +130,9 @@ def _training_frames(model: FHVAE, mvn: MVN, train_data: Path, utts: list[str],
     seg_len = model.cfg.seg_len
     windows = np.concatenate([mvn.apply(feats[u])[window_index(len(feats[u]), seg_len)[r]]
                               for u, r in rows.items()])
-    z1, z2 = encode_means(model, windows)
-    return (probe_inputs(feats, rows, mvn, z1, z2, seg_len),
+    latents = encode(model, windows)
+    return (probe_inputs(feats, rows, mvn, latents.z1.cpu().numpy(), latents.z2.cpu().numpy(),
+                         seg_len),
             np.concatenate([phones[u][r] for u, r in rows.items()]).astype(str))
 
 

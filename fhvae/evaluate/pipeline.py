@@ -11,7 +11,6 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from fhvae.checkpoint import load_model
 from fhvae.errors import FhvaeError
 from fhvae.evaluate.asr_probe import AsrProbeResult, run_asr_probe, skip_reason
 from fhvae.evaluate.inputs import (PHONE_CTM, EvalSet, check_known, fbank_stats, iter_feats,
@@ -27,6 +26,7 @@ from fhvae.evaluate.verification import (BACKENDS, BASELINE, CANDIDATE, IVECTOR,
                                          Embeddings, load_trial_lists, make_backend,
                                          run_verification, utterance_conditions)
 from fhvae.features.mvn import MVN
+from fhvae.inference import load
 from fhvae.io.atomic import write_text_atomic
 from fhvae.io.datadir import read_dict
 from fhvae.model import FHVAE
@@ -173,7 +173,7 @@ def run_evaluation(cfg: EvalConfig) -> EvalSummary:
     for name in cfg.backends:
         make_backend(name, cfg.lda_dim)           # reject a bad name before any work
     cfg.check_ivectors()
-    model, mvn, payload = load_model(cfg.model)
+    model, mvn, payload = load(cfg.model, "cpu")
     adapt = load_adapt_embeddings(cfg, mvn) if cfg.adaptation else {}   # fails before writing
     cfg.out_dir.mkdir(parents=True, exist_ok=True)
     evalset = load_eval_set(cfg.data, cfg.latents)

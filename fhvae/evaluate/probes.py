@@ -15,10 +15,8 @@ from dataclasses import dataclass
 from typing import Mapping
 
 import numpy as np
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
+from fhvae.evaluate.classifiers import probe_accuracy
 from fhvae.evaluate.inputs import NO_LABEL, EvalSet
 
 log = logging.getLogger(__name__)
@@ -74,15 +72,6 @@ def is_speaker_level(utt2lab: Mapping[str, str], utt2spk: Mapping[str, str]) -> 
 def frame_indices(num_frames: int, stride: int) -> np.ndarray:
     """One frame per `stride`-frame segment: the centres of consecutive non-overlapping segments."""
     return np.arange(min(stride // 2, num_frames - 1), num_frames, stride)
-
-
-def probe_accuracy(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray,
-                   y_test: np.ndarray, seed: int) -> float:
-    """Test accuracy of a standardised multinomial logistic regression."""
-    clf = make_pipeline(StandardScaler(),
-                        LogisticRegression(max_iter=2000, random_state=seed))
-    clf.fit(x_train, y_train)
-    return float(np.mean(clf.predict(x_test) == y_test))
 
 
 def _stack(evalset: EvalSet, utts: list[str], labels: Mapping[str, np.ndarray],

@@ -19,92 +19,13 @@ from dataclasses import dataclass
 from typing import Mapping
 
 import numpy as np
-import torch
 
 from fhvae.errors import FhvaeError
 from fhvae.features.mvn import MVN
+from fhvae.inference import cut_segments, decode_log_likelihood, encode_z1, encode_z2
 from fhvae.model import FHVAE
-from fhvae.objective import log_normal
 
 log = logging.getLogger(__name__)
-
-BATCH = 1024      # segments per encoder/decoder call: bounds memory, keeps the calls large
-
-
-@dataclass
-class Segments:
-    """Non-overlapping segments of several utterances, normalised, in utterance order."""
-
-    x: np.ndarray          # (N, seg_len, F) float32
-    utt: np.ndarray        # (N,) index into `utts`
-    start: np.ndarray      # (N,) first frame of each segment in its utterance
-    utts: list[str]
-
-
-def cut_segments(feats: Mapping[str, np.ndarray], mvn: MVN, seg_len: int) -> Segments:
-    """Frames 0..seg_len-1, seg_len..2*seg_len-1, ... of each utterance (the remainder and
-    utterances shorter than seg_len are not used), normalised with `mvn`."""
-    utts = sorted(feats)
-    xs, utt_index, starts = [], [], []
-    for i, utt in enumerate(utts):
-        count = feats[utt].shape[0] // seg_len
-        if count:
-            norm = mvn.apply(feats[utt][:count * seg_len])
-            xs.append(norm.reshape(count, seg_len, -1))
-            utt_index.append(np.full(count, i))
-            starts.append(np.arange(count) * seg_len)
-    if not xs:
-        raise FhvaeError(f"no utterance has a whole {seg_len}-frame segment")
-    return Segments(np.concatenate(xs), np.concatenate(utt_index), np.concatenate(starts), utts)
-
-
-def _device(model: FHVAE) -> torch.device:
-    return next(model.parameters()).device
-
-
-@torch.no_grad()
-def encode_means(model: FHVAE, x: np.ndarray,
-                 z2: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Posterior means (z1, z2) of normalised segments (N, L, F); z1 is encoded given z2
-    (the segment's own posterior mean unless `z2` is given)."""
-    model.eval()
-    device = _device(model)
-    z1_out, z2_out = [], []
-    for lo in range(0, x.shape[0], BATCH):
-        xb = torch.from_numpy(x[lo:lo + BATCH]).to(device)
-        z2b = (model.encode_z2(xb)[0] if z2 is None
-               else torch.from_numpy(z2[lo:lo + BATCH]).to(device))
-        z1_out.append(model.encode_z1(xb, z2b)[0].float().cpu().numpy())
-        z2_out.append(z2b.float().cpu().numpy())
-    return np.concatenate(z1_out), np.concatenate(z2_out)
-
-
-@torch.no_grad()
-def encode_z2_means(model: FHVAE, x: np.ndarray) -> np.ndarray:
-    """Posterior means of z2 only (N, z2_dim)."""
-    model.eval()
-    device = _device(model)
-    return np.concatenate([model.encode_z2(torch.from_numpy(x[lo:lo + BATCH]).to(device))[0]
-                           .float().cpu().numpy() for lo in range(0, x.shape[0], BATCH)])
-
-
-@torch.no_grad()
-def decode_means(model: FHVAE, z1: np.ndarray, z2: np.ndarray, num_frames: int,
-                 x: np.ndarray | None = None) -> np.ndarray:
-    """Decoder means (N, num_frames, F) for rows of z1/z2, or, when the normalised segments
-    `x` are given, log p(x | z1, z2) per segment (N,) in nats."""
-    model.eval()
-    device = _device(model)
-    out = []
-    for lo in range(0, z1.shape[0], BATCH):
-        mu, logvar = model.decode(torch.from_numpy(z1[lo:lo + BATCH]).to(device),
-                                  torch.from_numpy(z2[lo:lo + BATCH]).to(device), num_frames)
-        if x is None:
-            out.append(mu.float().cpu().numpy())
-        else:
-            xb = torch.from_numpy(x[lo:lo + BATCH]).to(device)
-            out.append(log_normal(xb, mu, logvar).double().cpu().numpy())
-    return np.concatenate(out)
 
 
 def draw_other(rng: np.random.Generator, own: np.ndarray, pool: np.ndarray) -> np.ndarray:
@@ -157,7 +78,7 @@ def run_swap_test(model: FHVAE, mvn: MVN, feats: Mapping[str, np.ndarray], seed:
     segs = cut_segments(feats, mvn, seg_len)
     if np.unique(segs.utt).size < 2:
         raise FhvaeError(f"swap test needs two utterances of at least {seg_len} frames")
-    z2_all = encode_z2_means(model, segs.x)
+    z2_all = encode_z2(model, segs.x).mean.cpu().numpy()
     counts = np.bincount(segs.utt, minlength=len(segs.utts))
     sums = np.zeros((len(segs.utts), z2_all.shape[1]))
     np.add.at(sums, segs.utt, z2_all)
@@ -169,20 +90,24 @@ def run_swap_test(model: FHVAE, mvn: MVN, feats: Mapping[str, np.ndarray], seed:
     if np.unique(utt).size < 2:
         raise FhvaeError(f"swap test: the {len(pick)} sampled segments come from one utterance; "
                          "sample more segments")
-    z1, z2 = encode_means(model, x, z2_all[pick])
+    z2 = z2_all[pick]
+    z1 = encode_z1(model, x, z2).mean.cpu().numpy()
     partner = draw_other(rng, utt, utt)
     other_utt = np.flatnonzero(counts)[draw_other(rng, utt, np.flatnonzero(counts))]
 
-    own = decode_means(model, z1, z2, seg_len, x)
+    def log_px(z1_rows: np.ndarray, z2_rows: np.ndarray) -> np.ndarray:
+        return decode_log_likelihood(model, x, z1_rows, z2_rows).cpu().numpy()
+
+    own = log_px(z1, z2)
     result = SwapResult(
         num_segments=len(pick), num_utts=int(np.unique(utt).size), seg_len=seg_len,
         log_px_own=float(own.mean()),
         z1_swap=_cost("z1 of a random segment of another utterance", own,
-                      decode_means(model, z1[partner], z2, seg_len, x)),
+                      log_px(z1[partner], z2)),
         z2_utt_mean=_cost("z2 replaced by its own utterance's mean z2", own,
-                          decode_means(model, z1, utt_mean[utt], seg_len, x)),
+                          log_px(z1, utt_mean[utt])),
         z2_other_utt=_cost("z2 replaced by another utterance's mean z2", own,
-                           decode_means(model, z1, utt_mean[other_utt], seg_len, x)))
+                           log_px(z1, utt_mean[other_utt])))
     log.info("swap test on %d segments: z1 swap %.1f, z2 own-utterance mean %.1f, z2 other "
              "utterance %.1f nats per segment (ratio %.3f)", result.num_segments,
              result.z1_swap.mean, result.z2_utt_mean.mean, result.z2_other_utt.mean,
