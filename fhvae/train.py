@@ -26,7 +26,6 @@ import logging
 import math
 import os
 import random
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +35,6 @@ import torch
 import torch.distributed as dist
 import yaml
 from torch.nn.parallel import DistributedDataParallel
-from tqdm import tqdm
 
 from fhvae.checkpoint import load_checkpoint, save_checkpoint
 from fhvae.data.index import SegmentIndex
@@ -49,6 +47,7 @@ from fhvae.features.mvn import MVN
 from fhvae.inference import sequence_mu2
 from fhvae.io.atomic import atomic_path, write_text_atomic
 from fhvae.model import FHVAE, ModelConfig
+from fhvae.progress import Progress
 from fhvae.objective import fhvae_loss, segment_lower_bound
 
 logger = logging.getLogger(__name__)
@@ -346,6 +345,9 @@ class Trainer:
         # Position: the next step is segment batch `inner` of sequence batch `seq_batch`.
         self.step = self.seq_batch = self.inner = self.skipped = 0
         self.best_dev, self.best_step, self.elapsed, self.stopped = -math.inf, 0, 0.0, False
+        # Sums of the metrics of the steps since the last metrics row, and their number.
+        self._window: dict[str, torch.Tensor] = {}
+        self._window_steps = 0
         self.last_path = self.exp / "ckpt" / "last.pt"
         self.best_path = self.exp / "ckpt" / "best.pt"
         self.tsv = self.exp / "train_metrics.tsv"
@@ -468,7 +470,7 @@ class Trainer:
                          f"{self.seq_batch}, {terms}); last/best checkpoints kept in "
                          f"{self.last_path.parent}")
 
-    def _dev_eval(self, bar: tqdm) -> float:
+    def _dev_eval(self) -> float:
         """Rank 0 evaluates; every rank learns the value (they must agree on stopping)."""
         value = evaluate(self.model, self.dev_loader, self.dev_index, self.cfg.batch_size,
                          self._amp) if self.rank == 0 else 0.0
@@ -480,10 +482,44 @@ class Trainer:
             self.best_dev, self.best_step = value, self.step
             if self.rank == 0:
                 save_checkpoint(self.best_path, {**self._payload(), "dev_lb": value})
-        if self.rank == 0:
-            bar.write(f"step {self.step}: dev lb {value:.3f} (best {self.best_dev:.3f} "
-                      f"at step {self.best_step})")
         return value
+
+    def _train_step(self, buf: SegmentBuffer, which: torch.Tensor) -> dict | None:
+        """One Adam step on the segments `which` of `buf`; its metrics, or None when the
+        batch was skipped (non-finite loss with skip_nonfinite)."""
+        with self._amp():
+            loss, metrics = fhvae_loss(self.net, buf[which], buf.rows[which],
+                                       buf.row_num_segs, self.cfg.alpha)
+        self.net_opt.zero_grad(set_to_none=True)
+        self.table_opt.zero_grad(set_to_none=True)
+        if not self._check_finite(loss, metrics):
+            return None
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.net_opt)
+        self.scaler.step(self.table_opt)
+        self.scaler.update()
+        return metrics
+
+    def _scheduled_dev(self) -> float | None:
+        """The dev bound every dev_every steps (None on other steps or without a dev set);
+        sets `stopped` when it has not improved for `patience` steps."""
+        if self.dev_index is None or self.step % self.cfg.dev_every:
+            return None
+        value = self._dev_eval()
+        if self.step - self.best_step >= self.cfg.patience:
+            logger.info("early stop: no dev improvement for %d steps",
+                        self.step - self.best_step)
+            self.stopped = True
+        return value
+
+    def _check_time(self) -> bool:
+        """Whether the time budget is spent (looked at every log_every steps)."""
+        if not (self.cfg.max_minutes and self.step % self.cfg.log_every == 0
+                and self._out_of_time()):
+            return False
+        logger.info("time budget: stopping after %.1f min of training (max_minutes %g) at "
+                    "step %d", self.elapsed / 60, self.cfg.max_minutes, self.step)
+        return True
 
     # ------------------------------------------------------------------ main loop
     def train(self) -> Path:
@@ -491,80 +527,70 @@ class Trainer:
         if self.rank == 0:
             self.exp.mkdir(parents=True, exist_ok=True)
             cfg.save(self.exp / "config.yaml")
-        window: dict[str, torch.Tensor] = {}
-        window_steps = 0
         started = time.time() - self.elapsed
-        # Redraw rarely when stderr is a log file, not a terminal.
-        bar = tqdm(total=cfg.max_steps, initial=self.step, disable=self.rank != 0,
-                   dynamic_ncols=True, desc="train",
-                   mininterval=0.5 if sys.stderr.isatty() else 30.0)
         try:
-            upcoming = None
-            timed_out = False      # not saved: a resumed run with a larger budget goes on
-            while not (self.stopped or timed_out) and self.step < cfg.max_steps:
-                batch = (upcoming if upcoming is not None and upcoming.number == self.seq_batch
-                         else self.sampler.seq_batch(self.seq_batch))
-                upcoming = self.sampler.seq_batch(self.seq_batch + 1)
-                self.loader.prefetch(upcoming)
-                buf = self.loader.load(batch)
-                num_batches = self._agree_min(cfg.num_seg_batches
-                                              or batch.default_num_batches(cfg.batch_size))
-                seg_batches = batch.batch_indices(num_batches, cfg.batch_size)
-                if self.inner == 0 and (cfg.mode == "hierarchical" or self.seq_batch == 0):
-                    reset_table(self.model, self.table_opt,
-                                reset_windows(self.index, buf, cfg.reset_shift))
-                for j in range(self.inner, num_batches):
-                    if self.stopped or timed_out or self.step >= cfg.max_steps:
-                        break
-                    which = torch.from_numpy(seg_batches[j]).to(self.device)
-                    with self._amp():
-                        loss, metrics = fhvae_loss(self.net, buf[which], buf.rows[which],
-                                                   buf.row_num_segs, cfg.alpha)
-                    self.net_opt.zero_grad(set_to_none=True)
-                    self.table_opt.zero_grad(set_to_none=True)
-                    if self._check_finite(loss, metrics):
-                        self.scaler.scale(loss).backward()
-                        self.scaler.step(self.net_opt)
-                        self.scaler.step(self.table_opt)
-                        self.scaler.update()
-                        for k, v in metrics.items():
-                            window[k] = window.get(k, 0.0) + v
-                        window_steps += 1
-                    self.step += 1
-                    bar.update(1)
-                    done = j + 1 == num_batches
-                    self.seq_batch, self.inner = ((self.seq_batch + 1, 0) if done
-                                                  else (self.seq_batch, j + 1))
-                    dev_lb = ""
-                    if self.dev_index is not None and self.step % cfg.dev_every == 0:
-                        dev_lb = f"{self._dev_eval(bar):.4f}"
-                        if self.step - self.best_step >= cfg.patience:
-                            logger.info("early stop: no dev improvement for %d steps",
-                                        self.step - self.best_step)
-                            self.stopped = True
-                    self.elapsed = time.time() - started
-                    if (cfg.max_minutes and self.step % cfg.log_every == 0
-                            and self._out_of_time()):
-                        logger.info("time budget: stopping after %.1f min of training "
-                                    "(max_minutes %g) at step %d", self.elapsed / 60,
-                                    cfg.max_minutes, self.step)
-                        timed_out = True
-                        if self.dev_index is not None and not dev_lb:
-                            dev_lb = f"{self._dev_eval(bar):.4f}"
-                    if (self.step % cfg.log_every == 0 or dev_lb) and window_steps:
-                        means = {k: float(v) / window_steps for k, v in window.items()}
-                        self._log_row(means, dev_lb)
-                        bar.set_postfix({k: f"{means[k]:.2f}" for k in ("loss", "lb", "acc")})
-                        window, window_steps = {}, 0
-                    if self.step % cfg.ckpt_every == 0 and not self.stopped:
-                        self.save_last()
-                    if dev_lb and self.rank == 0:
-                        plot_metrics(self.tsv, self.exp / "loss.png")
+            with Progress(cfg.max_steps, self.step, enabled=self.rank == 0) as progress:
+                self._loop(started, progress)
         finally:
-            bar.close()
             self.loader.close()
         self.save_last()
         return self.write_final()
+
+    def _loop(self, started: float, progress: Progress) -> None:
+        """Sequence batches until max_steps, early stopping or the time budget."""
+        cfg = self.cfg
+        upcoming = None
+        timed_out = False      # not saved: a resumed run with a larger budget goes on
+        while not (self.stopped or timed_out) and self.step < cfg.max_steps:
+            batch = (upcoming if upcoming is not None and upcoming.number == self.seq_batch
+                     else self.sampler.seq_batch(self.seq_batch))
+            upcoming = self.sampler.seq_batch(self.seq_batch + 1)
+            self.loader.prefetch(upcoming)
+            buf = self.loader.load(batch)
+            num_batches = self._agree_min(cfg.num_seg_batches
+                                          or batch.default_num_batches(cfg.batch_size))
+            seg_batches = batch.batch_indices(num_batches, cfg.batch_size)
+            if self.inner == 0 and (cfg.mode == "hierarchical" or self.seq_batch == 0):
+                reset_table(self.model, self.table_opt,
+                            reset_windows(self.index, buf, cfg.reset_shift))
+            for j in range(self.inner, num_batches):
+                if self.stopped or timed_out or self.step >= cfg.max_steps:
+                    break
+                metrics = self._train_step(buf, torch.from_numpy(seg_batches[j]).to(self.device))
+                if metrics is not None:
+                    for k, v in metrics.items():
+                        self._window[k] = self._window.get(k, 0.0) + v
+                    self._window_steps += 1
+                self.step += 1
+                progress.step()
+                done = j + 1 == num_batches
+                self.seq_batch, self.inner = ((self.seq_batch + 1, 0) if done
+                                              else (self.seq_batch, j + 1))
+                timed_out = self._end_of_step(started, progress)
+
+    def _end_of_step(self, started: float, progress: Progress) -> bool:
+        """Dev bound, time budget, metrics row and log line, checkpoint, plot; whether the
+        time budget ran out."""
+        cfg = self.cfg
+        dev = self._scheduled_dev()
+        self.elapsed = time.time() - started
+        timed_out = self._check_time()
+        if timed_out and dev is None and self.dev_index is not None:
+            dev = self._dev_eval()       # the model this run ends with gets its dev bound
+        dev_lb = "" if dev is None else f"{dev:.4f}"
+        if self.step % cfg.log_every == 0 or dev is not None:
+            means = ({k: float(v) / self._window_steps for k, v in self._window.items()}
+                     if self._window_steps else None)
+            if means is not None:
+                self._log_row(means, dev_lb)
+            progress.line(self.step, means,
+                          None if dev is None else (dev, self.best_dev, self.best_step))
+            self._window, self._window_steps = {}, 0
+        if self.step % cfg.ckpt_every == 0 and not self.stopped:
+            self.save_last()
+        if dev is not None and self.rank == 0:
+            plot_metrics(self.tsv, self.exp / "loss.png")
+        return timed_out
 
     def _log_row(self, means: dict, dev_lb: str) -> None:
         if self.rank != 0:

@@ -3,6 +3,7 @@ non-finite loss handling, flat == hierarchical when K = M, config errors, the CL
 
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -238,6 +239,36 @@ def test_table_reset_rows_are_the_extractors_svectors(small):
         want = map_mu2(z2_mu.sum(0, keepdim=True), torch.tensor([len(starts)]), 0.25)[0]
         torch.testing.assert_close(model.mu2[row].detach(), want, rtol=1e-5, atol=1e-6)
     loader.close()
+
+
+def test_train_log_is_one_line_per_logged_step_without_carriage_returns(small, tmp_path):
+    """stderr into a file, as utils/launch.py writes log/train.log: one `step N/M` line per
+    log_every steps with the rate, loss, lb and acc, and the dev bound where it was computed;
+    no progress-bar redraws."""
+    from helpers import clean_env, python, run
+    train_index, dev_index, mvn = small
+    train_index.save(tmp_path / "train.npz")
+    dev_index.save(tmp_path / "dev.npz")
+    mvn.save(tmp_path / "mvn.npz")
+    conf = tmp_path / "conf.yaml"
+    conf.write_text(yaml.safe_dump(tiny_config(max_steps=6, log_every=2, dev_every=4).to_dict()))
+    log = tmp_path / "train.log"
+    with open(log, "w") as handle:
+        done = run([python(), "-m", "fhvae.bin.train", "--config", str(conf),
+                    "--train-index", str(tmp_path / "train.npz"), "--dev-index",
+                    str(tmp_path / "dev.npz"), "--mvn", str(tmp_path / "mvn.npz"),
+                    "--num-threads", "1", str(tmp_path / "exp")],
+                   env=clean_env(), capture_output=False, stdout=handle, stderr=handle)
+    text = log.read_bytes().decode()        # read_text() would turn a "\r" into "\n"
+    assert done.returncode == 0, text[-3000:]
+    assert "\r" not in text
+    lines = [ln for ln in text.splitlines() if " fhvae.train INFO step " in ln]
+    assert [re.search(r"step (\d+)/6: ", ln).group(1) for ln in lines] == ["2", "4", "6"], text
+    assert all(re.search(r": [\d.]+ steps/s, loss -?[\d.]+, lb -?[\d.]+, acc [\d.]+", ln)
+               for ln in lines), lines
+    assert [bool(re.search(r", dev lb -?[\d.]+ \(best -?[\d.]+ at step 4\)$", ln))
+            for ln in lines] == [False, True, False], lines
+    assert [r["step"] for r in read_tsv(tmp_path / "exp" / "train_metrics.tsv")] == ["2", "4", "6"]
 
 
 # ----------------------------------------------------------------- early stopping, final.pt
