@@ -149,7 +149,11 @@ if [ $stage -le 5 ] && [ $stop_stage -ge 5 ]; then
     [ $ivector = true ] || return 1
     for set in "$@"; do [ -f $ivector_dir/ivectors_$set/ivector.scp ] || return 1; done
   }
-  evaluate() {  # evaluate <set> <eval-dir> <adapt-set|-> [more options]: results.md printed
+  # evaluate <set> <eval-dir> <adapt-set|-> [more options]: one single-threaded job in the
+  # background, logged in $exp/log/eval_*.log (the evaluations are independent, and mostly
+  # single-threaded Python: --nj of them at once use the cores better than one after another)
+  running=0 failed=0 outs=()
+  evaluate() {
     local x=$1 out=$2 a=$3 sets="$train_set $1"; shift 3
     [ "$a" = - ] || sets="$sets $a"
     local iv=()
@@ -160,19 +164,25 @@ if [ $stage -le 5 ] && [ $stop_stage -ge 5 ]; then
     elif [ $ivector = true ]; then
       log "stage 5: no i-vectors of every set of ($sets): i-vector baseline left out"
     fi
-    python -m fhvae.bin.evaluate --seed $seed --model $exp/final.pt \
-      --train-data data/$train_set --train-latents $exp/latents_$train_set \
-      ${iv[@]+"${iv[@]}"} "$@" data/$x $exp/latents_$x $out
-    cat $out/results.md
+    if [ $running -ge $nj ]; then wait -n || failed=1; running=$((running - 1)); fi
+    $train_cmd $exp/log/$(basename $out).log \
+      OMP_NUM_THREADS=1 python -m fhvae.bin.evaluate --num-threads 1 --seed $seed \
+      --model $exp/final.pt --train-data data/$train_set --train-latents $exp/latents_$train_set \
+      ${iv[@]+"${iv[@]}"} "$@" data/$x $exp/latents_$x $out &
+    running=$((running + 1)) outs+=("$out")
   }
   for x in $eval_set $extra_eval_sets; do
-    log "stage 5: evaluation on data/$x"
+    log "stage 5: evaluation on data/$x ($exp/log/eval_$x.log)"
     evaluate $x $exp/eval_$x -
   done
   for pair in $adapt_eval; do
     x=${pair%%:*} a=${pair#*:}
-    log "stage 5: evaluation on data/$x, back-ends adapted to data/$a"
+    log "stage 5: evaluation on data/$x, back-ends adapted to data/$a" \
+        "($exp/log/eval_${x}_adapt_$a.log)"
     evaluate $x $exp/eval_${x}_adapt_$a $a \
       --adapt-data data/$a --adapt-latents $exp/latents_$a --adapt-plda $adapt_plda
   done
+  while [ $running -gt 0 ]; do wait -n || failed=1; running=$((running - 1)); done
+  [ $failed = 0 ] || { log "stage 5: an evaluation failed (logs above)"; exit 1; }
+  for out in "${outs[@]}"; do echo "# $out/results.md"; cat $out/results.md; done
 fi
