@@ -16,24 +16,23 @@ position (sequence batch, step inside it); the sampler recomputes everything els
 position. Under torchrun each rank trains on its own shard of sequences with its own table;
 the table is kept out of DistributedDataParallel so only network gradients are averaged,
 and rank 0 gathers the per-rank table/RNG states into its checkpoints.
+
+Around the loop: train_config.py (the settings), train_runtime.py (rank, device, RNG
+states, Adam), train_metrics.py (train_metrics.tsv, loss.png), progress.py (the log lines),
+inference.sequence_mu2 (the table reset's MAP estimate).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import functools
 import logging
 import math
 import os
-import random
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.distributed as dist
-import yaml
 from torch.nn.parallel import DistributedDataParallel
 
 from fhvae.checkpoint import load_checkpoint, save_checkpoint
@@ -41,19 +40,19 @@ from fhvae.data.index import SegmentIndex
 from fhvae.data.loader import SegmentBuffer, SequenceBatchLoader
 from fhvae.data.sampler import (FlatSampler, HierarchicalSampler, eval_seq_batches,
                                 make_seq_batch)
-from fhvae.device import resolve_device
 from fhvae.errors import FhvaeError
 from fhvae.features.mvn import MVN
 from fhvae.inference import sequence_mu2
-from fhvae.io.atomic import atomic_path, write_text_atomic
-from fhvae.model import FHVAE, ModelConfig
-from fhvae.progress import Progress
+from fhvae.model import FHVAE
 from fhvae.objective import fhvae_loss, segment_lower_bound
+from fhvae.progress import Progress
+from fhvae.train_config import TrainConfig, resolve_config
+from fhvae.train_metrics import append_metrics, plot_metrics, start_metrics, truncate_metrics
+from fhvae.train_runtime import (cpu_bf16_error, init_distributed, make_adam, rng_state,
+                                 set_rng_state, to_cpu)
 
 logger = logging.getLogger(__name__)
 
-METRICS = ("loss", "lb", "log_px", "kl_z1", "kl_z2", "log_pmu2", "log_qy", "acc")
-TSV_COLUMNS = ("step", "seq_batch", *METRICS, "dev_lb", "elapsed")
 # Settings that fix the sampler's streams: resuming with other values would not continue
 # the same run, so they must match the checkpoint.
 RESUME_KEYS = ("mode", "seed", "batch_size", "seg_shift", "num_seg_batches", "random_offsets")
@@ -62,158 +61,7 @@ DEV_SEED = 1234      # reparameterisation noise of the dev bound (fixed: determi
 MU2_BATCH = 4096     # windows per z2-encoder call when the table or the dev mu2 is estimated
 
 
-@dataclass
-class TrainConfig:
-    """Everything a run depends on; saved as <exp>/config.yaml (model fields under `model:`)."""
-
-    model: ModelConfig = field(default_factory=ModelConfig)
-    mode: str = "hierarchical"         # or "flat": the original M-row table (baseline)
-    seq_batch_size: int = 2000         # K
-    batch_size: int = 256              # segments per step
-    num_seg_batches: int = 0           # B_seg per sequence batch; 0 = one pass over its segments
-    seg_shift: int = 8                 # training windows start every seg_shift frames
-    random_offsets: bool = False       # each sequence batch shifts every utterance's window
-                                       # grid by a random 0..seg_shift-1 frames (as the
-                                       # reference draws window starts), not a fixed grid
-    reset_shift: int = 0               # windows the table reset averages; 0 = seg_len (see reset_windows)
-    alpha: float = 10.0
-    lr: float = 1e-3
-    betas: tuple[float, float] = (0.95, 0.999)
-    max_steps: int = 500_000
-    max_minutes: float = 0.0           # stop after this much training wall time in all (0: no
-                                       # limit), e.g. inside a cluster job's time limit; the
-                                       # model written is then the best one so far
-    patience: int = 50_000             # early stop after this many steps without dev improvement
-    dev_every: int = 5_000
-    log_every: int = 100
-    ckpt_every: int = 1_000
-    seed: int = 0
-    device: str = "auto"               # auto | cpu | cuda | cuda:N (fhvae.device)
-    amp: str = "none"                  # none | bf16 (GPU or CPU autocast) | fp16 (GPU only)
-    skip_nonfinite: bool = False       # skip (and count) non-finite batches instead of stopping
-    prefetch: bool = True
-
-    def to_dict(self) -> dict:
-        out = dataclasses.asdict(self)
-        out["betas"] = list(self.betas)
-        return out
-
-    @classmethod
-    def from_dict(cls, data: dict, where: str = "config") -> "TrainConfig":
-        data = dict(data)
-        model = data.pop("model", None) or {}
-        names = {f.name for f in dataclasses.fields(cls)}
-        model_names = {f.name for f in dataclasses.fields(ModelConfig)}
-        for key in data:
-            if key not in names:
-                raise FhvaeError(f"{where}: unknown option '{key}'")
-        for key in model:
-            if key not in model_names:
-                raise FhvaeError(f"{where}: unknown model option '{key}'")
-        if "betas" in data:
-            data["betas"] = tuple(float(b) for b in data["betas"])
-        cfg = cls(model=ModelConfig(**model), **data)
-        if cfg.mode not in ("hierarchical", "flat"):
-            raise FhvaeError(f"{where}: mode must be hierarchical or flat, got '{cfg.mode}'")
-        if cfg.reset_shift < 0:
-            raise FhvaeError(f"{where}: reset_shift must be >= 0, got {cfg.reset_shift}")
-        if cfg.max_minutes < 0:
-            raise FhvaeError(f"{where}: max_minutes must be >= 0, got {cfg.max_minutes}")
-        if cfg.amp not in ("none", "bf16", "fp16"):
-            raise FhvaeError(f"{where}: amp must be none, bf16 or fp16, got '{cfg.amp}'")
-        return cfg
-
-    @classmethod
-    def load(cls, path: str | os.PathLike) -> "TrainConfig":
-        path = Path(path)
-        if not path.is_file():
-            raise FhvaeError(f"{path}: config not found")
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as err:
-            raise FhvaeError(f"{path}: invalid YAML ({str(err).splitlines()[0]})") from None
-        if not isinstance(data, dict):
-            raise FhvaeError(f"{path}: expected a mapping of options")
-        return cls.from_dict(data, str(path))
-
-    def save(self, path: str | os.PathLike) -> None:
-        write_text_atomic(path, yaml.safe_dump(self.to_dict(), sort_keys=False))
-
-
-# ----------------------------------------------------------------------------- set-up
-def init_distributed(device: str) -> tuple[int, int, torch.device]:
-    """(rank, world, device); joins the torchrun process group when WORLD_SIZE is set."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
-    dev = resolve_device(device)
-    if dev.type == "cuda":
-        if dev.index is None:       # cuda or auto: under torchrun, the rank's own GPU
-            dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-        elif world > 1:
-            raise FhvaeError(f"device '{device}' names one GPU for {world} processes; under "
-                             "torchrun use cuda or auto (each takes its LOCAL_RANK's GPU)")
-        torch.cuda.set_device(dev)
-    if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
-    return rank, world, dev
-
-
-def resolve_config(cfg: TrainConfig, index: SegmentIndex, world: int) -> TrainConfig:
-    """Fill the data-dependent model fields (features, segment length, table rows)."""
-    if cfg.mode == "flat" and world > 1:
-        raise FhvaeError("mode flat (the single-table baseline) runs in one process only")
-    rows = index.num_seqs if cfg.mode == "flat" else cfg.seq_batch_size
-    model = dataclasses.replace(cfg.model, feat_dim=index.feat_dim, seg_len=index.seg_len,
-                                num_seqs=rows)
-    return dataclasses.replace(cfg, model=model)
-
-
-def _rng_state() -> dict:
-    """All RNG states in checkpoint-safe types (tensors, ints, lists)."""
-    np_state = np.random.get_state()
-    state = {"torch": torch.get_rng_state(),
-             "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)),
-                       *np_state[2:]],
-             "python": [list(t) if isinstance(t, tuple) else t for t in random.getstate()]}
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state()
-    return state
-
-
-def _set_rng_state(state: dict) -> None:
-    torch.set_rng_state(state["torch"])
-    name, keys, *rest = state["numpy"]
-    np.random.set_state((name, keys.numpy().astype(np.uint32), *rest))
-    random.setstate(tuple(tuple(t) if isinstance(t, list) else t for t in state["python"]))
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state(state["cuda"])
-
-
-@functools.cache
-def cpu_bf16_error() -> str | None:
-    """None if this CPU runs the model's layers in bfloat16 under autocast, else why not.
-
-    oneDNN's bf16 LSTM needs AVX-512 (bf16 or core) or AMX; on an AVX2-only CPU it fails
-    with "could not create a primitive descriptor". Found by trying a tiny LSTM forward and
-    backward once per process, not by CPU model."""
-    with torch.random.fork_rng(devices=[]), torch.enable_grad():
-        lstm = torch.nn.LSTM(2, 2, batch_first=True)
-        try:
-            with torch.autocast("cpu", dtype=torch.bfloat16):
-                out, _ = lstm(torch.ones(1, 2, 2))
-            out.float().sum().backward()
-        except RuntimeError as err:
-            return str(err).split(". ", 1)[0].strip()
-    return None
-
-
 # ----------------------------------------------------------------------------- steps
-def make_adam(params, lr: float, betas: tuple[float, float]) -> torch.optim.Adam:
-    """Adam with the fused kernel: the same update, one kernel over all tensors instead of
-    ~10 ops per tensor (4 vs 20 ms per step for the paper model on 2 CPU cores)."""
-    return torch.optim.Adam(params, lr=lr, betas=betas, fused=True)
-
-
 def reset_windows(index: SegmentIndex, buf: SegmentBuffer, shift: int) -> SegmentBuffer:
     """The windows, every `shift` frames (0: seg_len), of the sequence batch in `buf`, for
     the table reset.
@@ -263,32 +111,6 @@ def evaluate(model: FHVAE, loader: SequenceBatchLoader, index: SegmentIndex,
     return total / max(count, 1)
 
 
-def plot_metrics(tsv: Path, png: Path) -> None:
-    """loss.png: training loss, lower bound (train and dev) and accuracy against steps."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = [line.rstrip("\n").split("\t") for line in tsv.read_text().splitlines()[1:]]
-    if not rows:
-        return
-    col = {name: i for i, name in enumerate(TSV_COLUMNS)}
-    step = [int(r[col["step"]]) for r in rows]
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.5))
-    for ax, name in zip(axes, ("loss", "lb", "acc")):
-        ax.plot(step, [float(r[col[name]]) for r in rows], label=f"train {name}")
-        ax.set_xlabel("step")
-        ax.set_title(name)
-    dev = [(s, float(r[col["dev_lb"]])) for s, r in zip(step, rows) if r[col["dev_lb"]]]
-    if dev:
-        axes[1].plot(*zip(*dev), "o-", label="dev lb")
-    axes[1].legend()
-    fig.tight_layout()
-    with atomic_path(png) as tmp:
-        fig.savefig(tmp, format="png", dpi=90)
-    plt.close(fig)
-
-
 # ----------------------------------------------------------------------------- the loop
 class Trainer:
     """One training run in an experiment directory (resumes from ckpt/last.pt if present)."""
@@ -321,6 +143,25 @@ class Trainer:
         self.dev_loader = (SequenceBatchLoader(dev_index, mvn, self.device, prefetch=False)
                            if dev_index is not None and self.rank == 0 else None)
 
+        self._build_networks()
+        # Position: the next step is segment batch `inner` of sequence batch `seq_batch`.
+        self.step = self.seq_batch = self.inner = self.skipped = 0
+        self.best_dev, self.best_step, self.elapsed, self.stopped = -math.inf, 0, 0.0, False
+        # Sums of the metrics of the steps since the last metrics row, and their number.
+        self._window: dict[str, torch.Tensor] = {}
+        self._window_steps = 0
+        self.last_path = self.exp / "ckpt" / "last.pt"
+        self.best_path = self.exp / "ckpt" / "best.pt"
+        self.tsv = self.exp / "train_metrics.tsv"
+        if self.last_path.is_file():
+            self._resume()
+        elif self.rank == 0:
+            start_metrics(self.tsv)
+
+    def _build_networks(self) -> None:
+        """The model (the same initial weights on every rank), both Adams, the gradient
+        scaler, the autocast setting and, under torchrun, the DDP wrapper."""
+        cfg = self.cfg
         torch.manual_seed(cfg.seed)
         self.model = FHVAE(cfg.model).to(self.device)   # same init on every rank
         torch.manual_seed(int(np.random.SeedSequence([cfg.seed, self.rank]).generate_state(1)[0]))
@@ -342,20 +183,6 @@ class Trainer:
             self.net = DistributedDataParallel(
                 self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
 
-        # Position: the next step is segment batch `inner` of sequence batch `seq_batch`.
-        self.step = self.seq_batch = self.inner = self.skipped = 0
-        self.best_dev, self.best_step, self.elapsed, self.stopped = -math.inf, 0, 0.0, False
-        # Sums of the metrics of the steps since the last metrics row, and their number.
-        self._window: dict[str, torch.Tensor] = {}
-        self._window_steps = 0
-        self.last_path = self.exp / "ckpt" / "last.pt"
-        self.best_path = self.exp / "ckpt" / "best.pt"
-        self.tsv = self.exp / "train_metrics.tsv"
-        if self.last_path.is_file():
-            self._resume()
-        elif self.rank == 0:
-            write_text_atomic(self.tsv, "\t".join(TSV_COLUMNS) + "\n")
-
     # ------------------------------------------------------------------ checkpoints
     def _payload(self) -> dict:
         """What load_model needs (model, config, MVN) plus the run's metadata."""
@@ -367,13 +194,13 @@ class Trainer:
     def _rank_state(self) -> dict:
         """The state that differs between ranks: table, its Adam moments, RNG streams."""
         return {"mu2": self.model.mu2.detach().cpu(), "table_opt": self.table_opt.state_dict(),
-                "rng": _rng_state()}
+                "rng": rng_state()}
 
     def save_last(self) -> None:
         states = [self._rank_state()]
         if self.world > 1:
             gathered = [None] * self.world if self.rank == 0 else None
-            dist.gather_object(_to_cpu(states[0]), gathered, dst=0)
+            dist.gather_object(to_cpu(states[0]), gathered, dst=0)
             states = gathered
         if self.rank != 0:
             return
@@ -407,12 +234,12 @@ class Trainer:
         with torch.no_grad():
             self.model.mu2.copy_(mine["mu2"])
         self.table_opt.load_state_dict(mine["table_opt"])
-        _set_rng_state(mine["rng"])
+        set_rng_state(mine["rng"])
         for key in ("step", "seq_batch", "inner", "skipped", "best_dev", "best_step",
                     "elapsed", "stopped"):
             setattr(self, key, ckpt[key])
         if self.rank == 0:
-            _truncate_tsv(self.tsv, self.step)
+            truncate_metrics(self.tsv, self.step)
         logger.info("resumed from %s at step %d (sequence batch %d, step %d in it)",
                     self.last_path, self.step, self.seq_batch, self.inner)
 
@@ -593,34 +420,9 @@ class Trainer:
         return timed_out
 
     def _log_row(self, means: dict, dev_lb: str) -> None:
-        if self.rank != 0:
-            return
-        seq_batch = self.seq_batch - (self.inner == 0)
-        fields = [str(self.step), str(seq_batch), *(f"{means[k]:.4f}" for k in METRICS),
-                  dev_lb, f"{self.elapsed:.1f}"]
-        with open(self.tsv, "a") as handle:
-            handle.write("\t".join(fields) + "\n")
-
-
-def _to_cpu(obj):
-    """Tensors of a nested dict/list moved to CPU (for gathering per-rank state)."""
-    if isinstance(obj, torch.Tensor):
-        return obj.cpu()
-    if isinstance(obj, dict):
-        return {k: _to_cpu(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(_to_cpu(v) for v in obj)
-    return obj
-
-
-def _truncate_tsv(tsv: Path, step: int) -> None:
-    """Drop metric rows logged after the checkpoint we resume from (they will be redone)."""
-    if not tsv.is_file():
-        write_text_atomic(tsv, "\t".join(TSV_COLUMNS) + "\n")
-        return
-    lines = tsv.read_text().splitlines(keepends=True)
-    keep = lines[:1] + [line for line in lines[1:] if int(line.split("\t", 1)[0]) <= step]
-    write_text_atomic(tsv, "".join(keep))
+        if self.rank == 0:
+            append_metrics(self.tsv, self.step, self.seq_batch - (self.inner == 0), means,
+                           dev_lb, self.elapsed)
 
 
 def train(cfg: TrainConfig, train_index: SegmentIndex, dev_index: SegmentIndex | None,

@@ -75,7 +75,8 @@ def test_encode_with_noise_draws_and_conditions_z1_on_the_draw(model, windows):
     post = encode(model, windows)
     eps2, eps1 = torch.randn(11, TINY.z2_dim), torch.randn(11, TINY.z1_dim)
     drawn = encode(model, windows, 4, (eps2, eps1))
-    torch.testing.assert_close(drawn.z2, post.z2_post.mean + eps2 * torch.exp(0.5 * post.z2_post.logvar))
+    torch.testing.assert_close(drawn.z2,
+                               post.z2_post.mean + eps2 * torch.exp(0.5 * post.z2_post.logvar))
     z1_given = encode_z1(model, windows, drawn.z2)
     torch.testing.assert_close(drawn.z1_post.mean, z1_given.mean)
     torch.testing.assert_close(drawn.z1, z1_given.mean + eps1 * torch.exp(0.5 * z1_given.logvar))
