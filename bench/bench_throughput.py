@@ -37,8 +37,8 @@ from fhvae.data.sampler import HierarchicalSampler
 from fhvae.features.mvn import MVN, compute_mvn
 from fhvae.io.tables import write_table
 from fhvae.model import FHVAE, ModelConfig
-from fhvae.objective import sequence_mu2
-from fhvae.train import TrainConfig, Trainer, make_adam, reset_windows
+from fhvae.inference import sequence_mu2
+from fhvae.train import MU2_BATCH, TrainConfig, Trainer, make_adam, reset_windows
 
 
 def make_corpus(root: Path, utts: int, frames: int, feat_dim: int, seed: int) -> SegmentIndex:
@@ -71,8 +71,8 @@ def reset_cost(cfg: TrainConfig, index: SegmentIndex, mvn: MVN,
     buf = reset_windows(index, loader.load(batch), cfg.reset_shift)
     mcfg = dataclasses.replace(cfg.model, num_seqs=cfg.seq_batch_size)
     model = FHVAE(mcfg).to(device)
-    ms = median(time_steps_ms(lambda: sequence_mu2(model, buf, buf.rows, mcfg.num_seqs),
-                              device, warmup=1, steps=3))
+    reset = lambda: sequence_mu2(model, buf, buf.rows, mcfg.num_seqs, MU2_BATCH)  # noqa: E731
+    ms = median(time_steps_ms(reset, device, warmup=1, steps=3))
     loader.close()
     return ms, cfg.num_seg_batches or batch.default_num_batches(cfg.batch_size)
 

@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:          # run as `python bench/x.py` from anywhere
     sys.path.insert(0, str(ROOT))
 
+from fhvae.device import resolve_device  # noqa: E402
 from fhvae.io.atomic import write_text_atomic  # noqa: E402
 from fhvae.objective import fhvae_loss  # noqa: E402
 
@@ -30,22 +31,13 @@ RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 def add_device_args(parser: argparse.ArgumentParser) -> None:
     """The options every benchmark shares."""
-    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
-                        help="auto = cuda when available")
+    parser.add_argument("--device", default="auto",
+                        help="auto (cuda when available) | cpu | cuda | cuda:N")
     parser.add_argument("--amp", choices=["none", "bf16"], default="none",
                         help="bf16 autocast for the networks (the objective stays float32)")
     parser.add_argument("--threads", type=int, default=0,
                         help="torch CPU threads (0 = torch default)")
     parser.add_argument("--seed", type=int, default=0)
-
-
-def resolve_device(name: str) -> torch.device:
-    """auto -> cuda if present, else cpu; asking for an absent cuda is an error."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("ERROR: --device cuda but torch sees no CUDA device")
-    return torch.device(name)
 
 
 def setup(args: argparse.Namespace) -> torch.device:

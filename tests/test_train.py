@@ -476,8 +476,8 @@ def test_shipped_configs_load_and_build_a_working_model(small):
     root = Path(__file__).resolve().parents[1]
     train_index, _, _ = small
     x = torch.tensor(train_index.read_utt(0)[:20][None])            # one 20-frame segment
-    for name in ("conf/fhvae_cpu.yaml", "conf/fhvae_cpu_long.yaml", "conf/fhvae.yaml",
-                 "tests/conf/fhvae_tiny.yaml"):
+    for name in ("conf/fhvae_cpu.yaml", "conf/fhvae_cpu_9k.yaml", "conf/fhvae_cpu_long.yaml",
+                 "conf/fhvae.yaml", "tests/conf/fhvae_tiny.yaml"):
         cfg = train_mod.resolve_config(TrainConfig.load(root / name), train_index, 1)
         assert cfg.model.num_seqs == cfg.seq_batch_size and cfg.model.feat_dim == 16
         torch.manual_seed(0)
