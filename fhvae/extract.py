@@ -18,7 +18,6 @@ import contextlib
 import hashlib
 import logging
 import os
-import re
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
@@ -29,13 +28,10 @@ from fhvae.errors import FhvaeError
 from fhvae.inference import TABLES, ExtractOptions, VoicedFrames, extract_latents, load
 from fhvae.io.atomic import write_text_atomic
 from fhvae.io.datadir import read_dict, read_kv, write_kv
-from fhvae.io.tables import TableWriter, load_rxfile, read_scp, write_table
-from fhvae.io.validate import read_sorted_table
+from fhvae.io.rxfile import parse, read_matrix
+from fhvae.io.tables import TableWriter, read_scp, read_sorted_table, write_table
 
 logger = logging.getLogger(__name__)
-
-# The ':offset' and '[rows,cols]' range that may follow the file of a feats.scp entry.
-_RX_TAIL = re.compile(r"(:\d+)?(\[[\d:,]*\])?$")
 
 
 def split_contiguous(items: Sequence, job: int, num_jobs: int) -> Sequence:
@@ -69,8 +65,9 @@ def _table_digest(entries: Iterable[tuple[str, str]]) -> str:
     arks = set()
     for key, rxfile in entries:
         digest.update(f"{key} {rxfile}\n".encode())
-        ark = Path(_RX_TAIL.sub("", rxfile))   # 'file[:offset][[range]]' -> file
-        if ark not in arks and ark.is_file():  # pipes ("cmd |") have no file to stamp
+        rx = parse(rxfile, f"utterance '{key}'")
+        ark = Path(rx.path)
+        if not rx.pipe and ark not in arks and ark.is_file():  # a pipe has no file to stamp
             arks.add(ark)
             digest.update(_file_stamp(ark).encode())
     return digest.hexdigest()
@@ -113,7 +110,7 @@ def _load_vad(data_dir: Path, part: Sequence[tuple[int, str, str]],
               entries: Mapping[str, str]) -> VoicedFrames:
     """The decisions of the part's utterances (`entries`: vad.scp), read before encoding."""
     vad_scp = data_dir / "vad.scp"
-    return VoicedFrames(str(vad_scp), {key: load_rxfile(entries[key], f"{vad_scp} ({key})")
+    return VoicedFrames(str(vad_scp), {key: read_matrix(entries[key], f"{vad_scp} ({key})")
                                        for _, key, _ in part})
 
 
@@ -176,7 +173,7 @@ def run_job(model_path: str | os.PathLike, data_dir: str | os.PathLike,
 
     model, mvn, _ = load(model_path, device)
     feats_scp = data_dir / "feats.scp"
-    utts = ((key, load_rxfile(rx, f"{feats_scp}:{n} ({key})"))
+    utts = ((key, read_matrix(rx, f"{feats_scp}:{n} ({key})"))
             for n, key, rx in tqdm(part, desc="extract", unit="utt", disable=None))
     with contextlib.ExitStack() as stack:  # an exception discards all three tables
         writers = {name: stack.enter_context(TableWriter(

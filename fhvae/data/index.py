@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -20,7 +19,7 @@ import numpy as np
 
 from fhvae.errors import FhvaeError
 from fhvae.io.atomic import atomic_path
-from fhvae.io.tables import load_rxfile
+from fhvae.io.rxfile import absolute, read_matrix, split_offsets
 
 logger = logging.getLogger(__name__)
 
@@ -94,7 +93,7 @@ class SegmentIndex:
     def read_utt(self, u: int) -> np.ndarray:
         """(T, F) float32 features of utterance u; a missing/corrupt/mismatched ark names it."""
         utt = str(self.utt_ids[u])
-        feats = load_rxfile(self.rxfile(u), f"utterance '{utt}'")
+        feats = read_matrix(self.rxfile(u), f"utterance '{utt}'")
         expected = (int(self.num_frames[u]), self.feat_dim)
         if feats.shape != expected:
             raise FhvaeError(f"utterance '{utt}' ({self.rxfile(u)}): features have shape "
@@ -307,32 +306,15 @@ def _read_feats_scp(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     keys, values = _read_table(path, "<utt> <rxfile>", rest_of_line=True)
     if not keys.size:
         raise FhvaeError(f"{path}: empty feats.scp")
-    colon = np.strings.rfind(values, b":")
-    offsets = np.strings.slice(values, colon + 1, None)
-    plain = (colon >= 1) & np.strings.isdigit(offsets)
+    arks, offsets, plain = split_offsets(values)
     order = _sorted_unique(keys, path)
-    arks = np.strings.slice(values, 0, colon)
     if not plain.all():
         other = np.flatnonzero(~plain)
         arks = arks.astype(object)
-        arks[other] = [_absolute_rxfile(_text(v)).encode() for v in values[other]]
+        arks[other] = [absolute(_text(values[i]), f"{path}:{i + 1}").encode() for i in other]
         arks = arks.astype(np.bytes_)
         offsets = np.where(plain, offsets, b"-1")
     return keys[order], arks[order], offsets[order].astype(np.int64)
-
-
-_RANGED = re.compile(r"^(.+?)((?::\d+)?\[[\d:,]*\])$")
-
-
-def _absolute_rxfile(rxfile: str) -> str:
-    """A feats.scp rxfile that reads the same from any directory: the file of 'file',
-    'file:offset[range]' or 'file[range]' made absolute; a 'cmd |' pipe is left as it is
-    (its command runs in the caller's directory, as in Kaldi)."""
-    if rxfile.endswith("|") or rxfile.startswith("|"):
-        return rxfile
-    match = _RANGED.match(rxfile)
-    path, tail = (match.group(1), match.group(2)) if match else (rxfile, "")
-    return os.path.abspath(path) + tail
 
 
 def _rxfile(source: str | bytes, offset: int) -> str:
@@ -373,7 +355,7 @@ def _align_ints(path: Path, utt_ids: np.ndarray) -> np.ndarray:
 
 
 def _read_mat(rxfile: str, utt: str) -> np.ndarray:
-    feats = load_rxfile(rxfile, f"utterance '{utt}'")
+    feats = read_matrix(rxfile, f"utterance '{utt}'")
     if feats.ndim != 2:
         raise FhvaeError(f"utterance '{utt}' ({rxfile}): expected a matrix, got {feats.ndim}-d")
     return feats

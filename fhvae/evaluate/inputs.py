@@ -15,7 +15,8 @@ from tqdm import tqdm
 from fhvae.errors import FhvaeError
 from fhvae.features.mvn import MVN
 from fhvae.io.datadir import read_dict
-from fhvae.io.tables import load_rxfile, read_scp
+from fhvae.io.rxfile import read_matrix
+from fhvae.io.tables import read_scp
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +153,7 @@ def iter_feats(data_dir: str | os.PathLike, utts: Iterable[str] | None = None,
     for utt in tqdm(wanted, desc=f"features {data_dir}", disable=None):
         if utt not in entries:
             raise FhvaeError(f"{scp}: no features for utterance '{utt}'")
-        mat = load_rxfile(entries[utt], f"{scp} ({utt})")
+        mat = read_matrix(entries[utt], f"{scp} ({utt})")
         if mat.ndim != 2 or (dim is not None and mat.shape[1] != dim):
             raise FhvaeError(f"{scp}: '{utt}' has shape {mat.shape}, expected (T, {dim})")
         yield utt, mat

@@ -6,11 +6,8 @@ FBank log energies, and every threshold tuned on Kaldi features, assume that sca
 
 from __future__ import annotations
 
-import io
 import os
-import subprocess
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable, Iterator
 
 import numpy as np
@@ -18,6 +15,7 @@ import soundfile
 
 from fhvae.errors import FhvaeError
 from fhvae.io.datadir import read_kv
+from fhvae.io.rxfile import open_rxfile
 
 # Kaldi's extract-segments accepts a segment ending this far past the end of the recording
 # (rounding in the segmentation) and truncates it; anything further is an error.
@@ -67,26 +65,13 @@ def load_audio(rxfile: str, where: str) -> tuple[np.ndarray, int]:
     A trailing '|' makes the entry a shell command whose stdout is a WAV file; it is run
     with `bash -c` like Kaldi's pipes. `where` names the entry in error messages.
     """
-    rxfile = rxfile.strip()
-    if rxfile.endswith("|"):
-        command = rxfile[:-1].strip()
-        proc = subprocess.run(["bash", "-c", command], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, check=False)
-        if proc.returncode != 0:
-            stderr = proc.stderr.decode(errors="replace").strip().splitlines()
-            detail = f": {stderr[-1]}" if stderr else ""
-            raise FhvaeError(f"{where}: command '{command}' failed with exit status "
-                             f"{proc.returncode}{detail}")
-        source: str | io.BytesIO = io.BytesIO(proc.stdout)
-    else:
-        if not Path(rxfile).is_file():
-            raise FhvaeError(f"{where}: audio file not found: {rxfile}")
-        source = rxfile
-    try:
-        samples, rate = soundfile.read(source, dtype="float64", always_2d=True)
-    except Exception as err:  # libsndfile reports every format problem as a RuntimeError
-        reason = (str(err).strip().splitlines() or [""])[0]
-        raise FhvaeError(f"{where}: unreadable audio ({type(err).__name__}: {reason})") from None
+    with open_rxfile(rxfile, where, "audio file") as source:
+        try:
+            samples, rate = soundfile.read(source, dtype="float64", always_2d=True)
+        except Exception as err:  # libsndfile reports every format problem as a RuntimeError
+            reason = (str(err).strip().splitlines() or [""])[0]
+            raise FhvaeError(f"{where}: unreadable audio ({type(err).__name__}: "
+                             f"{reason})") from None
     return samples * 32768.0, int(rate)
 
 

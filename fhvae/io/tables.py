@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Iterable, Iterator
 
 import kaldiio
@@ -15,7 +16,11 @@ import numpy as np
 
 from fhvae.errors import FhvaeError
 from fhvae.io.atomic import fsync_file, naming, tmp_name
+from fhvae.io.datadir import c_order, read_kv
+from fhvae.io.rxfile import read_matrix
 
+# Tables whose values may be empty (an utterance without a transcript).
+EMPTY_VALUE_OK = ("text",)
 # Kaldi's CompressionMethod kAutomaticMethod, the default of `copy-feats --compress=true`.
 _AUTOMATIC_METHOD = 1
 
@@ -110,29 +115,30 @@ def read_scp(scp_path: str | os.PathLike) -> Iterator[tuple[str, np.ndarray]]:
             if len(parts) != 2:
                 raise FhvaeError(f"{scp_path}:{lineno}: expected '<key> <rxfile>'")
             key, rxfile = parts[0], parts[1].strip()
-            yield key, load_rxfile(rxfile, f"{scp_path}:{lineno} ({key})")
+            yield key, read_matrix(rxfile, f"{scp_path}:{lineno} ({key})")
 
 
-def load_rxfile(rxfile: str, where: str) -> np.ndarray:
-    """Load one scp entry as float32: 'ark:offset' (float, double or compressed), with an
-    optional Kaldi range '[r0:r1]' / '[r0:r1,c0:c1]' (inclusive), a single-matrix file, or
-    a 'cmd |' pipe writing one binary matrix. `where` names the scp line for errors."""
-    ark, sep, offset = rxfile.rpartition(":")
-    if sep and offset.isdigit() and os.path.isfile(ark) and int(offset) >= os.path.getsize(ark):
-        raise FhvaeError(f"{where}: offset {offset} is past the end of {ark} "
-                         f"({os.path.getsize(ark)} bytes; truncated ark or stale scp?)")
-    try:
-        value = kaldiio.load_mat(rxfile)
-    except FileNotFoundError:
-        raise FhvaeError(f"{where}: ark file not found: {rxfile}") from None
-    except Exception as err:  # kaldiio raises many types on truncated/corrupt input
-        if rxfile.rstrip().endswith("|"):
-            raise FhvaeError(f"{where}: '{rxfile}' failed or did not write one binary "
-                             f"Kaldi matrix") from None
-        detail = str(err).splitlines()[0] if str(err).strip() else "unexpected data"
-        raise FhvaeError(f"{where}: cannot read {rxfile}, truncated or corrupt "
-                         f"({type(err).__name__}: {detail})") from None
-    value = np.asarray(value, dtype=np.float32)
-    if value.ndim not in (1, 2):
-        raise FhvaeError(f"{where}: {rxfile} is not a matrix or vector")
-    return value
+@dataclass
+class Table:
+    """One `<key> <value>` file: its path, pairs in file order, and key -> line number."""
+
+    path: Path
+    pairs: list[tuple[str, str]]
+    line: dict[str, int] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.line = {key: i for i, (key, _) in enumerate(self.pairs, 1)}
+
+    def where(self, key: str) -> str:
+        return f"{self.path}:{self.line[key]}"
+
+
+def read_sorted_table(path: Path) -> Table:
+    """read_kv plus Kaldi's rule that keys are in `LC_ALL=C sort` order."""
+    table = Table(path, read_kv(path, allow_empty_value=path.name in EMPTY_VALUE_OK))
+    for i in range(1, len(table.pairs)):
+        prev, key = table.pairs[i - 1][0], table.pairs[i][0]
+        if c_order(key) < c_order(prev):
+            raise FhvaeError(f"{path}:{i + 1}: not sorted (LC_ALL=C): '{key}' comes after "
+                             f"'{prev}'; run utils/fix_data_dir.sh")
+    return table

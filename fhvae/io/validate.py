@@ -8,35 +8,18 @@ utterances missing from some files, a stale spk2utt) and keeps a backup.
 from __future__ import annotations
 
 import os
-import re
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from fhvae.errors import FhvaeError
-from fhvae.io.datadir import c_order, read_kv, read_loose, table_kinds, write_filtered
+from fhvae.io.datadir import c_order, read_loose, table_kinds, write_filtered
+from fhvae.io.rxfile import parse
+from fhvae.io.tables import Table, read_sorted_table
 
 # Tables read first, in this order, so the "first problem" is deterministic.
 CORE_FILES = ("utt2spk", "spk2utt", "wav.scp", "segments", "feats.scp")
-# Tables whose values may be empty (an utterance without a transcript).
-EMPTY_VALUE_OK = ("text",)
 BACKUP_DIR = ".backup"
-_ARK_OFFSET = re.compile(r"^(.*):\d+$")
-
-
-@dataclass
-class Table:
-    """One `<key> <value>` file: its path, pairs in file order, and key -> line number."""
-
-    path: Path
-    pairs: list[tuple[str, str]]
-    line: dict[str, int] = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.line = {key: i for i, (key, _) in enumerate(self.pairs, 1)}
-
-    def where(self, key: str) -> str:
-        return f"{self.path}:{self.line[key]}"
 
 
 @dataclass
@@ -49,17 +32,6 @@ class DataDirSummary:
 
     def __str__(self) -> str:
         return f"{self.num_utts} utterances, {self.num_spks} speakers; {' '.join(self.files)}"
-
-
-def read_sorted_table(path: Path) -> Table:
-    """read_kv plus Kaldi's rule that keys are in `LC_ALL=C sort` order."""
-    table = Table(path, read_kv(path, allow_empty_value=path.name in EMPTY_VALUE_OK))
-    for i in range(1, len(table.pairs)):
-        prev, key = table.pairs[i - 1][0], table.pairs[i][0]
-        if c_order(key) < c_order(prev):
-            raise FhvaeError(f"{path}:{i + 1}: not sorted (LC_ALL=C): '{key}' comes after "
-                             f"'{prev}'; run utils/fix_data_dir.sh")
-    return table
 
 
 def _same_keys(table: Table, ref: Table, what: str) -> None:
@@ -120,20 +92,21 @@ def _check_segments(segments: Table, wav: Table | None) -> None:
 def _check_wav_paths(wav: Table) -> None:
     """Plain paths must exist (relative to the current directory); `cmd |` is not run."""
     for key, value in wav.pairs:
-        if value.endswith("|"):
+        rx = parse(value, wav.where(key))
+        if rx.pipe:
             continue
-        if not os.path.exists(value):
+        if not os.path.exists(rx.path):
             raise FhvaeError(f"{wav.where(key)}: '{key}': audio file not found: {value}")
 
 
 def _check_feats_arks(feats: Table) -> None:
-    """Every `file.ark:offset` of feats.scp must point at an existing file."""
+    """The file of every feats.scp entry that is not a pipe must exist."""
     seen: set[str] = set()
     for key, value in feats.pairs:
-        if value.endswith("|"):
+        rx = parse(value, feats.where(key))
+        if rx.pipe:
             continue
-        match = _ARK_OFFSET.match(value)
-        ark = match.group(1) if match else value
+        ark = rx.path
         if ark not in seen and not os.path.exists(ark):
             raise FhvaeError(f"{feats.where(key)}: '{key}': feature file not found: {ark}")
         seen.add(ark)
