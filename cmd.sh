@@ -6,16 +6,17 @@
 #   train_cmd:   FBank (stage 1)       extract_cmd: latents (stage 4)
 #   cuda_cmd:    training (stage 3); train_fhvae.sh adds --gpu N when it trains on GPU
 #
-# Local (default): parallel processes on this machine (a drop-in for Kaldi's run.pl).
-export train_cmd="utils/run_local.sh"
-export extract_cmd="utils/run_local.sh"
-export cuda_cmd="utils/run_local.sh"
+# Local (default): parallel processes on this machine (a drop-in for Kaldi's run.pl). The
+# launchers are in utils/parallel/, on PATH once path.sh is sourced (as Kaldi's run.pl is).
+export train_cmd="run_local.sh"
+export extract_cmd="run_local.sh"
+export cuda_cmd="run_local.sh"
 #
 # Slurm: each job through srun (options translated as Kaldi's slurm.pl does; put a Kaldi
 # conf/slurm.conf here, or pass --config FILE, to change the translation), e.g.
-# export train_cmd="utils/run_slurm.sh --mem 4G"
-# export extract_cmd="utils/run_slurm.sh --mem 4G"
-# export cuda_cmd="utils/run_slurm.sh --mem 16G --num-threads 4"
+# export train_cmd="run_slurm.sh --mem 4G"
+# export extract_cmd="run_slurm.sh --mem 4G"
+# export cuda_cmd="run_slurm.sh --mem 16G --num-threads 4"
 #
 # Kaldi's own launchers work unchanged: with a Kaldi checkout at $KALDI_ROOT, e.g.
 # export train_cmd="$KALDI_ROOT/egs/wsj/s5/utils/parallel/run.pl"

@@ -1,4 +1,5 @@
-# Sourced by every run.sh: the Python interpreter, utils/ on PATH, the package importable.
+# Sourced by every run.sh and utils/ script: the Python interpreter, utils/ and the launchers
+# of utils/parallel/ on PATH (as Kaldi's path.sh), the package importable.
 # Works from the top level and from egs/<corpus>/ (where path.sh is a symlink).
 # The interpreter is FHVAE_PYTHON when set, else the project's .venv when present, else the
 # python3 on PATH if it can import the runtime packages (a site PyTorch/CUDA build of any
@@ -38,7 +39,7 @@ print(" ".join(m for m in ("torch", "numpy", "kaldiio", "kaldi_native_fbank", "s
       echo "path.sh: cannot create $shim/python (a link to $py)" >&2; return 1; }
     bin=$shim
   fi
-  export PATH="$bin:$FHVAE_ROOT/utils:$PATH"
+  export PATH="$bin:$FHVAE_ROOT/utils:$FHVAE_ROOT/utils/parallel:$PATH"
 }
 __fhvae_path || return 1
 unset -f __fhvae_path

@@ -3,7 +3,7 @@
 A test that starts a process must not leave it running when the test ends, fails or times
 out: `run` and `spawn` start the command in its own session (process group) and SIGKILL the
 whole group on the way out, so the grandchildren of a shell script, the jobs of
-utils/launch.py (in sessions of their own) and a torchrun worker go with it; as a
+utils/parallel/launch.py (in sessions of their own) and a torchrun worker go with it; as a
 subreaper (Linux) the tests also find the jobs of a launcher that died without stopping
 them. Inner time limits are below the per-test limit (conftest.DEFAULT_TIMEOUT_S), so a
 hung command fails here with its output instead of being cut off by pytest-timeout.
@@ -136,7 +136,7 @@ def _now_ticks() -> int:
 
 def _kill_tree(proc: subprocess.Popen, since: int) -> None:
     """SIGKILL every process in the session of `proc`, in the sessions of its descendants
-    (utils/launch.py starts each job in a session of its own) and, as a subreaper, every
+    (utils/parallel/launch.py starts each job in a session of its own) and, as a subreaper, every
     orphan reparented to us since tick `since` (a launcher that died leaving its jobs);
     then reap `proc` and those orphans."""
     me, orphans = os.getpid(), set()

@@ -76,7 +76,7 @@ def test_make_fbank_under_kaldi_run_pl(tmp_path, run_pl):
                         0.1 * rng.standard_normal(int(16000 * seconds)), 16000, subtype="PCM_16")
         wavs.append(f"r{i} {tmp_path}/wav/r{i}.wav\n")
     feats = {}
-    for launcher in (str(cmd), "utils/run_local.sh"):
+    for launcher in (str(cmd), "utils/parallel/run_local.sh"):
         data = tmp_path / "data" / Path(launcher).name
         data.mkdir(parents=True)
         (data / "wav.scp").write_text("".join(wavs))
@@ -90,7 +90,7 @@ def test_make_fbank_under_kaldi_run_pl(tmp_path, run_pl):
     for j in (1, 2):
         log = (tmp_path / f"exp/make_fbank/run.pl/make_fbank.{j}.log").read_text()
         assert f"raw_fbank_run.pl.{j}.ark" in log.splitlines()[0]
-    ours, kaldis = feats["utils/run_local.sh"], feats[str(cmd)]
+    ours, kaldis = feats["utils/parallel/run_local.sh"], feats[str(cmd)]
     assert sorted(kaldis) == sorted(ours) == ["r0", "r1", "r2"]
     for utt in ours:
         np.testing.assert_array_equal(kaldis[utt], ours[utt])

@@ -1,5 +1,5 @@
-"""utils/run_local.sh (Kaldi run.pl interface) and utils/run_slurm.sh (slurm.pl interface,
-with a fake srun/sbatch on PATH that records its argv and runs the job)."""
+"""utils/parallel/run_local.sh (Kaldi run.pl interface) and utils/parallel/run_slurm.sh
+(slurm.pl interface, with a fake srun/sbatch on PATH that records its argv and runs the job)."""
 
 import os
 import re
@@ -13,10 +13,11 @@ import pytest
 from helpers import clean_env, descendants, run, spawn, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
+LAUNCHERS = ROOT / "utils" / "parallel"
 
 
 def launch(script, args, cwd, env=None):
-    return run([str(ROOT / "utils" / script), *map(str, args)], cwd=cwd, env=env, timeout=60)
+    return run([str(LAUNCHERS / script), *map(str, args)], cwd=cwd, env=env, timeout=60)
 
 
 def accounting(log_line: str, threads: int, at_most: float) -> int:
@@ -248,7 +249,7 @@ def _alive(pid: int) -> bool:
 def test_interrupted_launcher_stops_its_jobs(tmp_path, queue_env, script, sig):
     env, _ = queue_env                                       # run_slurm.sh: the fake srun
     args = ["--max-jobs-run", 2, "JOB=1:3", "log/w.JOB.log", WAIT_JOB]
-    with spawn([str(ROOT / "utils" / script), *map(str, args)], cwd=tmp_path, env=env,
+    with spawn([str(LAUNCHERS / script), *map(str, args)], cwd=tmp_path, env=env,
                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) as proc:
         pid_files = [tmp_path / f"pid.{j}" for j in (1, 2)]
         wait_for(lambda: all(p.is_file() and p.read_text().strip() for p in pid_files), proc,

@@ -30,6 +30,7 @@
 # the PLDA model as Kaldi's ivector-adapt-plda; --adapt-plda false: the mean only; chosen on
 # dev_unseen, local/tuning/adaptation_dev.md) in <exp>/eval_<set>_adapt_<adapt-set>/.
 set -euo pipefail
+. "$(dirname "$(readlink -f "$0")")/../path.sh"
 
 stage=1
 stop_stage=5
@@ -48,9 +49,9 @@ svector_pool=all              # all | speech: s-vectors pool only the VAD-voiced
 vad_config=conf/vad.conf      # compute-vad options for --svector-pool speech
 compress=false                # true: FBank and z1/z2 as Kaldi compressed matrices (~4x
                               # smaller; false keeps the built-in recipe's numbers)
-train_cmd=${train_cmd:-utils/run_local.sh}      # job launchers, from cmd.sh: Kaldi's
-extract_cmd=${extract_cmd:-utils/run_local.sh}  # run.pl/queue.pl/slurm.pl work too
-cuda_cmd=${cuda_cmd:-utils/run_local.sh}        # stage 3 (asks for --gpu N when training on GPU)
+train_cmd=${train_cmd:-run_local.sh}      # job launchers, from cmd.sh: Kaldi's
+extract_cmd=${extract_cmd:-run_local.sh}  # run.pl/queue.pl/slurm.pl work too
+cuda_cmd=${cuda_cmd:-run_local.sh}        # stage 3 (asks for --gpu N when training on GPU)
 extra_eval_sets=""            # more data/<set> evaluated like <eval-set>, e.g. "test_unseen"
 adapt_sets=""                 # unlabelled adaptation sets (stages 1, 2, 4), e.g. "dev_unseen"
 adapt_eval=""                 # stage 5 with adapted back-ends: "<set>:<adapt-set> ...",
@@ -60,7 +61,7 @@ ivector=true                  # the i-vector baseline in stages 3-5 (false: FBan
 ivector_dir=exp/ivector       # its extractor and i-vectors (shared by every <exp> on the data)
 ivector_opts=""               # more python -m fhvae.bin.train_ivector options
 
-. utils/parse_options.sh
+. "$FHVAE_ROOT/utils/parse_options.sh"
 
 if [ $# -ne 3 ]; then
   sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2

@@ -5,11 +5,12 @@
 # `python -m fhvae.bin.compute_fbank` per part through --cmd (logs in
 # <log-dir>/make_fbank.JOB.log), writes <fbank-dir>/raw_fbank_<set>.JOB.{ark,scp}
 # (absolute ark paths) and <data-dir>/{feats.scp,utt2num_frames,utt2dur}, sorted.
-# Works from any directory (paths are relative to it) once path.sh has been sourced.
+# Works from any directory (paths are relative to it).
 set -euo pipefail
+. "$(dirname "$(readlink -f "$0")")/../path.sh"
 
 nj=4                          # number of parallel jobs
-cmd=                          # job launcher, e.g. "$train_cmd" (default: local jobs)
+cmd=run_local.sh              # job launcher, e.g. "$train_cmd" (see cmd.sh)
 fbank_config=conf/fbank.conf  # Kaldi-style options (--name=value lines)
 backend=knf                   # knf (kaldi-native-fbank, Kaldi's numbers) | psf
 compress=true                 # Kaldi compressed matrices (CM), as copy-feats --compress=true
@@ -17,9 +18,7 @@ max_failed_percent=5          # fail when more utterances than this have no feat
 permissive=true               # skip utterances whose audio cannot be read, counting them as
                               # failed (Kaldi reads scp,p:); false: the first one stops the job
 
-. "$(dirname "$0")/parse_options.sh"
-utils=$(dirname "$0")
-[ -n "$cmd" ] || cmd=$utils/run_local.sh
+. "$FHVAE_ROOT/utils/parse_options.sh"
 
 if [ $# -ne 3 ]; then
   sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2
@@ -69,7 +68,7 @@ parts=()
 for n in $(seq "$nj"); do
   if [ -n "$part_opt" ]; then parts+=("$logdir/segments.$n"); else parts+=("$logdir/wav.$n.scp"); fi
 done
-"$utils/split_scp.sh" "$list" "${parts[@]}"
+"$FHVAE_ROOT/utils/split_scp.sh" "$list" "${parts[@]}"
 
 # shellcheck disable=SC2086  # $cmd, $part_opt and $job_opts are word lists on purpose
 $cmd JOB=1:"$nj" "$logdir/make_fbank.JOB.log" \

@@ -11,15 +11,16 @@
 # Stages 1-2 must have run for both data dirs. A setting whose eval_<dev>/summary.json
 # exists is skipped, so an interrupted sweep resumes where it stopped.
 set -euo pipefail
+. "$(dirname "$(readlink -f "$0")")/../path.sh"
 
 config=conf/fhvae_cpu.yaml    # base configuration; each setting adds --set overrides
 seed=777
 nj=2
-cmd=utils/run_local.sh
+cmd=run_local.sh
 bootstrap=1000                # speaker resamples of stage 5
 title=                        # heading of sweep.md
 
-. utils/parse_options.sh
+. "$FHVAE_ROOT/utils/parse_options.sh"
 
 if [ $# -lt 4 ]; then
   sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2

@@ -9,20 +9,21 @@
 #   --extra-opts "--set max_steps=2000 --set model.hidden=128".
 # Training runs as one job of --cmd, as Kaldi's nnet3 scripts run theirs:
 #   $cmd [--gpu N] <exp-dir>/log/train.log python -m fhvae.bin.train ...
-# (torchrun with --nproc-per-node > 1), so with cuda_cmd="utils/run_slurm.sh" or Kaldi's
+# (torchrun with --nproc-per-node > 1), so with cuda_cmd="run_slurm.sh" or Kaldi's
 # slurm.pl/queue.pl it runs on a GPU node. --gpu auto asks for GPUs (one per process)
 # when the device (--set device=... in --extra-opts, else the config's `device:`) is cuda,
 # or auto and this machine has a GPU; --gpu N forces N (0: none).
 set -euo pipefail
+. "$(dirname "$(readlink -f "$0")")/../path.sh"
 
 nproc_per_node=1              # >1: data-parallel training through torchrun (DDP)
 config=conf/fhvae.yaml        # YAML training configuration
 seed=0                        # random seed of initialisation and sampling
-cmd=utils/run_local.sh        # job launcher, e.g. "$cuda_cmd" (see cmd.sh)
+cmd=run_local.sh              # job launcher, e.g. "$cuda_cmd" (see cmd.sh)
 gpu=auto                      # GPUs to ask --cmd for (Kaldi's --gpu N): auto | 0 | N
 extra_opts=                   # more options for python -m fhvae.bin.train
 
-. utils/parse_options.sh
+. "$FHVAE_ROOT/utils/parse_options.sh"
 
 if [ $# -ne 3 ]; then
   sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2

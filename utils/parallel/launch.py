@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Shared engine of utils/run_local.sh and utils/run_slurm.sh (Kaldi's run.pl/slurm.pl).
+"""Shared engine of utils/parallel/run_local.sh and run_slurm.sh (Kaldi's run.pl/slurm.pl).
 
     launch.py {local|slurm} [options] [JOB=1:N | JOB=n] <log> <command...>
 

@@ -1,8 +1,8 @@
-"""Kaldi's queue configuration files (conf/slurm.conf, conf/queue.conf), read by utils/launch.py.
+"""Kaldi's queue configuration files (conf/slurm.conf, conf/queue.conf), read by launch.py.
 
 A config turns the launcher's generic options (`--gpu 1`, `--mem 8G`, `--num-threads 4`,
 `--time 2:00:00`, any `--name value`) into the scheduler's own options, so one cmd.sh line
-works with Kaldi's slurm.pl and with utils/run_slurm.sh. The format, one rule per line:
+works with Kaldi's slurm.pl and with utils/parallel/run_slurm.sh. The format, one rule per line:
 
     command <program and fixed options>   # how to submit (srun ... or sbatch ...)
     option <name>=* <options with $0>     # any value: $0 is replaced by it
