@@ -1,10 +1,13 @@
-"""Shared glue for the entry points in fhvae/bin: logging set-up and error reporting."""
+"""Shared glue for the entry points in fhvae/bin: logging set-up, error reporting and option
+defaults read from the config dataclasses."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import sys
+from types import SimpleNamespace
 from typing import Callable
 
 from fhvae.errors import FhvaeError
@@ -42,3 +45,17 @@ def os_error_message(err: OSError) -> str:
     text = err.strerror or (os.strerror(err.errno) if err.errno else str(err))
     names = [str(n) for n in (err.filename, err.filename2) if n is not None]
     return ": ".join([text.splitlines()[0] if text else type(err).__name__, *names])
+
+
+def field_defaults(config: type) -> SimpleNamespace:
+    """The defaults of a config dataclass's fields (those that have one), as attributes.
+
+    Options take their defaults from here rather than repeating the numbers, so that a
+    default lives in the dataclass alone and --help shows the one in force."""
+    values = {}
+    for f in dataclasses.fields(config):
+        if f.default is not dataclasses.MISSING:
+            values[f.name] = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            values[f.name] = f.default_factory()
+    return SimpleNamespace(**values)

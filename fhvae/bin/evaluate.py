@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from threadpoolctl import threadpool_limits
 
-from fhvae.bin.cli import run_main
+from fhvae.bin.cli import field_defaults, run_main
 from fhvae.errors import FhvaeError
 from fhvae.evaluate.pipeline import EvalConfig, run_evaluation
 from fhvae.evaluate.report import comparison_table, eer_table, probe_table
@@ -26,6 +26,7 @@ from fhvae.evaluate.verification import BACKENDS
 
 
 def build_parser() -> argparse.ArgumentParser:
+    d = field_defaults(EvalConfig)
     parser = argparse.ArgumentParser(
         prog="evaluate", description=__doc__.split("\n\n")[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -45,32 +46,33 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--adapt-ivectors", type=Path, default=None,
                         help="dir with ivector.scp of the adaptation set (with --adapt-data "
                              "and i-vectors)")
-    parser.add_argument("--seed", type=int, default=777)
+    parser.add_argument("--seed", type=int, default=d.seed)
     parser.add_argument("--trials", type=Path, default=None,
                         help="Kaldi trials file; default <out-dir>/trials, generated if absent")
-    parser.add_argument("--backend", default=",".join(BACKENDS),
+    parser.add_argument("--backend", default=",".join(d.backends),
                         help=f"comma-separated back-ends from: {', '.join(BACKENDS)}")
-    parser.add_argument("--max-targets-per-utt", type=int, default=10,
+    parser.add_argument("--max-targets-per-utt", type=int, default=d.max_targets_per_utt,
                         help="generated trials: target (and as many nontarget) trials per utt")
-    parser.add_argument("--max-matched-nontarget", type=int, default=20000,
+    parser.add_argument("--max-matched-nontarget", type=int,
+                        default=d.max_matched_nontarget,
                         help="condition-matched trials (same noise and channel): every target "
                              "pair and at most this many nontarget pairs")
-    parser.add_argument("--lda-dim", type=int, default=None,
+    parser.add_argument("--lda-dim", type=int, default=d.lda_dim,
                         help="LDA output dim (default: min(#train speakers - 1, input dim))")
-    parser.add_argument("--p-target", type=float, default=0.01, help="prior for minDCF")
-    parser.add_argument("--probe-stride", type=int, default=20,
+    parser.add_argument("--p-target", type=float, default=d.p_target, help="prior for minDCF")
+    parser.add_argument("--probe-stride", type=int, default=d.probe_stride,
                         help="probe/t-SNE vectors: one frame every this many frames")
-    parser.add_argument("--tsne-speakers", type=int, default=10)
-    parser.add_argument("--tsne-points", type=int, default=1500)
-    parser.add_argument("--num-a", type=int, default=8, help="re-combination: x^A segments")
-    parser.add_argument("--num-b", type=int, default=3, help="re-combination: x^B segments")
-    parser.add_argument("--bootstrap", type=int, default=1000,
+    parser.add_argument("--tsne-speakers", type=int, default=d.tsne_speakers)
+    parser.add_argument("--tsne-points", type=int, default=d.tsne_points)
+    parser.add_argument("--num-a", type=int, default=d.num_a, help="re-combination: x^A segments")
+    parser.add_argument("--num-b", type=int, default=d.num_b, help="re-combination: x^B segments")
+    parser.add_argument("--bootstrap", type=int, default=d.bootstrap,
                         help="speaker resamples for EER intervals (0: none)")
-    parser.add_argument("--swap-segments", type=int, default=4000,
+    parser.add_argument("--swap-segments", type=int, default=d.swap_segments,
                         help="swap test: segments sampled from the evaluated set (0: no test)")
-    parser.add_argument("--recombine-pairs", type=int, default=200,
+    parser.add_argument("--recombine-pairs", type=int, default=d.recombine_pairs,
                         help="re-combination score: (A, B) utterance pairs (0: figure only)")
-    parser.add_argument("--asr-train-utts", type=int, default=300,
+    parser.add_argument("--asr-train-utts", type=int, default=d.asr_train_utts,
                         help="robust-ASR probe: clean close-talk training utterances it is "
                              "trained on (0: no probe)")
     kaldi = PldaAdaptConfig()

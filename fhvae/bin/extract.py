@@ -22,13 +22,14 @@ from pathlib import Path
 
 import torch
 
-from fhvae.bin.cli import run_main
+from fhvae.bin.cli import field_defaults, run_main
 from fhvae.extract import check_counts, check_speakers, merge_jobs, run_job, speaker_means
 from fhvae.inference import SVECTOR_POOLS, ExtractOptions
 from fhvae.io.feature_dir import write_feature_dir
 
 
 def build_parser() -> argparse.ArgumentParser:
+    d = field_defaults(ExtractOptions)
     parser = argparse.ArgumentParser(
         prog="python -m fhvae.bin.extract",
         description="Extract frame-level z1/z2 and s-vectors with a trained FHVAE.")
@@ -47,17 +48,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--compress", action="store_true",
                         help="write z1/z2 as Kaldi compressed matrices (copy-feats "
                              "--compress=true); s-vectors stay float vectors")
-    parser.add_argument("--svector-pool", choices=SVECTOR_POOLS, default="all",
-                        help="segments pooled into s-vectors: all (default) or speech, only "
-                             "those mostly voiced in <data-dir>/vad.scp "
+    parser.add_argument("--svector-pool", choices=SVECTOR_POOLS, default=d.svector_pool,
+                        help=f"segments pooled into s-vectors (default {d.svector_pool}): "
+                             "all, or speech: only those mostly voiced in <data-dir>/vad.scp "
                              "(utils/compute_vad_decision.sh); z1/z2 are unchanged")
     parser.add_argument("--data-out-prefix",
                         help="also write Kaldi data dirs <prefix>_z1 and <prefix>_z2 "
                              "(e.g. data/test -> data/test_z1, data/test_z2)")
-    parser.add_argument("--seed", type=int, default=0, help="seed for --sample (default 0)")
+    parser.add_argument("--seed", type=int, default=d.seed,
+                        help=f"seed for --sample (default {d.seed})")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    parser.add_argument("--batch-size", type=int, default=4096,
-                        help="windows per encoder call (default 4096)")
+    parser.add_argument("--batch-size", type=int, default=d.batch_size,
+                        help=f"windows per encoder call (default {d.batch_size})")
     parser.add_argument("--num-threads", type=int, default=0,
                         help="CPU threads for torch (default 0: torch's choice)")
     return parser
