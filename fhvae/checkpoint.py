@@ -4,21 +4,106 @@
 Layout of every checkpoint (last.pt, best.pt, final.pt):
   model_config: dict (ModelConfig fields)     model: state_dict
   mvn_mean, mvn_std: float32 tensors (F,)     train_config: dict of primitives
-  step: int        plus, in training checkpoints, optimizer/RNG/sampler state.
+  step: int        plus, in last.pt, the optimizers, each rank's table and RNG states
+                   (rank_states) and the RunState fields (see RunState).
 """
 
 from __future__ import annotations
 
 import io
+import math
 import os
+import random
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from fhvae.errors import FhvaeError
 from fhvae.features.mvn import MVN
 from fhvae.io.atomic import atomic_path
 from fhvae.model import FHVAE, ModelConfig
+
+
+# Settings that fix the sampler's streams: resuming with other values would not continue
+# the same run, so they must match the checkpoint.
+RESUME_KEYS = ("mode", "seed", "batch_size", "seg_shift", "num_seg_batches", "random_offsets")
+
+
+@dataclass
+class RunState:
+    """Where a training run stands, saved in last.pt and put back on resume as one unit
+    (as top-level keys of the payload, the layout older checkpoints have). The next step
+    is segment batch `inner` of sequence batch `seq_batch`."""
+
+    step: int = 0
+    seq_batch: int = 0
+    inner: int = 0
+    skipped: int = 0              # batches skipped for a non-finite loss
+    best_dev: float = -math.inf   # best dev lower bound so far, and its step
+    best_step: int = 0
+    elapsed: float = 0.0          # seconds of training, over every resume
+    stopped: bool = False         # early-stopped: a resume trains no further
+
+    def to_payload(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_payload(cls, payload: dict) -> "RunState":
+        return cls(**{f.name: payload[f.name] for f in fields(cls)})
+
+
+def check_resumable(path: Path, ckpt: dict, model_config: dict, train_config: dict,
+                    world: int) -> None:
+    """A one-line FhvaeError unless last.pt `ckpt` continues the requested run: the same
+    model, the same sampler settings (RESUME_KEYS) and the same number of processes."""
+    if ckpt["model_config"] != model_config:
+        diff = ", ".join(f"{k}: {ckpt['model_config'].get(k)} -> {v}"
+                         for k, v in model_config.items() if ckpt["model_config"].get(k) != v)
+        raise FhvaeError(f"{path}: model config differs from the requested one "
+                         f"({diff}); use a new experiment directory")
+    old = ckpt["train_config"]
+    for key in RESUME_KEYS:
+        if old.get(key) != train_config[key]:
+            raise FhvaeError(f"{path}: {key} was {old.get(key)}, now "
+                             f"{train_config[key]}; cannot resume the same run")
+    if ckpt["world"] != world:
+        raise FhvaeError(f"{path}: written by {ckpt['world']} process(es), resuming with "
+                         f"{world}")
+
+
+def rng_state() -> dict:
+    """All RNG states in checkpoint-safe types (tensors, ints, lists)."""
+    np_state = np.random.get_state()
+    state = {"torch": torch.get_rng_state(),
+             "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)),
+                       *np_state[2:]],
+             "python": [list(t) if isinstance(t, tuple) else t for t in random.getstate()]}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    """Put back the RNG states rng_state() saved."""
+    torch.set_rng_state(state["torch"])
+    name, keys, *rest = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), *rest))
+    random.setstate(tuple(tuple(t) if isinstance(t, list) else t for t in state["python"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state(state["cuda"])
+
+
+def to_cpu(obj):
+    """Tensors of a nested dict/list moved to CPU (for gathering per-rank state)."""
+    if isinstance(obj, torch.Tensor):
+        return obj.cpu()
+    if isinstance(obj, dict):
+        return {k: to_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(to_cpu(v) for v in obj)
+    return obj
 
 
 def save_checkpoint(path: str | os.PathLike, payload: dict) -> None:

@@ -11,21 +11,22 @@ previous K sequences, which row k no longer stands for. To make that reset a one
 table has its own Adam instance (same lr and betas; Adam is per-parameter, so this equals one
 optimizer over everything).
 
-Resume is exact: last.pt holds the model, both optimizers, the RNG states and the sampler
-position (sequence batch, step inside it); the sampler recomputes everything else from the
-position. Under torchrun each rank trains on its own shard of sequences with its own table;
-the table is kept out of DistributedDataParallel so only network gradients are averaged,
-and rank 0 gathers the per-rank table/RNG states into its checkpoints.
+Resume is exact: last.pt holds the model, both optimizers, the RNG states and the
+RunState (the position: sequence batch, step inside it; best dev bound, time used); the
+sampler recomputes everything else from the position. Under torchrun each rank trains on
+its own shard of sequences with its own table; the table is kept out of
+DistributedDataParallel so only network gradients are averaged, and rank 0 gathers the
+per-rank table/RNG states into its checkpoints.
 
-Around the loop: train_config.py (the settings), train_runtime.py (rank, device, RNG
-states, Adam), train_metrics.py (train_metrics.tsv, loss.png), progress.py (the log lines),
-inference.sequence_mu2 (the table reset's MAP estimate).
+Around the loop: train_config.py (the settings), train_runtime.py (rank, device, autocast,
+Adam), checkpoint.py (RunState, RNG states, the resume check), train_metrics.py
+(train_metrics.tsv, loss.png), progress.py (the log lines), inference.sequence_mu2 (the
+table reset's MAP estimate).
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import os
 import time
 from pathlib import Path
@@ -35,10 +36,11 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
-from fhvae.checkpoint import load_checkpoint, save_checkpoint
+from fhvae.checkpoint import (RunState, check_resumable, load_checkpoint, rng_state,
+                              save_checkpoint, set_rng_state, to_cpu)
 from fhvae.data.index import SegmentIndex
 from fhvae.data.loader import SegmentBuffer, SequenceBatchLoader
-from fhvae.data.sampler import (FlatSampler, HierarchicalSampler, eval_seq_batches,
+from fhvae.data.sampler import (FlatSampler, HierarchicalSampler, SeqBatch, eval_seq_batches,
                                 make_seq_batch)
 from fhvae.errors import FhvaeError
 from fhvae.features.mvn import MVN
@@ -48,14 +50,10 @@ from fhvae.objective import fhvae_loss, segment_lower_bound
 from fhvae.progress import Progress
 from fhvae.train_config import TrainConfig, resolve_config
 from fhvae.train_metrics import append_metrics, plot_metrics, start_metrics, truncate_metrics
-from fhvae.train_runtime import (cpu_bf16_error, init_distributed, make_adam, rng_state,
-                                 set_rng_state, to_cpu)
+from fhvae.train_runtime import autocast, init_distributed, make_adam, runnable_amp
 
 logger = logging.getLogger(__name__)
 
-# Settings that fix the sampler's streams: resuming with other values would not continue
-# the same run, so they must match the checkpoint.
-RESUME_KEYS = ("mode", "seed", "batch_size", "seg_shift", "num_seg_batches", "random_offsets")
 DEV_GROUP = 256      # dev sequences whose features are loaded at once
 DEV_SEED = 1234      # reparameterisation noise of the dev bound (fixed: deterministic metric)
 MU2_BATCH = 4096     # windows per z2-encoder call when the table or the dev mu2 is estimated
@@ -144,9 +142,8 @@ class Trainer:
                            if dev_index is not None and self.rank == 0 else None)
 
         self._build_networks()
-        # Position: the next step is segment batch `inner` of sequence batch `seq_batch`.
-        self.step = self.seq_batch = self.inner = self.skipped = 0
-        self.best_dev, self.best_step, self.elapsed, self.stopped = -math.inf, 0, 0.0, False
+        self.run = RunState()
+        self._timed_out = False   # not saved: a resumed run with a larger budget goes on
         # Sums of the metrics of the steps since the last metrics row, and their number.
         self._window: dict[str, torch.Tensor] = {}
         self._window_steps = 0
@@ -170,12 +167,7 @@ class Trainer:
         self.table_opt = make_adam([self.model.mu2], cfg.lr, cfg.betas)
         self.scaler = torch.amp.GradScaler("cuda", enabled=cfg.amp == "fp16"
                                            and self.device.type == "cuda")
-        self.amp = cfg.amp
-        if cfg.amp == "bf16" and self.device.type == "cpu" and (why := cpu_bf16_error()):
-            # A config written for a GPU node must not crash a CPU node: same run in float32.
-            logger.warning("amp bf16: this CPU (%s) cannot run the model in bfloat16 (%s); "
-                           "training in float32", torch.backends.cpu.get_cpu_capability(), why)
-            self.amp = "none"
+        self.amp = runnable_amp(cfg.amp, self.device)
         self.net = self.model
         if self.world > 1:
             # The attribute DDP reads to leave parameters alone: the table is per-rank.
@@ -189,7 +181,7 @@ class Trainer:
         return {"model_config": self.cfg.model.to_dict(), "model": self.model.state_dict(),
                 "mvn_mean": torch.from_numpy(self.mvn.mean),
                 "mvn_std": torch.from_numpy(self.mvn.std),
-                "train_config": self.cfg.to_dict(), "step": self.step}
+                "train_config": self.cfg.to_dict(), "step": self.run.step}
 
     def _rank_state(self) -> dict:
         """The state that differs between ranks: table, its Adam moments, RNG streams."""
@@ -206,27 +198,13 @@ class Trainer:
             return
         payload = self._payload()
         payload.update(net_opt=self.net_opt.state_dict(), scaler=self.scaler.state_dict(),
-                       rank_states=states, seq_batch=self.seq_batch, inner=self.inner,
-                       skipped=self.skipped, best_dev=self.best_dev, best_step=self.best_step,
-                       elapsed=self.elapsed, stopped=self.stopped, world=self.world)
+                       rank_states=states, world=self.world, **self.run.to_payload())
         save_checkpoint(self.last_path, payload)
 
     def _resume(self) -> None:
         ckpt = load_checkpoint(self.last_path, map_location="cpu")
-        want = self.cfg.model.to_dict()
-        if ckpt["model_config"] != want:
-            diff = ", ".join(f"{k}: {ckpt['model_config'].get(k)} -> {v}"
-                             for k, v in want.items() if ckpt["model_config"].get(k) != v)
-            raise FhvaeError(f"{self.last_path}: model config differs from the requested one "
-                             f"({diff}); use a new experiment directory")
-        old = ckpt["train_config"]
-        for key in RESUME_KEYS:
-            if old.get(key) != self.cfg.to_dict()[key]:
-                raise FhvaeError(f"{self.last_path}: {key} was {old.get(key)}, now "
-                                 f"{self.cfg.to_dict()[key]}; cannot resume the same run")
-        if ckpt["world"] != self.world:
-            raise FhvaeError(f"{self.last_path}: written by {ckpt['world']} process(es), "
-                             f"resuming with {self.world}")
+        check_resumable(self.last_path, ckpt, self.cfg.model.to_dict(), self.cfg.to_dict(),
+                        self.world)
         self.model.load_state_dict(ckpt["model"])
         self.net_opt.load_state_dict(ckpt["net_opt"])
         self.scaler.load_state_dict(ckpt["scaler"])
@@ -235,13 +213,11 @@ class Trainer:
             self.model.mu2.copy_(mine["mu2"])
         self.table_opt.load_state_dict(mine["table_opt"])
         set_rng_state(mine["rng"])
-        for key in ("step", "seq_batch", "inner", "skipped", "best_dev", "best_step",
-                    "elapsed", "stopped"):
-            setattr(self, key, ckpt[key])
+        self.run = RunState.from_payload(ckpt)
         if self.rank == 0:
-            truncate_metrics(self.tsv, self.step)
+            truncate_metrics(self.tsv, self.run.step)
         logger.info("resumed from %s at step %d (sequence batch %d, step %d in it)",
-                    self.last_path, self.step, self.seq_batch, self.inner)
+                    self.last_path, self.run.step, self.run.seq_batch, self.run.inner)
 
     def write_final(self) -> Path:
         """final.pt = the best model by dev lower bound (the last one without a dev set)."""
@@ -261,14 +237,8 @@ class Trainer:
 
     # ------------------------------------------------------------------ helpers
     def _amp(self):
-        """bf16 autocasts on any device (CPU autocast supports it; a CPU without bf16 kernels
-        runs in float32, see __init__); fp16 needs the CUDA gradient scaler, so on CPU it runs
-        in float32."""
-        if self.amp == "bf16":
-            return torch.autocast(self.device.type, dtype=torch.bfloat16)
-        if self.amp == "fp16" and self.device.type == "cuda":
-            return torch.autocast("cuda", dtype=torch.float16)
-        return torch.autocast(self.device.type, enabled=False)
+        """The autocast context of this run's steps and dev bound."""
+        return autocast(self.amp, self.device)
 
     def _agree_min(self, value: int) -> int:
         """The minimum of `value` over ranks (every rank must take the same number of steps)."""
@@ -280,7 +250,7 @@ class Trainer:
 
     def _out_of_time(self) -> bool:
         """Whether any rank has used up max_minutes (all ranks must stop at the same step)."""
-        over = int(self.elapsed >= 60 * self.cfg.max_minutes)
+        over = int(self.run.elapsed >= 60 * self.cfg.max_minutes)
         return self._agree_min(1 - over) == 0
 
     def _check_finite(self, loss: torch.Tensor, metrics: dict) -> bool:
@@ -288,13 +258,13 @@ class Trainer:
         if self._agree_min(finite):
             return True
         if self.cfg.skip_nonfinite:
-            self.skipped += 1
+            self.run.skipped += 1
             logger.warning("non-finite loss at step %d: batch skipped (%d so far)",
-                           self.step + 1, self.skipped)
+                           self.run.step + 1, self.run.skipped)
             return False
         terms = ", ".join(f"{k}={float(v):.4g}" for k, v in metrics.items())
-        raise FhvaeError(f"non-finite loss at step {self.step + 1} (sequence batch "
-                         f"{self.seq_batch}, {terms}); last/best checkpoints kept in "
+        raise FhvaeError(f"non-finite loss at step {self.run.step + 1} (sequence batch "
+                         f"{self.run.seq_batch}, {terms}); last/best checkpoints kept in "
                          f"{self.last_path.parent}")
 
     def _dev_eval(self) -> float:
@@ -305,13 +275,81 @@ class Trainer:
             t = torch.tensor([value], dtype=torch.float64, device=self.device)
             dist.broadcast(t, src=0)
             value = float(t.item())
-        if value > self.best_dev:
-            self.best_dev, self.best_step = value, self.step
+        if value > self.run.best_dev:
+            self.run.best_dev, self.run.best_step = value, self.run.step
             if self.rank == 0:
                 save_checkpoint(self.best_path, {**self._payload(), "dev_lb": value})
         return value
 
-    def _train_step(self, buf: SegmentBuffer, which: torch.Tensor) -> dict | None:
+    def _scheduled_dev(self) -> float | None:
+        """The dev bound every dev_every steps (None on other steps or without a dev set);
+        sets `stopped` when it has not improved for `patience` steps."""
+        if self.dev_index is None or self.run.step % self.cfg.dev_every:
+            return None
+        value = self._dev_eval()
+        if self.run.step - self.run.best_step >= self.cfg.patience:
+            logger.info("early stop: no dev improvement for %d steps",
+                        self.run.step - self.run.best_step)
+            self.run.stopped = True
+        return value
+
+    def _check_time(self) -> bool:
+        """Whether the time budget is spent (looked at every log_every steps)."""
+        if not (self.cfg.max_minutes and self.run.step % self.cfg.log_every == 0
+                and self._out_of_time()):
+            return False
+        logger.info("time budget: stopping after %.1f min of training (max_minutes %g) at "
+                    "step %d", self.run.elapsed / 60, self.cfg.max_minutes, self.run.step)
+        return True
+
+    def _finished(self) -> bool:
+        """max_steps reached, early-stopped or out of time."""
+        return self.run.stopped or self._timed_out or self.run.step >= self.cfg.max_steps
+
+    # ------------------------------------------------------------------ main loop
+    def train(self) -> Path:
+        cfg = self.cfg
+        if self.rank == 0:
+            self.exp.mkdir(parents=True, exist_ok=True)
+            cfg.save(self.exp / "config.yaml")
+        started = time.time() - self.run.elapsed
+        try:
+            with Progress(cfg.max_steps, self.run.step, enabled=self.rank == 0) as progress:
+                self._loop(started, progress)
+        finally:
+            self.loader.close()
+        self.save_last()
+        return self.write_final()
+
+    def _loop(self, started: float, progress: Progress) -> None:
+        """Sequence batches until max_steps, early stopping or the time budget."""
+        upcoming = None
+        while not self._finished():
+            batch, upcoming = self._next_seq_batch(upcoming)
+            buf = self.loader.load(batch)
+            num_batches = self._agree_min(self.cfg.num_seg_batches
+                                          or batch.default_num_batches(self.cfg.batch_size))
+            seg_batches = batch.batch_indices(num_batches, self.cfg.batch_size)
+            if self.run.inner == 0 and (self.cfg.mode == "hierarchical"
+                                        or self.run.seq_batch == 0):
+                reset_table(self.model, self.table_opt,
+                            reset_windows(self.index, buf, self.cfg.reset_shift))
+            for j in range(self.run.inner, num_batches):
+                metrics = self.step(buf, torch.from_numpy(seg_batches[j]).to(self.device))
+                if self.after_step(metrics, j + 1 == num_batches, started, progress):
+                    break
+
+    def _next_seq_batch(self, upcoming: SeqBatch | None) -> tuple[SeqBatch, SeqBatch]:
+        """The sequence batch at the run's position (the prefetched one when it is) and the
+        one after it, whose loading starts now in the background."""
+        number = self.run.seq_batch
+        batch = (upcoming if upcoming is not None and upcoming.number == number
+                 else self.sampler.seq_batch(number))
+        upcoming = self.sampler.seq_batch(number + 1)
+        self.loader.prefetch(upcoming)
+        return batch, upcoming
+
+    def step(self, buf: SegmentBuffer, which: torch.Tensor) -> dict | None:
         """One Adam step on the segments `which` of `buf`; its metrics, or None when the
         batch was skipped (non-finite loss with skip_nonfinite)."""
         with self._amp():
@@ -327,102 +365,43 @@ class Trainer:
         self.scaler.update()
         return metrics
 
-    def _scheduled_dev(self) -> float | None:
-        """The dev bound every dev_every steps (None on other steps or without a dev set);
-        sets `stopped` when it has not improved for `patience` steps."""
-        if self.dev_index is None or self.step % self.cfg.dev_every:
-            return None
-        value = self._dev_eval()
-        if self.step - self.best_step >= self.cfg.patience:
-            logger.info("early stop: no dev improvement for %d steps",
-                        self.step - self.best_step)
-            self.stopped = True
-        return value
-
-    def _check_time(self) -> bool:
-        """Whether the time budget is spent (looked at every log_every steps)."""
-        if not (self.cfg.max_minutes and self.step % self.cfg.log_every == 0
-                and self._out_of_time()):
-            return False
-        logger.info("time budget: stopping after %.1f min of training (max_minutes %g) at "
-                    "step %d", self.elapsed / 60, self.cfg.max_minutes, self.step)
-        return True
-
-    # ------------------------------------------------------------------ main loop
-    def train(self) -> Path:
-        cfg = self.cfg
-        if self.rank == 0:
-            self.exp.mkdir(parents=True, exist_ok=True)
-            cfg.save(self.exp / "config.yaml")
-        started = time.time() - self.elapsed
-        try:
-            with Progress(cfg.max_steps, self.step, enabled=self.rank == 0) as progress:
-                self._loop(started, progress)
-        finally:
-            self.loader.close()
-        self.save_last()
-        return self.write_final()
-
-    def _loop(self, started: float, progress: Progress) -> None:
-        """Sequence batches until max_steps, early stopping or the time budget."""
-        cfg = self.cfg
-        upcoming = None
-        timed_out = False      # not saved: a resumed run with a larger budget goes on
-        while not (self.stopped or timed_out) and self.step < cfg.max_steps:
-            batch = (upcoming if upcoming is not None and upcoming.number == self.seq_batch
-                     else self.sampler.seq_batch(self.seq_batch))
-            upcoming = self.sampler.seq_batch(self.seq_batch + 1)
-            self.loader.prefetch(upcoming)
-            buf = self.loader.load(batch)
-            num_batches = self._agree_min(cfg.num_seg_batches
-                                          or batch.default_num_batches(cfg.batch_size))
-            seg_batches = batch.batch_indices(num_batches, cfg.batch_size)
-            if self.inner == 0 and (cfg.mode == "hierarchical" or self.seq_batch == 0):
-                reset_table(self.model, self.table_opt,
-                            reset_windows(self.index, buf, cfg.reset_shift))
-            for j in range(self.inner, num_batches):
-                if self.stopped or timed_out or self.step >= cfg.max_steps:
-                    break
-                metrics = self._train_step(buf, torch.from_numpy(seg_batches[j]).to(self.device))
-                if metrics is not None:
-                    for k, v in metrics.items():
-                        self._window[k] = self._window.get(k, 0.0) + v
-                    self._window_steps += 1
-                self.step += 1
-                progress.step()
-                done = j + 1 == num_batches
-                self.seq_batch, self.inner = ((self.seq_batch + 1, 0) if done
-                                              else (self.seq_batch, j + 1))
-                timed_out = self._end_of_step(started, progress)
-
-    def _end_of_step(self, started: float, progress: Progress) -> bool:
-        """Dev bound, time budget, metrics row and log line, checkpoint, plot; whether the
-        time budget ran out."""
-        cfg = self.cfg
+    def after_step(self, metrics: dict | None, last_of_seq_batch: bool, started: float,
+                   progress: Progress) -> bool:
+        """Count the step, then dev bound, time budget, metrics row and log line,
+        checkpoint, plot; whether training is finished."""
+        if metrics is not None:
+            for k, v in metrics.items():
+                self._window[k] = self._window.get(k, 0.0) + v
+            self._window_steps += 1
+        run = self.run
+        run.step += 1
+        progress.step()
+        run.seq_batch, run.inner = ((run.seq_batch + 1, 0) if last_of_seq_batch
+                                    else (run.seq_batch, run.inner + 1))
         dev = self._scheduled_dev()
-        self.elapsed = time.time() - started
-        timed_out = self._check_time()
-        if timed_out and dev is None and self.dev_index is not None:
+        run.elapsed = time.time() - started
+        self._timed_out = self._check_time()
+        if self._timed_out and dev is None and self.dev_index is not None:
             dev = self._dev_eval()       # the model this run ends with gets its dev bound
-        dev_lb = "" if dev is None else f"{dev:.4f}"
-        if self.step % cfg.log_every == 0 or dev is not None:
-            means = ({k: float(v) / self._window_steps for k, v in self._window.items()}
-                     if self._window_steps else None)
-            if means is not None:
-                self._log_row(means, dev_lb)
-            progress.line(self.step, means,
-                          None if dev is None else (dev, self.best_dev, self.best_step))
-            self._window, self._window_steps = {}, 0
-        if self.step % cfg.ckpt_every == 0 and not self.stopped:
+        if run.step % self.cfg.log_every == 0 or dev is not None:
+            self._log(dev, progress)
+        if run.step % self.cfg.ckpt_every == 0 and not run.stopped:
             self.save_last()
         if dev is not None and self.rank == 0:
             plot_metrics(self.tsv, self.exp / "loss.png")
-        return timed_out
+        return self._finished()
 
-    def _log_row(self, means: dict, dev_lb: str) -> None:
-        if self.rank == 0:
-            append_metrics(self.tsv, self.step, self.seq_batch - (self.inner == 0), means,
-                           dev_lb, self.elapsed)
+    def _log(self, dev: float | None, progress: Progress) -> None:
+        """A metrics row (the means since the previous one) and a log line."""
+        run = self.run
+        means = ({k: float(v) / self._window_steps for k, v in self._window.items()}
+                 if self._window_steps else None)
+        if means is not None and self.rank == 0:
+            append_metrics(self.tsv, run.step, run.seq_batch - (run.inner == 0), means,
+                           "" if dev is None else f"{dev:.4f}", run.elapsed)
+        progress.line(run.step, means,
+                      None if dev is None else (dev, run.best_dev, run.best_step))
+        self._window, self._window_steps = {}, 0
 
 
 def train(cfg: TrainConfig, train_index: SegmentIndex, dev_index: SegmentIndex | None,

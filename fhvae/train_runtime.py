@@ -1,18 +1,19 @@
-"""What a training process needs from its machine: its rank and device, RNG states for
-checkpoints, whether the CPU runs bf16, and the optimizer."""
+"""What a training process needs from its machine: its rank and device, whether the CPU
+runs bf16, and the optimizer."""
 
 from __future__ import annotations
 
 import functools
+import logging
 import os
-import random
 
-import numpy as np
 import torch
 import torch.distributed as dist
 
 from fhvae.device import resolve_device
 from fhvae.errors import FhvaeError
+
+logger = logging.getLogger(__name__)
 
 
 def init_distributed(device: str) -> tuple[int, int, torch.device]:
@@ -32,39 +33,6 @@ def init_distributed(device: str) -> tuple[int, int, torch.device]:
     return rank, world, dev
 
 
-def rng_state() -> dict:
-    """All RNG states in checkpoint-safe types (tensors, ints, lists)."""
-    np_state = np.random.get_state()
-    state = {"torch": torch.get_rng_state(),
-             "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)),
-                       *np_state[2:]],
-             "python": [list(t) if isinstance(t, tuple) else t for t in random.getstate()]}
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state()
-    return state
-
-
-def set_rng_state(state: dict) -> None:
-    """Put back the RNG states rng_state() saved."""
-    torch.set_rng_state(state["torch"])
-    name, keys, *rest = state["numpy"]
-    np.random.set_state((name, keys.numpy().astype(np.uint32), *rest))
-    random.setstate(tuple(tuple(t) if isinstance(t, list) else t for t in state["python"]))
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state(state["cuda"])
-
-
-def to_cpu(obj):
-    """Tensors of a nested dict/list moved to CPU (for gathering per-rank state)."""
-    if isinstance(obj, torch.Tensor):
-        return obj.cpu()
-    if isinstance(obj, dict):
-        return {k: to_cpu(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(to_cpu(v) for v in obj)
-    return obj
-
-
 @functools.cache
 def cpu_bf16_error() -> str | None:
     """None if this CPU runs the model's layers in bfloat16 under autocast, else why not.
@@ -81,6 +49,26 @@ def cpu_bf16_error() -> str | None:
         except RuntimeError as err:
             return str(err).split(". ", 1)[0].strip()
     return None
+
+
+def runnable_amp(amp: str, device: torch.device) -> str:
+    """`amp`, or "none" for bf16 on a CPU without bf16 kernels: a config written for a GPU
+    node must not crash a CPU node, it runs the same training in float32."""
+    if amp == "bf16" and device.type == "cpu" and (why := cpu_bf16_error()):
+        logger.warning("amp bf16: this CPU (%s) cannot run the model in bfloat16 (%s); "
+                       "training in float32", torch.backends.cpu.get_cpu_capability(), why)
+        return "none"
+    return amp
+
+
+def autocast(amp: str, device: torch.device):
+    """bf16 autocasts on any device (CPU autocast supports it); fp16 needs the CUDA
+    gradient scaler, so on CPU it runs in float32."""
+    if amp == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    if amp == "fp16" and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.float16)
+    return torch.autocast(device.type, enabled=False)
 
 
 def make_adam(params, lr: float, betas: tuple[float, float]) -> torch.optim.Adam:

@@ -13,7 +13,7 @@ import yaml
 
 import fhvae.train as train_mod
 from fhvae.bin.train import main as train_main
-from fhvae.checkpoint import load_checkpoint, load_model
+from fhvae.checkpoint import RunState, load_checkpoint, load_model
 from fhvae.errors import FhvaeError
 from fhvae.model import ModelConfig
 from fhvae.train import TrainConfig, Trainer, train
@@ -307,7 +307,7 @@ def _train_on_a_step_clock(monkeypatch, cfg, *args) -> Path:
     """Train with a wall clock that says 10 s per training step, however often (or seldom)
     the code reads it."""
     trainer = Trainer(cfg, *args)
-    monkeypatch.setattr(train_mod.time, "time", lambda: 10.0 * trainer.step)
+    monkeypatch.setattr(train_mod.time, "time", lambda: 10.0 * trainer.run.step)
     try:
         return trainer.train()
     finally:
@@ -489,3 +489,17 @@ def test_shipped_configs_load_and_build_a_working_model(small):
     # The end-to-end test's config is the CPU recipe's, shrunk: same options, same mode.
     assert tiny.keys() == cpu.keys() and tiny["model"].keys() == cpu["model"].keys()
     assert tiny["mode"] == cpu["mode"]
+
+
+def test_run_state_round_trips_through_last_pt(small, tmp_path):
+    """Every RunState field is saved in last.pt and put back by a resume, as one unit."""
+    train_index, dev_index, mvn = small
+    cfg = tiny_config(max_steps=5, dev_every=2)
+    done = Trainer(cfg, train_index, dev_index, mvn, tmp_path / "exp")
+    done.train()
+    done.run.skipped = 3         # a value training did not reach, to see it come back
+    done.save_last()
+    resumed = Trainer(cfg, train_index, dev_index, mvn, tmp_path / "exp")
+    assert resumed.run == done.run != RunState()
+    assert (resumed.run.step, resumed.run.skipped, resumed.run.best_step) == (5, 3, 4)
+    assert resumed.run.elapsed > 0 and resumed.run.best_dev > -math.inf

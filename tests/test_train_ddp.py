@@ -142,8 +142,8 @@ AGREE_WORKER = textwrap.dedent("""
     def result(trainer, **more):
         state = {k: v for k, v in trainer.model.state_dict().items() if k != "mu2"}
         torch.save(state, f"{trainer.exp}/net{rank}.pt")
-        return dict(step=trainer.step, stopped=trainer.stopped, skipped=trainer.skipped,
-                    best_step=trainer.best_step, **more)
+        return dict(step=trainer.run.step, stopped=trainer.run.stopped, skipped=trainer.run.skipped,
+                    best_step=trainer.run.best_step, **more)
 
     # Run 1: skip_nonfinite, rank 1's loss at step 2 is NaN; early stopping on scripted dev
     # bounds (best at step 4, nothing better for patience=4 steps: stop at step 8).
@@ -170,7 +170,7 @@ AGREE_WORKER = textwrap.dedent("""
     trainer = Trainer(cfg, *load(), f"{out}/budget")
     if rank == 1:
         real, start = time.time, time.time()
-        train_mod.time.time = lambda: start + 25.0 * trainer.step
+        train_mod.time.time = lambda: start + 25.0 * trainer.run.step
     trainer.train()
     if rank == 1:
         train_mod.time.time = real
