@@ -75,6 +75,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--asr-train-utts", type=int, default=d.asr_train_utts,
                         help="robust-ASR probe: clean close-talk training utterances it is "
                              "trained on (0: no probe)")
+    _add_adaptation_options(parser)
+    parser.add_argument("--num-threads", type=int, default=1,
+                        help="CPU threads for torch/BLAS/OpenMP (t-SNE slows down badly when "
+                             "its threads compete with other jobs for the cores)")
+    return parser
+
+
+def _add_adaptation_options(parser: argparse.ArgumentParser) -> None:
+    """--adapt-*: back-ends adapted to an unlabelled set of the evaluated domain."""
     kaldi = PldaAdaptConfig()
     parser.add_argument("--adapt-data", type=Path, default=None,
                         help="unlabelled adaptation set of the evaluated domain (feats.scp; "
@@ -95,10 +104,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--mean-diff-scale", type=float, default=kaldi.mean_diff_scale,
                         help="ivector-adapt-plda: weight of the mean shift in the adaptation "
                              "data's covariance")
-    parser.add_argument("--num-threads", type=int, default=1,
-                        help="CPU threads for torch/BLAS/OpenMP (t-SNE slows down badly when "
-                             "its threads compete with other jobs for the cores)")
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
