@@ -242,9 +242,9 @@ def test_table_reset_rows_are_the_extractors_svectors(small):
 
 
 def test_train_log_is_one_line_per_logged_step_without_carriage_returns(small, tmp_path):
-    """stderr into a file, as utils/launch.py writes log/train.log: one `step N/M` line per
-    log_every steps with the rate, loss, lb and acc, and the dev bound where it was computed;
-    no progress-bar redraws."""
+    """stderr into a file, as utils/parallel/launch.py writes log/train.log: one `step N/M`
+    line per log_every steps with the rate, loss, lb and acc, and the dev bound where it was
+    computed; no progress-bar redraws."""
     from helpers import clean_env, python, run
     train_index, dev_index, mvn = small
     train_index.save(tmp_path / "train.npz")
