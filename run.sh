@@ -26,8 +26,8 @@ num_dev_unseen_spk=0        # data/dev_unseen: other speakers made like test_uns
                             # --adapt-eval test_unseen:dev_unseen; docs/recipe.md)
 adapt_eval=""               # stage 5 with back-ends adapted to an unlabelled set, e.g.
                             # "test_unseen:dev_unseen" -> exp/fhvae/eval_test_unseen_adapt_dev_unseen
-floor_after_channel=false   # corpus (issue 16): noise floor after the channel, in every band
-speaker_noise_prob=0.0      # corpus (issue 16): P(an utterance has its speaker's home noise)
+floor_after_channel=false   # corpus: noise floor after the channel, in every band
+speaker_noise_prob=0.0      # corpus: P(an utterance has its speaker's home noise)
 speaker_channel_prob=0.0    #                    P(... its speaker's home channel)
 corpus=corpus               # where the generated audio goes
 fhvae_config=conf/fhvae_cpu.yaml
