@@ -154,6 +154,7 @@ if [ $stage -le 5 ] && [ $stop_stage -ge 5 ]; then
   # background, logged in $exp/log/eval_*.log (the evaluations are independent, and mostly
   # single-threaded Python: --nj of them at once use the cores better than one after another)
   running=0 failed=0 outs=()
+  wait_one() { wait -n || failed=1; running=$((running - 1)); }
   evaluate() {
     local x=$1 out=$2 a=$3 sets="$train_set $1"; shift 3
     [ "$a" = - ] || sets="$sets $a"
@@ -165,7 +166,7 @@ if [ $stage -le 5 ] && [ $stop_stage -ge 5 ]; then
     elif [ $ivector = true ]; then
       log "stage 5: no i-vectors of every set of ($sets): i-vector baseline left out"
     fi
-    if [ $running -ge $nj ]; then wait -n || failed=1; running=$((running - 1)); fi
+    [ $running -lt $nj ] || wait_one
     $train_cmd $exp/log/$(basename $out).log \
       OMP_NUM_THREADS=1 python -m fhvae.bin.evaluate --num-threads 1 --seed $seed \
       --model $exp/final.pt --train-data data/$train_set --train-latents $exp/latents_$train_set \
@@ -183,7 +184,7 @@ if [ $stage -le 5 ] && [ $stop_stage -ge 5 ]; then
     evaluate $x $exp/eval_${x}_adapt_$a $a \
       --adapt-data data/$a --adapt-latents $exp/latents_$a --adapt-plda $adapt_plda
   done
-  while [ $running -gt 0 ]; do wait -n || failed=1; running=$((running - 1)); done
+  while [ $running -gt 0 ]; do wait_one; done
   [ $failed = 0 ] || { log "stage 5: an evaluation failed (logs above)"; exit 1; }
   for out in "${outs[@]}"; do echo "# $out/results.md"; cat $out/results.md; done
 fi
