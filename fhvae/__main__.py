@@ -29,6 +29,8 @@ COMMANDS = {
                       "stage 5 baseline: train an i-vector extractor (UBM + T) on a data dir"),
     "extract-ivector": ("fhvae.bin.extract_ivector",
                         "stage 5 baseline: i-vectors of a data dir with a trained extractor"),
+    "augment": ("fhvae.bin.augment",
+                "new training data: a data dir decoded toward target conditions"),
     "validate-data-dir": ("fhvae.bin.validate_data_dir", "check a Kaldi data dir"),
     "fix-data-dir": ("fhvae.bin.fix_data_dir", "repair a Kaldi data dir in place"),
     "subset-data-dir": ("fhvae.bin.subset_data_dir", "copy part of a Kaldi data dir"),
