@@ -25,6 +25,7 @@ COMMANDS = {
     "train": ("fhvae.bin.train", "stage 3: train an FHVAE with hierarchical sampling"),
     "extract": ("fhvae.bin.extract", "stage 4: z1/z2/s-vectors of a data dir with a trained model"),
     "evaluate": ("fhvae.bin.evaluate", "stage 5: EER, factor probes, t-SNE and re-combination"),
+    "convert": ("fhvae.bin.convert", "voice conversion as audio: WAVs, scores, listening page"),
     "train-ivector": ("fhvae.bin.train_ivector",
                       "stage 5 baseline: train an i-vector extractor (UBM + T) on a data dir"),
     "extract-ivector": ("fhvae.bin.extract_ivector",
