@@ -6,7 +6,7 @@
 # With CI=true (.ci/run) a skip for a missing prerequisite is a failure.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-"$root/utils/setup_env.sh" --debian "espeak-ng libespeak-ng1 sox" --venv true
+"$root/utils/setup_env.sh" --debian "espeak-ng libespeak-ng1 sox chromium" --venv true
 cd "$root"
 . ./path.sh
 if [ $# -eq 0 ]; then set -- tests; fi

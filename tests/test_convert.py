@@ -1,0 +1,189 @@
+"""`python -m fhvae convert` (fhvae/convert): frame alignment, the z2 given to the decoder,
+de-normalisation, pairs and ids, the files and scores it writes, and bad input."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+import torch
+
+from fhvae.bin import convert as convert_bin
+from fhvae.convert.pairs import choose_pairs, hold_out
+from fhvae.convert.scores import speaker_interval
+from fhvae.convert.voices import assemble_frames, conversion_z2, convert_utterance, group_means
+from fhvae.features.fbank import FbankComputer, FbankConfig
+from fhvae.features.mvn import MVN
+from fhvae.inference import Latents
+from fhvae.model import FHVAE, ModelConfig
+from helpers import ROOT, clean_env, python, run
+from test_reliability_data import (assert_clean_error, listing, run_in_process, save_tiny_model,
+                                   write_feats)
+
+RATE = 16000
+SPEAKERS = {"sa": 300.0, "sb": 700.0, "sc": 1500.0}    # pitch of each synthetic speaker
+
+
+def tone(freq: float, frames: int, seed: int) -> np.ndarray:
+    """A tone with a little noise lasting exactly `frames` Kaldi frames."""
+    n = 400 + (frames - 1) * 160
+    rng = np.random.default_rng(seed)
+    return 5000 * np.sin(2 * np.pi * freq * np.arange(n) / RATE) + 50 * rng.standard_normal(n)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    """3 speakers x 3 utterances: feats.scp (Kaldi FBank of tones), utt2spk, wav.scp,
+    phone_ali.ctm (two phones alternating every 0.1 s), and a tiny untrained model."""
+    root = tmp_path_factory.mktemp("convert")
+    fbank = FbankComputer(FbankConfig(dither=0.0))
+    feats, wavs, ctm = {}, [], []
+    for s, (spk, freq) in enumerate(SPEAKERS.items()):
+        for i in range(3):
+            utt = f"{spk}-u{i}"
+            frames = 30 + 7 * i + s
+            samples = tone(freq * (1 + 0.05 * i), frames, 10 * s + i)
+            feats[utt] = fbank(samples, RATE, utt)
+            wav = root / "audio" / f"{utt}.wav"
+            wav.parent.mkdir(exist_ok=True)
+            soundfile.write(wav, samples / 32768, RATE, subtype="PCM_16")
+            wavs.append(f"{utt} {wav}\n")
+            ctm += [f"{utt} 1 {0.1 * k:.2f} 0.10 {'aa' if k % 2 else 'ss'} x\n"
+                    for k in range(frames // 10)]
+    data = write_feats(root / "data", feats, spk_of=lambda u: u.split("-")[0])
+    (data / "wav.scp").write_text("".join(wavs))
+    (data / "phone_ali.ctm").write_text("".join(ctm))
+    save_tiny_model(root / "model.pt", seg_len=5)
+    return data
+
+
+def test_frames_from_windows_against_a_loop():
+    rng = np.random.default_rng(0)
+    decoded = rng.normal(size=(7, 5, 3)).astype(np.float32)
+    np.testing.assert_array_equal(assemble_frames(decoded, "centre"), decoded[:, 2])
+    expected = np.zeros((7, 3))
+    for t in range(7):
+        hits = [decoded[s, j] for s in range(7) for j in range(5)
+                if min(max(s + j - 2, 0), 6) == t]
+        expected[t] = np.mean(hits, axis=0)
+    np.testing.assert_allclose(assemble_frames(decoded, "average"), expected, rtol=1e-6)
+
+
+def test_converted_frames_are_the_decoder_centre_frames_denormalised():
+    """T frames in, T frames out; frame t = the model's decoding of (z1_t, target) at the
+    window's centre, times the MVN std plus its mean."""
+    cfg = ModelConfig(feat_dim=4, seg_len=5, z1_dim=3, z2_dim=2, hidden=8, num_layers=1,
+                      num_seqs=2)
+    torch.manual_seed(0)
+    model = FHVAE(cfg).eval()
+    mvn = MVN(np.array([1.0, 2.0, 3.0, 4.0], np.float32), np.array([2.0, 1.0, 0.5, 3.0],
+                                                                     np.float32))
+    rng = np.random.default_rng(1)
+    lat = Latents(rng.normal(size=(9, 3)).astype(np.float32),
+                  rng.normal(size=(9, 2)).astype(np.float32), np.array([0.3, -0.2], np.float32))
+    target = np.array([1.0, -1.0], np.float32)
+    out = convert_utterance(model, mvn, lat, target, "replace", "centre")
+    assert out.shape == (9, 4)
+    with torch.no_grad():
+        for t in (0, 4, 8):
+            mean, _ = model.decode(torch.from_numpy(lat.z1[t:t + 1]),
+                                   torch.from_numpy(target[None, :]), 5)
+            np.testing.assert_allclose(out[t], mean[0, 2].numpy() * mvn.std + mvn.mean,
+                                       rtol=1e-5, atol=1e-5)
+
+
+def test_z2_modes():
+    lat = Latents(np.zeros((4, 1)), np.arange(8.0).reshape(4, 2), np.array([1.0, 1.0]))
+    np.testing.assert_array_equal(conversion_z2(lat, np.array([5.0, 6.0]), "replace"),
+                                  np.tile([5.0, 6.0], (4, 1)))
+    np.testing.assert_array_equal(conversion_z2(lat, np.array([5.0, 6.0]), "shift"),
+                                  lat.z2 + [4.0, 5.0])
+    np.testing.assert_array_equal(conversion_z2(lat, lat.svector, "shift"), lat.z2)
+    means = group_means({"a1": np.array([1.0]), "a2": np.array([3.0]), "b": np.array([7.0])},
+                        {"a1": "A", "a2": "A", "b": "B"})
+    assert means == {"A": 2.0, "B": 7.0}
+
+
+def test_one_source_per_group_and_targets_of_other_groups():
+    utt2group = {f"{g}{i}": g for g in "abcd" for i in range(3)} | {"e0": "e"}
+    enrol, held = hold_out(utt2group, seed=3)
+    assert sorted(utt2group[u] for u in held) == list("abcd")      # e has one utterance
+    assert set(enrol) | set(held) == set(utt2group) and not set(enrol) & set(held)
+    assert hold_out(utt2group, seed=3) == (enrol, held)
+    pairs = choose_pairs(held, utt2group, sorted(set(utt2group.values())), seed=1)
+    assert [p.source for p in pairs] == held
+    assert all(p.target != p.source_group == utt2group[p.source] for p in pairs)
+    assert pairs[0].name == f"{held[0]}_to_{pairs[0].target}"
+
+
+def test_speaker_interval_resamples_whole_speakers():
+    """Two speakers with values 0 and 1: a resample holds speaker a 0, 1 or 2 times (mean
+    1, 0.5 or 0): the interval is [0, 1]; one speaker only: no spread."""
+    low, high = speaker_interval(np.array([0, 0, 1.0]), np.ones(3), ["a", "a", "b"], seed=0)
+    assert (low, high) == (0.0, 1.0)
+    assert speaker_interval(np.array([2.0, 4]), np.array([1.0, 1]), ["a", "a"], 0) == (3.0, 3.0)
+
+
+def test_cli_from_another_directory(data, tmp_path):
+    """The command writes every converted and re-synthesised WAV (re-analysed: the
+    source's frame count), the page with relative links and the scores."""
+    out = tmp_path / "listen"
+    result = run([python(), "-m", "fhvae", "convert", "--num-pairs", "2", "--seed", "5",
+                  "--griffin-lim-iters", "4", "--device", "cpu",
+                  str(data.parent / "model.pt"), str(data), str(out)],
+                 cwd=tmp_path, env=clean_env(), timeout=120)
+    assert result.returncode == 0, result.stderr
+    frames = {line.split()[0]: int(line.split()[1])
+              for line in (data / "utt2num_frames").read_text().splitlines()}
+    converted = sorted(out.glob("wav/*_to_*.wav"))
+    assert len(converted) == len(SPEAKERS)
+    fbank = FbankComputer(FbankConfig(dither=0.0))
+    for wav in converted + sorted(out.glob("wav/*.resynth.wav")):
+        samples, rate = soundfile.read(wav, dtype="float64")
+        source = wav.name.split("_to_")[0].split(".")[0]
+        assert fbank(samples * 32768, rate, source).shape[0] == frames[source]
+    page = (out / "index.html").read_text()
+    links = re.findall(r'src="([^"]+)"', page)
+    assert len(links) == 2 * 5 and all((out / link).is_file() for link in links)
+    assert not any(link.startswith("/") for link in links)
+    scores = (out / "scores.md").read_text()
+    assert "| converted audio |" in scores and "| source FBank |" in scores
+    rows = (out / "scores.tsv").read_text().splitlines()
+    assert len(rows) == 1 + 5 * len(SPEAKERS)
+
+
+@pytest.mark.parametrize("fault, fragments", [
+    ("unlabelled", ("utt2spk", "no entry for utterance 'sa-u0'")),
+    ("bad_dim", ("feats.scp", "sb-u1", "shape")),
+])
+def test_bad_input_is_one_line_and_writes_nothing(data, tmp_path, fault, fragments):
+    import kaldiio
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    for name in ("feats.scp", "utt2spk", "phone_ali.ctm"):
+        (bad / name).write_text((data / name).read_text())
+    if fault == "unlabelled":
+        (bad / "utt2spk").write_text("".join(line for line in (bad / "utt2spk").read_text()
+                                             .splitlines(keepends=True)
+                                             if not line.startswith("sa-u0 ")))
+    else:
+        kaldiio.save_ark(str(bad / "odd.ark"), {"sb-u1": np.zeros((20, 40), np.float32)},
+                         scp=str(bad / "odd.scp"))
+        odd = (bad / "odd.scp").read_text().split(maxsplit=1)[1]
+        (bad / "feats.scp").write_text("".join(
+            f"sb-u1 {odd}" if line.startswith("sb-u1 ") else line
+            for line in (bad / "feats.scp").read_text().splitlines(keepends=True)))
+    out = tmp_path / "out"
+    before = listing(tmp_path)
+    status, stderr = run_in_process(convert_bin.main, [
+        "--device", "cpu", str(data.parent / "model.pt"), str(bad), str(out)])
+    assert_clean_error(status, stderr, *fragments)
+    assert listing(tmp_path) == before
+
+
+def test_help_lists_the_command():
+    result = run([python(), "-m", "fhvae", "--help"], cwd=ROOT, env=clean_env())
+    assert "convert" in result.stdout
