@@ -155,6 +155,18 @@ def test_cli_from_another_directory(data, tmp_path):
     assert len(rows) == 1 + 5 * len(SPEAKERS)
 
 
+def test_shell_script_from_another_directory(data, tmp_path):
+    out = tmp_path / "listen"
+    result = run(["bash", str(ROOT / "utils" / "convert_voices.sh"), "--max-sources", "2",
+                  "--num-pairs", "1", "--griffin-lim-iters", "2", "--device", "cpu",
+                  str(data.parent / "model.pt"), str(data), str(out)],
+                 cwd=tmp_path, env=clean_env(), timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "2 converted utterances" in result.stdout
+    assert len(list(out.glob("wav/*_to_*.wav"))) == 2
+    assert (out / "log" / "convert.log").is_file() and (out / "index.html").is_file()
+
+
 @pytest.mark.parametrize("fault, fragments", [
     ("unlabelled", ("utt2spk", "no entry for utterance 'sa-u0'")),
     ("bad_dim", ("feats.scp", "sb-u1", "shape")),
