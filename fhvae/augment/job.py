@@ -16,7 +16,9 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
+
+import numpy as np
 
 from fhvae.augment.datadir import check_suffix, condition_labels, new_id, write_augmented_dir
 from fhvae.augment.decode import FRAMES, decode_utterance, denormalise
@@ -37,6 +39,8 @@ class AugmentOptions:
 
     method: str = "shift"
     frames: str = "centre"
+    residual: bool = False     # source + decoded(moved z2) - decoded(z2): keep the detail
+                               # the model does not reconstruct
     seed: int = 0
     compress: bool = False
     batch_size: int = 4096
@@ -112,17 +116,26 @@ def augment_part(model_path: str | os.PathLike, src: str | os.PathLike,
         raise FhvaeError(f"{model_path}: model not found")
     model, mvn, _ = load(model_path, opts.device)
     moves = _moves(model, mvn, src, targets, opts)
-    feats_scp = str(part / "feats.scp")
-    latents = extract_latents(model, mvn, read_features(part, "augment"), None,
-                              ExtractOptions(batch_size=opts.batch_size), feats_scp)
+    pending: dict[str, np.ndarray] = {}    # features read but not yet decoded
+
+    def reading() -> Iterator[tuple[str, np.ndarray]]:
+        for utt, feats in read_features(part, "augment"):
+            pending[utt] = feats
+            yield utt, feats
+
+    latents = extract_latents(model, mvn, reading(), None,
+                              ExtractOptions(batch_size=opts.batch_size), str(part / "feats.scp"))
     with contextlib.ExitStack() as stack:   # an exception discards every table
         writers = [stack.enter_context(TableWriter(*table_paths(ark_dir, t, job),
                                                    compress=opts.compress)) for t in targets]
         for utt, lat in latents:
+            source = mvn.apply(pending.pop(utt))
+            residual = (source - decode_utterance(model, lat.z1, lat.z2, opts.frames,
+                                                  opts.batch_size)) if opts.residual else 0.0
             for target, move, writer in zip(targets, moves, writers):
                 normalised = decode_utterance(model, lat.z1, move(utt, lat.z2), opts.frames,
                                               opts.batch_size)
-                writer.write(new_id(utt, target.suffix), denormalise(mvn, normalised))
+                writer.write(new_id(utt, target.suffix), denormalise(mvn, normalised + residual))
     logger.info("%s: %d utterances decoded toward %d target(s)", part, writers[0].count,
                 len(targets))
     return writers[0].count

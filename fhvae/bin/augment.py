@@ -43,6 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--frames", choices=FRAMES, default=d.frames,
                         help=f"frame t of the output (default {d.frames}): centre frame of the "
                              "window of row t, or the average of every window's prediction")
+    parser.add_argument("--residual", action="store_true",
+                        help="add the source's residual: source + decoded(moved z2) - "
+                             "decoded(z2), keeping the detail the model does not reconstruct")
     parser.add_argument("--suffix", help="utterance-id suffix (one target only; default: the "
                                          "target dir's name)")
     parser.add_argument("--ark-dir", default="fbank",
@@ -80,8 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.num_threads > 0:
         torch.set_num_threads(args.num_threads)
     src, targets, out_root = Path(args.dirs[0]), args.dirs[1:-1], args.dirs[-1]
-    opts = AugmentOptions(method=args.method, frames=args.frames, seed=args.seed,
-                          compress=args.compress, batch_size=args.batch_size,
+    opts = AugmentOptions(method=args.method, frames=args.frames, residual=args.residual,
+                          seed=args.seed, compress=args.compress, batch_size=args.batch_size,
                           device=args.device, relabel=[t for t in args.relabel.split(",") if t])
     opts.check()
     plan = plan_targets(src, targets, out_root, args.suffix)
