@@ -89,25 +89,30 @@ def num_samples(num_frames: int, config: FbankConfig) -> int:
     return config.window_size + (num_frames - 1) * config.window_shift
 
 
-def stft(signal: np.ndarray, config: FbankConfig) -> np.ndarray:
-    """(T, fft/2 + 1) complex spectra of the windowed frames, Kaldi's framing."""
-    count = config.num_frames(signal.shape[0])
-    starts = np.arange(count)[:, None] * config.window_shift
-    frames = signal[starts + np.arange(config.window_size)[None, :]]
-    return np.fft.rfft(frames * window(config), padded_size(config))
+class Framing:
+    """Kaldi's framing of a signal of `num_frames` frames, with what STFT and inverse STFT
+    need precomputed (Griffin-Lim calls both at every iteration)."""
 
+    def __init__(self, config: FbankConfig, num_frames: int):
+        self.config, self.num_frames = config, num_frames
+        self.nfft = padded_size(config)
+        self.window = window(config).astype(np.float32)
+        self.length = num_samples(num_frames, config)
+        self.index = (np.arange(num_frames)[:, None] * config.window_shift
+                      + np.arange(config.window_size)[None, :])
+        norm = np.bincount(self.index.ravel(), np.tile(self.window ** 2, num_frames),
+                           minlength=self.length)
+        self.norm = np.maximum(norm, 1e-3 * norm.max())
 
-def istft(spectra: np.ndarray, config: FbankConfig) -> np.ndarray:
-    """The signal whose windowed frames are closest (least squares) to the inverse FFTs of
-    `spectra`: overlap-add of window * frame, divided by the overlapped squared windows."""
-    win = window(config)
-    frames = np.fft.irfft(spectra, padded_size(config))[:, :config.window_size] * win
-    length = num_samples(spectra.shape[0], config)
-    index = (np.arange(spectra.shape[0])[:, None] * config.window_shift
-             + np.arange(config.window_size)[None, :])
-    signal = np.bincount(index.ravel(), frames.ravel(), minlength=length)
-    norm = np.bincount(index.ravel(), np.tile(win ** 2, spectra.shape[0]), minlength=length)
-    return signal / np.maximum(norm, 1e-3 * norm.max())
+    def stft(self, signal: np.ndarray) -> np.ndarray:
+        """(T, fft/2 + 1) complex spectra of the windowed frames."""
+        return np.fft.rfft(signal[self.index] * self.window, self.nfft)
+
+    def istft(self, spectra: np.ndarray) -> np.ndarray:
+        """The signal whose windowed frames are closest (least squares) to the inverse FFTs
+        of `spectra`: overlap-add of window * frame over the overlapped squared windows."""
+        frames = np.fft.irfft(spectra, self.nfft)[:, :self.config.window_size] * self.window
+        return np.bincount(self.index.ravel(), frames.ravel(), minlength=self.length) / self.norm
 
 
 def mel_to_power(log_mel: np.ndarray, bank: np.ndarray, iterations: int = 50) -> np.ndarray:
@@ -117,26 +122,27 @@ def mel_to_power(log_mel: np.ndarray, bank: np.ndarray, iterations: int = 50) ->
     power = np.maximum(energies @ np.linalg.pinv(bank).T, 0.0)
     covered = bank.sum(axis=0) > 0
     power[:, covered] = np.maximum(power[:, covered], 1e-6 * energies.min())
-    gram = bank.T @ bank
     target = energies @ bank
     for _ in range(iterations):
-        power *= target / np.maximum(power @ gram, 1e-30)
+        power *= target / np.maximum((power @ bank.T) @ bank, 1e-30)
     return power
 
 
 def griffin_lim(magnitude: np.ndarray, config: FbankConfig, iterations: int, seed: int,
                 momentum: float = 0.99) -> np.ndarray:
     """A signal whose STFT magnitudes approach `magnitude` (T, fft/2 + 1): fast Griffin-Lim
-    (Perraudin et al. 2013) from seeded random phases."""
+    (Perraudin et al. 2013) from seeded random phases, in single precision."""
+    framing = Framing(config, magnitude.shape[0])
+    magnitude = magnitude.astype(np.float32)
     rng = np.random.default_rng(seed)
-    phase = np.exp(2j * np.pi * rng.random(magnitude.shape))
+    phase = np.exp(2j * np.pi * rng.random(magnitude.shape, dtype=np.float32))
     previous = np.zeros_like(phase)
     for _ in range(iterations):
-        rebuilt = stft(istft(magnitude * phase, config), config)
-        phase = rebuilt - (momentum / (1 + momentum)) * previous
-        phase /= np.maximum(np.abs(phase), 1e-16)
+        rebuilt = framing.stft(framing.istft(magnitude * phase))
+        phase = rebuilt - np.float32(momentum / (1 + momentum)) * previous
+        phase /= np.maximum(np.abs(phase), np.float32(1e-16))
         previous = rebuilt
-    return istft(magnitude * phase, config)
+    return framing.istft(magnitude * phase).astype(np.float64)
 
 
 def invert_fbank(log_mel: np.ndarray, config: FbankConfig, iterations: int = 64,

@@ -183,21 +183,25 @@ def score(items: list[Converted], judges, utt2spk: dict[str, str]) -> list[PairS
     return scores
 
 
-def build_page(out_dir: Path, items: list[Converted], enrol_of: dict[str, list[str]],
-               feats: dict, data_dir: Path, synth: Synthesiser, opts: ConvertOptions,
-               factor: str) -> Path:
-    """Index.html for `opts.num_pairs` seeded pairs: source, target, converted and
-    re-synthesised source audio, and their spectrograms."""
-    rng = np.random.default_rng(opts.seed + 2)
-    chosen = [items[i] for i in sorted(rng.choice(len(items), min(opts.num_pairs, len(items)),
-                                                  replace=False))]
-    target_utt = {it.pair.target: enrol_of[it.pair.target][
-        rng.integers(len(enrol_of[it.pair.target]))] for it in chosen}
-    originals = original_audio(data_dir, {it.pair.source for it in chosen}
-                               | set(target_utt.values()))
-    examples = []
-    for it in chosen:
-        p, tgt = it.pair, target_utt[it.pair.target]
+def choose_examples(pairs: list[Pair], enrol_of: dict[str, list[str]], num: int,
+                    seed: int) -> list[tuple[int, str]]:
+    """(index into `pairs`, an enrolment utterance of its target) for `num` seeded pairs."""
+    rng = np.random.default_rng(seed)
+    chosen = sorted(rng.choice(len(pairs), min(num, len(pairs)), replace=False).tolist())
+    return [(i, enrol_of[pairs[i].target][rng.integers(len(enrol_of[pairs[i].target]))])
+            for i in chosen]
+
+
+def build_page(out_dir: Path, title: str, items: list[Converted],
+               examples: list[tuple[int, str]], originals: dict[str, tuple[np.ndarray, int]],
+               feats: dict, synth: Synthesiser, opts: ConvertOptions) -> Path:
+    """Index.html for the example pairs: source, target, converted and re-synthesised
+    source audio, and their spectrograms."""
+    factor = opts.target_factor
+    shown = []
+    for index, tgt in examples:
+        it = items[index]
+        p = it.pair
         for utt in (p.source, tgt):
             path = out_dir / "wav" / f"{utt}.source.wav"
             if utt in originals:
@@ -212,7 +216,7 @@ def build_page(out_dir: Path, items: list[Converted], enrol_of: dict[str, list[s
             ("converted: FBank re-analysed from the converted audio",
              it.fbanks["converted audio"])])
         kind = "original" if p.source in originals else "FBank re-synthesised"
-        examples.append(Example(
+        shown.append(Example(
             title=f"{p.source} ({factor} {p.source_group}) to {factor} {p.target}",
             audio={f"source {p.source} ({kind})": f"wav/{p.source}.source.wav",
                    f"target {tgt}": f"wav/{tgt}.source.wav",
@@ -225,21 +229,25 @@ def build_page(out_dir: Path, items: list[Converted], enrol_of: dict[str, list[s
              f"iterations). <i>Re-synthesised</i>: the source's real FBank through the same "
              f"inversion, what the inversion alone costs. Scores: "
              f'<a href="scores.md">scores.md</a>.</p>')
-    return write_page(out_dir / "index.html", f"Voice conversion: {data_dir.name}", intro,
-                      examples)
+    return write_page(out_dir / "index.html", f"Voice conversion: {title}", intro, shown)
 
 
-def convert_data_dir(model_path: str | os.PathLike, data_dir: str | os.PathLike,
-                     out_dir: str | os.PathLike, opts: ConvertOptions) -> list[PairScores]:
-    """Convert, write audio, score and build the page (see the module doc)."""
-    check_options(opts)
-    data_dir, out_dir = Path(data_dir), Path(out_dir)
-    model, mvn, _ = load(model_path, opts.device)
-    config = fbank_config(opts.fbank_config, mvn.dim)
-    feats = {u: f for u, f in iter_feats(data_dir, dim=mvn.dim) if f.shape[0] > 0}
+@dataclass
+class Inputs:
+    """What a data dir gives the conversion: FBank, labels, and who plays which part."""
+
+    feats: dict[str, np.ndarray]      # raw FBank of every utterance with frames
+    utt2group: dict[str, str]         # the target factor's label
+    utt2spk: dict[str, str]
+    phones: dict[str, np.ndarray]     # frame phones (all NO_LABEL without phone_ali.ctm)
+    enrol: list[str]                  # build the targets and train the judges
+    sources: list[str]                # held out, converted
+
+
+def read_inputs(data_dir: Path, feat_dim: int, opts: ConvertOptions) -> Inputs:
+    feats = {u: f for u, f in iter_feats(data_dir, dim=feat_dim) if f.shape[0] > 0}
     utts = sorted(feats)
     utt2group = read_labels(data_dir, utts, opts.target_factor)
-    utt2spk = read_labels(data_dir, utts, "speaker")
     enrol, sources = hold_out(utt2group, opts.seed)
     if opts.max_sources and len(sources) > opts.max_sources:
         rng = np.random.default_rng(opts.seed)
@@ -250,25 +258,42 @@ def convert_data_dir(model_path: str | os.PathLike, data_dir: str | os.PathLike,
     phones = (read_ctm_frame_labels(ctm, {u: feats[u].shape[0] for u in utts}, column="phone")
               if ctm.is_file()
               else {u: np.full(feats[u].shape[0], NO_LABEL, dtype=object) for u in utts})
-    judges = train_judges(feats, enrol, utt2group, phones, mvn)
-    enrol_latents = encode_utterances(model, mvn, feats, enrol, svector_only=True)
-    targets = group_means({u: lat.svector for u, lat in enrol_latents.items()}, utt2group)
-    pairs = choose_pairs(sources, utt2group, sorted(targets), opts.seed + 1)
+    return Inputs(feats, utt2group, read_labels(data_dir, utts, "speaker"), phones, enrol,
+                  sources)
+
+
+def convert_data_dir(model_path: str | os.PathLike, data_dir: str | os.PathLike,
+                     out_dir: str | os.PathLike, opts: ConvertOptions) -> list[PairScores]:
+    """Convert, write audio, score and build the page (see the module doc). Every input is
+    read and checked before the first file is written."""
+    check_options(opts)
+    data_dir, out_dir = Path(data_dir), Path(out_dir)
+    model, mvn, _ = load(model_path, opts.device)
+    config = fbank_config(opts.fbank_config, mvn.dim)
+    data = read_inputs(data_dir, mvn.dim, opts)
+    judges = train_judges(data.feats, data.enrol, data.utt2group, data.phones, mvn)
+    enrol_latents = encode_utterances(model, mvn, data.feats, data.enrol, svector_only=True)
+    targets = group_means({u: lat.svector for u, lat in enrol_latents.items()}, data.utt2group)
+    pairs = choose_pairs(data.sources, data.utt2group, sorted(targets), opts.seed + 1)
+    enrol_of: dict[str, list[str]] = {}
+    for u in data.enrol:
+        enrol_of.setdefault(data.utt2group[u], []).append(u)
+    examples = choose_examples(pairs, enrol_of, opts.num_pairs, opts.seed + 2)
+    originals = original_audio(data_dir, {pairs[i].source for i, _ in examples}
+                               | {utt for _, utt in examples})
     log.info("converting %d held-out utterances; %d enrolment utterances of %d %s groups",
-             len(pairs), len(enrol), len(targets), opts.target_factor)
+             len(pairs), len(data.enrol), len(targets), opts.target_factor)
     synth = Synthesiser(config, opts.griffin_lim_iters, opts.seed)
-    items = convert_pairs(model, mvn, pairs, encode_utterances(model, mvn, feats, sources),
-                          targets, feats, synth, out_dir / "wav", opts)
-    scores = score(items, judges, utt2spk)
-    summary = summarise(scores, opts.seed)
+    items = convert_pairs(model, mvn, pairs,
+                          encode_utterances(model, mvn, data.feats, data.sources), targets,
+                          data.feats, synth, out_dir / "wav", opts)
+    scores = score(items, judges, data.utt2spk)
     write_text_atomic(out_dir / "scores.tsv", scores_tsv(scores))
     write_text_atomic(out_dir / "scores.md", scores_markdown(
-        summary, data_dir, opts, num_pairs=len(pairs), num_enrol=len(enrol), num_groups=len(targets),
-        phone_chance=judges.phone_chance(sources)))
-    enrol_of: dict[str, list[str]] = {}
-    for u in enrol:
-        enrol_of.setdefault(utt2group[u], []).append(u)
-    page = build_page(out_dir, items, enrol_of, feats, data_dir, synth, opts,
-                      opts.target_factor)
-    log.info("wrote %s, %s and %d WAVs", page, out_dir / "scores.md", 2 * len(items))
+        summarise(scores, opts.seed), data_dir, opts, num_pairs=len(pairs),
+        num_enrol=len(data.enrol), num_groups=len(targets),
+        phone_chance=judges.phone_chance(data.sources)))
+    page = build_page(out_dir, data_dir.name, items, examples, originals, data.feats, synth,
+                      opts)
+    log.info("wrote %d conversions, %s and %s", len(items), out_dir / "scores.md", page)
     return scores

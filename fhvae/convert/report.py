@@ -34,7 +34,8 @@ def scores_markdown(summary: list[Summary], data_dir: Path, opts: "ConvertOption
         f"z2 ({opts.z2_mode}, from the target's mean s-vector over its enrolment utterances, "
         f"{num_enrol} in all; {opts.frame_mode} frame of each decoded window), then inverted "
         f"to audio (Kaldi mel filterbank, non-negative least squares, {opts.griffin_lim_iters} "
-        f"Griffin-Lim iterations) and re-analysed with the same FBank settings: {num_pairs} converted utterances.",
+        f"Griffin-Lim iterations) and re-analysed with the same FBank settings: "
+        f"{num_pairs} converted utterances.",
         "",
         f"Judges trained on real FBank of the enrolment utterances: a shrinkage-LDA {factor} "
         f"classifier on the utterance mean + std of normalised FBank ({num_groups} classes, "
