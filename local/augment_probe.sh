@@ -13,7 +13,7 @@ set -euo pipefail
 
 method=shift          # z2 method of utils/augment_data_dir.sh (shift | target)
 frames=centre         # frame formation of utils/augment_data_dir.sh (centre | average)
-residual=false        # residual option of utils/augment_data_dir.sh
+residual=none         # residual rule of utils/augment_data_dir.sh (none | add | scaled)
 nj=1                  # augmentation jobs
 cmd=run_local.sh      # job launcher
 eval_sets=data/dev    # evaluated data dirs (space-separated)
@@ -42,9 +42,9 @@ for c in $(cut -d' ' -f2 "$train/utt2channel" | sort -u); do
   [ "$c" = close ] || { pick "channel_$c" clean "$c"; conds+=("$work/data/channel_$c"); }
 done
 
-tag=${method}_$frames$([ "$residual" = true ] && echo _residual || true)
+tag=${method}_${frames}_$residual
 augment_data_dir.sh --nj "$nj" --cmd "$cmd" --method "$method" --frames "$frames" \
-  --residual "$residual" --fbank-dir "$work/fbank" "$model" "$work/data/clean" "${conds[@]}" "$work/$tag" \
+  --residual "$residual" --fbank-dir "$work/fbank/$tag" "$model" "$work/data/clean" "${conds[@]}" "$work/$tag" \
   "$work/exp/$tag"
 aug=()
 for c in "${conds[@]}"; do aug+=("$work/$tag/clean_aug_$(basename "$c")"); done

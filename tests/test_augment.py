@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from fhvae.augment.datadir import write_augmented_dir
-from fhvae.augment.decode import aligned_frames
+from fhvae.augment.decode import aligned_frames, with_residual
 from fhvae.augment.domain import TargetZ2, make_move
 from fhvae.augment.job import plan_targets
 from fhvae.bin.augment import main as augment_main
@@ -154,8 +154,8 @@ def test_unchanged_z2_reconstructs_and_moved_z2_differs(setup, tmp_path):
 def test_residual_gives_the_source_when_z2_stays_and_adds_the_decoded_move(setup, tmp_path):
     root, model, src, noisy = setup
     for target in (src, noisy):
-        for flag in ([], ["--residual"]):
-            assert augment_main([str(model), str(src), str(target), str(tmp_path / f"{target.name}{len(flag)}"),
+        for flag in ([], ["--residual", "add"]):
+            assert augment_main([str(model), str(src), str(target), str(tmp_path / f"{target.name}{len(flag) // 2}"),
                                  "--ark-dir", str(tmp_path / "fbank"), "--device", "cpu", *flag]) == 0
     source = dict(read_scp(src / "feats.scp"))
     same = dict(read_scp(tmp_path / "src1" / "src_aug_src" / "feats.scp"))
@@ -167,6 +167,20 @@ def test_residual_gives_the_source_when_z2_stays_and_adds_the_decoded_move(setup
         np.testing.assert_allclose(moved[f"{utt}-noisy"] - x,
                                    plain_moved[f"{utt}-noisy"] - plain_same[f"{utt}-src"],
                                    rtol=1e-4, atol=1e-4)
+
+
+def test_residual_rules_by_hand():
+    rng = np.random.default_rng(3)
+    source, own, moved = (rng.normal(size=(9, 4)) for _ in range(3))
+    np.testing.assert_array_equal(with_residual(source, own, moved, "none"), moved)
+    np.testing.assert_allclose(with_residual(source, own, moved, "add"), moved + source - own)
+    for k in range(4):      # bin k's detail scaled by the std ratio of the two decodings
+        ratio = np.sqrt(np.mean((moved[:, k] - moved[:, k].mean()) ** 2)
+                        / np.mean((own[:, k] - own[:, k].mean()) ** 2))
+        np.testing.assert_allclose(with_residual(source, own, moved, "scaled")[:, k],
+                                   moved[:, k] + ratio * (source[:, k] - own[:, k]))
+    with pytest.raises(FhvaeError, match="unknown residual rule 'x'"):
+        with_residual(source, own, moved, "x")
 
 
 def test_average_of_windows_by_hand():

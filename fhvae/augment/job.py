@@ -21,7 +21,8 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from fhvae.augment.datadir import check_suffix, condition_labels, new_id, write_augmented_dir
-from fhvae.augment.decode import FRAMES, decode_utterance, denormalise
+from fhvae.augment.decode import (FRAMES, RESIDUALS, decode_utterance, denormalise,
+                                  with_residual)
 from fhvae.augment.domain import METHODS, Z2Move, make_move, read_features, svectors
 from fhvae.errors import FhvaeError
 from fhvae.inference import ExtractOptions, extract_latents, load
@@ -39,8 +40,7 @@ class AugmentOptions:
 
     method: str = "shift"
     frames: str = "centre"
-    residual: bool = False     # source + decoded(moved z2) - decoded(z2): keep the detail
-                               # the model does not reconstruct
+    residual: str = "none"     # what of the source's residual is kept (decode.RESIDUALS)
     seed: int = 0
     compress: bool = False
     batch_size: int = 4096
@@ -50,6 +50,9 @@ class AugmentOptions:
     def check(self) -> None:
         if self.method not in METHODS:
             raise FhvaeError(f"unknown z2 method '{self.method}' (one of {', '.join(METHODS)})")
+        if self.residual not in RESIDUALS:
+            raise FhvaeError(f"unknown residual rule '{self.residual}' "
+                             f"(one of {', '.join(RESIDUALS)})")
         if self.frames not in FRAMES:
             raise FhvaeError(f"unknown frame formation '{self.frames}' "
                              f"(one of {', '.join(FRAMES)})")
@@ -130,12 +133,13 @@ def augment_part(model_path: str | os.PathLike, src: str | os.PathLike,
                                                    compress=opts.compress)) for t in targets]
         for utt, lat in latents:
             source = mvn.apply(pending.pop(utt))
-            residual = (source - decode_utterance(model, lat.z1, lat.z2, opts.frames,
-                                                  opts.batch_size)) if opts.residual else 0.0
+            own = (decode_utterance(model, lat.z1, lat.z2, opts.frames, opts.batch_size)
+                   if opts.residual != "none" else source)
             for target, move, writer in zip(targets, moves, writers):
-                normalised = decode_utterance(model, lat.z1, move(utt, lat.z2), opts.frames,
-                                              opts.batch_size)
-                writer.write(new_id(utt, target.suffix), denormalise(mvn, normalised + residual))
+                moved = decode_utterance(model, lat.z1, move(utt, lat.z2), opts.frames,
+                                         opts.batch_size)
+                writer.write(new_id(utt, target.suffix),
+                             denormalise(mvn, with_residual(source, own, moved, opts.residual)))
     logger.info("%s: %d utterances decoded toward %d target(s)", part, writers[0].count,
                 len(targets))
     return writers[0].count

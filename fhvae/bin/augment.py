@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from fhvae.augment.decode import FRAMES
+from fhvae.augment.decode import FRAMES, RESIDUALS
 from fhvae.augment.domain import METHODS
 from fhvae.augment.job import AugmentOptions, augment_part, merge, plan_targets
 from fhvae.bin.cli import field_defaults, run_main
@@ -43,9 +43,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--frames", choices=FRAMES, default=d.frames,
                         help=f"frame t of the output (default {d.frames}): centre frame of the "
                              "window of row t, or the average of every window's prediction")
-    parser.add_argument("--residual", action="store_true",
-                        help="add the source's residual: source + decoded(moved z2) - "
-                             "decoded(z2), keeping the detail the model does not reconstruct")
+    parser.add_argument("--residual", choices=RESIDUALS, default=d.residual,
+                        help=f"the source's detail the model does not reconstruct (default "
+                             f"{d.residual}): none = decoded frames only; add = decoded(moved "
+                             "z2) + source - decoded(z2); scaled = the same residual scaled per "
+                             "bin by the ratio of the two decodings' std over time")
     parser.add_argument("--suffix", help="utterance-id suffix (one target only; default: the "
                                          "target dir's name)")
     parser.add_argument("--ark-dir", default="fbank",
