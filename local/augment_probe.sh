@@ -13,7 +13,7 @@ set -euo pipefail
 
 method=shift          # z2 method of utils/augment_data_dir.sh (shift | target)
 frames=centre         # frame formation of utils/augment_data_dir.sh (centre | average)
-residual=none         # residual rule of utils/augment_data_dir.sh (none | add | scaled)
+residual=add          # residual rule of utils/augment_data_dir.sh (none | add | scaled)
 nj=1                  # augmentation jobs
 cmd=run_local.sh      # job launcher
 eval_sets=data/dev    # evaluated data dirs (space-separated)

@@ -127,7 +127,7 @@ def test_frames_match_an_independent_shifted_reconstruction(setup, tmp_path, how
     root, model, src, noisy = setup
     assert augment_main([str(model), str(src), str(noisy), str(tmp_path / "data"),
                          "--ark-dir", str(tmp_path / "fbank"), "--device", "cpu",
-                         "--frames", how]) == 0
+                         "--frames", how, "--residual", "none"]) == 0
     got = dict(read_scp(tmp_path / "data" / "src_aug_noisy" / "feats.scp"))
     want = reference(model, src, noisy, how)
     assert sorted(got) == sorted(f"{u}-noisy" for u in SRC)
@@ -142,7 +142,8 @@ def test_unchanged_z2_reconstructs_and_moved_z2_differs(setup, tmp_path):
     root, model, src, noisy = setup
     for target in (src, noisy):
         assert augment_main([str(model), str(src), str(target), str(tmp_path / target.name),
-                             "--ark-dir", str(tmp_path / "fbank"), "--device", "cpu"]) == 0
+                             "--ark-dir", str(tmp_path / "fbank"), "--device", "cpu",
+                             "--residual", "none"]) == 0
     same = dict(read_scp(tmp_path / "src" / "src_aug_src" / "feats.scp"))
     moved = dict(read_scp(tmp_path / "noisy" / "src_aug_noisy" / "feats.scp"))
     want = reference(model, src, src)
@@ -154,16 +155,19 @@ def test_unchanged_z2_reconstructs_and_moved_z2_differs(setup, tmp_path):
 def test_residual_gives_the_source_when_z2_stays_and_adds_the_decoded_move(setup, tmp_path):
     root, model, src, noisy = setup
     for target in (src, noisy):
-        for flag in ([], ["--residual", "add"]):
-            assert augment_main([str(model), str(src), str(target), str(tmp_path / f"{target.name}{len(flag) // 2}"),
-                                 "--ark-dir", str(tmp_path / "fbank"), "--device", "cpu", *flag]) == 0
+        for flag in (["--residual", "none"], ["--residual", "add"]):
+            out = tmp_path / f"{target.name}{flag[1]}"
+            assert augment_main([str(model), str(src), str(target), str(out),
+                                 "--ark-dir", str(tmp_path / f"fbank{flag[1]}"), "--device", "cpu",
+                                 *flag]) == 0
     source = dict(read_scp(src / "feats.scp"))
-    same = dict(read_scp(tmp_path / "src1" / "src_aug_src" / "feats.scp"))
-    moved = dict(read_scp(tmp_path / "noisy1" / "src_aug_noisy" / "feats.scp"))
-    plain_same = dict(read_scp(tmp_path / "src0" / "src_aug_src" / "feats.scp"))
-    plain_moved = dict(read_scp(tmp_path / "noisy0" / "src_aug_noisy" / "feats.scp"))
+    same = dict(read_scp(tmp_path / "srcadd" / "src_aug_src" / "feats.scp"))
+    moved = dict(read_scp(tmp_path / "noisyadd" / "src_aug_noisy" / "feats.scp"))
+    plain_same = dict(read_scp(tmp_path / "srcnone" / "src_aug_src" / "feats.scp"))
+    plain_moved = dict(read_scp(tmp_path / "noisynone" / "src_aug_noisy" / "feats.scp"))
     for utt, x in source.items():
         np.testing.assert_allclose(same[f"{utt}-src"], x, rtol=1e-5, atol=1e-4)
+        assert np.abs(plain_same[f"{utt}-src"] - x).max() > 0.1     # the decoding alone is not
         np.testing.assert_allclose(moved[f"{utt}-noisy"] - x,
                                    plain_moved[f"{utt}-noisy"] - plain_same[f"{utt}-src"],
                                    rtol=1e-4, atol=1e-4)

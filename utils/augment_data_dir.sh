@@ -20,7 +20,7 @@ nj=4                  # number of parallel jobs (at most the source's speakers)
 cmd=run_local.sh      # job launcher called as: $cmd JOB=1:N <log> <command...>
 method=shift          # shift: z2 + mean target s-vector - mean source s-vector; target: the s-vector of a target utterance
 frames=centre         # centre: frame t = centre of row t's decoded window; average: mean of every window's prediction
-residual=none         # none: decoded frames; add: + source - decoded(own z2); scaled: that residual scaled per bin by the decodings' std ratio
+residual=add          # none: decoded frames; add: + source - decoded(own z2); scaled: that residual scaled per bin by the decodings' std ratio
 suffix=               # utterance-id suffix (one target only; default: the target dir's name)
 compress=true         # Kaldi compressed matrices (copy-feats --compress=true)
 fbank_dir=fbank       # where the feature arks go

@@ -40,7 +40,7 @@ class AugmentOptions:
 
     method: str = "shift"
     frames: str = "centre"
-    residual: str = "none"     # what of the source's residual is kept (decode.RESIDUALS)
+    residual: str = "add"      # what of the source's residual is kept (decode.RESIDUALS)
     seed: int = 0
     compress: bool = False
     batch_size: int = 4096
