@@ -44,8 +44,8 @@ done
 
 tag=${method}_${frames}_$residual
 augment_data_dir.sh --nj "$nj" --cmd "$cmd" --method "$method" --frames "$frames" \
-  --residual "$residual" --fbank-dir "$work/fbank/$tag" "$model" "$work/data/clean" "${conds[@]}" "$work/$tag" \
-  "$work/exp/$tag"
+  --residual "$residual" --fbank-dir "$work/fbank/$tag" \
+  "$model" "$work/data/clean" "${conds[@]}" "$work/$tag" "$work/exp/$tag"
 aug=()
 for c in "${conds[@]}"; do aug+=("$work/$tag/clean_aug_$(basename "$c")"); done
 eval_opts=()

@@ -253,7 +253,8 @@ def test_bad_target_features_are_one_line_naming_file_and_utterance(setup, tmp_p
     root, model, src, noisy = setup
     bad = make_dir(tmp_path / "bad", {"x1-a": 30, "x2-b": 30}, 0.0, {})
     write_table(bad / "raw.ark", bad / "feats.scp",
-                [("x1-a", np.zeros((30, 80), np.float32)), ("x2-b", np.zeros((30, 40), np.float32))])
+                [("x1-a", np.zeros((30, 80), np.float32)),
+                 ("x2-b", np.zeros((30, 40), np.float32))])
     proc = run([sys.executable, "-m", "fhvae", "augment", "--device", "cpu", str(model),
                 str(src), str(bad), "out"], cwd=tmp_path)
     assert proc.returncode == 1
@@ -274,11 +275,13 @@ def test_script_jobs_equal_one_run_from_another_directory(setup, tmp_path):
                 "--compress", "false", "--fbank-dir", "fb", str(model), str(src), str(noisy),
                 "out", "exp"], cwd=work, timeout=180)
     assert proc.returncode == 0, proc.stderr + proc.stdout
-    assert (work / "exp/log/augment.2.log").is_file() and (work / "fb/raw_fbank_src_aug_noisy.2.ark").is_file()
+    assert (work / "exp/log/augment.2.log").is_file()
+    assert (work / "fb/raw_fbank_src_aug_noisy.2.ark").is_file()
     split = dict(read_scp(work / "out/src_aug_noisy/feats.scp"))
     whole = dict(read_scp(one / "src_aug_noisy/feats.scp"))
     assert list(split) == list(whole)
     for key in whole:
         np.testing.assert_allclose(split[key], whole[key], rtol=1e-5, atol=1e-5)
     for name in ("utt2spk", "spk2utt", "text", "utt2noise", "utt2uniq"):
-        assert (work / "out/src_aug_noisy" / name).read_text() == (one / "src_aug_noisy" / name).read_text()
+        got = (work / "out/src_aug_noisy" / name).read_text()
+        assert got == (one / "src_aug_noisy" / name).read_text()

@@ -48,7 +48,7 @@ def dirs(tmp_path):
     aug = {"s1-a-n": "s1", "s1-b-n": "s1", "s2-a-n": "s2", "s3-a-n": "s3"}
     feats = {**make_dir(tmp_path / "src", src, 0, wav=True),
              **make_dir(tmp_path / "aug", aug, 1, wav=False)}
-    (tmp_path / "aug" / "utt2uniq").write_text("s1-a-n s1-a\ns1-b-n s1-b\ns2-a-n s2-a\ns3-a-n s3-a\n")
+    (tmp_path / "aug" / "utt2uniq").write_text("".join(f"{u} {u[:-2]}\n" for u in sorted(aug)))
     return tmp_path, {**src, **aug}, feats
 
 
@@ -68,7 +68,8 @@ def test_script_combines_with_summed_cmvn_from_another_directory(dirs):
     assert len((comb / "ali.ctm").read_text().splitlines()) == 2 * len(utt2spk)
     got = dict(read_scp(comb / "cmvn.scp"))
     for spk in set(utt2spk.values()):
-        x = np.concatenate([feats[u] for u in sorted(feats) if utt2spk[u] == spk]).astype(np.float64)
+        x = np.concatenate([feats[u] for u in sorted(feats)
+                            if utt2spk[u] == spk]).astype(np.float64)
         np.testing.assert_allclose(got[spk][0, :-1], x.sum(0), rtol=1e-6)
         np.testing.assert_allclose(got[spk][1, :-1], (x ** 2).sum(0), rtol=1e-6)
         assert got[spk][0, -1] == len(x)
@@ -85,7 +86,8 @@ def test_duplicate_utterance_is_an_error_naming_both_files(dirs):
 def test_extra_files_and_skip_fix(dirs):
     root, utt2spk, _ = dirs
     for d in ("src", "aug"):
-        (root / d / "notes").write_text("".join(f"{u} note\n" for u in sorted(read_dict(root / d / "utt2spk"))))
+        utts = sorted(read_dict(root / d / "utt2spk"))
+        (root / d / "notes").write_text("".join(f"{u} note\n" for u in utts))
     proc = run([str(ROOT / "utils/combine_data.sh"), "--extra-files", "notes", "--skip-fix", "true",
                 str(root / "comb"), str(root / "aug"), str(root / "src")])
     assert proc.returncode == 0, proc.stderr

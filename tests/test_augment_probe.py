@@ -56,9 +56,11 @@ def test_conditions_and_frames_of_a_data_dir(tmp_path):
                                                     for u in utts))
     names = [(n, u, away) for n, u, away in eval_conditions(tmp_path)]
     assert names == [("clean, close", {"s1-a"}, False), ("noise = clean", {"s1-a", "s2-a"}, False),
-                     ("noise = white", {"s1-b"}, True), ("channel = close", {"s1-a", "s1-b"}, False),
+                     ("noise = white", {"s1-b"}, True),
+                     ("channel = close", {"s1-a", "s1-b"}, False),
                      ("channel = far", {"s2-a"}, True)]
     frames = read_frames(tmp_path, MVN(np.zeros(80, np.float32), np.ones(80, np.float32)), 20, 4)
-    assert frames.x["FBank+CMVN spliced"].shape == (3 * 8, 4 * 80)    # 30 labelled frames, every 4th
+    # 30 labelled frames per utterance, every 4th: 8; 4 spliced frames of 80 bins
+    assert frames.x["FBank+CMVN spliced"].shape == (3 * 8, 4 * 80)
     assert list(frames.phone[:8]) == ["a"] * 5 + ["b"] * 3
     assert list(frames.spk) == ["s1"] * 16 + ["s2"] * 8

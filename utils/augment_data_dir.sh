@@ -6,8 +6,8 @@
 #        data/train_clean data/noisy_a data/noisy_b data exp/fhvae/augment
 # For every target dir (untranscribed speech of a condition: only its feats.scp is read,
 # and its utt2noise/utt2channel where they hold one label) writes <out-root>/<src>_aug_<target>/:
-# FBank of each source utterance decoded from its z1 with z2 moved to the target's domain,
-# frame-aligned with the source (text, phone alignments and utt2* carry over), on the
+# FBank of each source utterance decoded from its z1 with z2 moved to the target's domain
+# (by default the source plus that decoding's change from its own, --residual add), frame-aligned with the source (text, phone alignments and utt2* carry over), on the
 # source's FBank scale; utterance ids <utt>-<target> (or --suffix), the source's speakers,
 # utt2uniq, per-speaker cmvn.scp; arks in --fbank-dir. Splits <src-data> with
 # utils/split_data.sh into --nj parts, runs the jobs through --cmd (logs in
@@ -18,9 +18,9 @@ set -euo pipefail
 
 nj=4                  # number of parallel jobs (at most the source's speakers)
 cmd=run_local.sh      # job launcher called as: $cmd JOB=1:N <log> <command...>
-method=shift          # shift: z2 + mean target s-vector - mean source s-vector; target: the s-vector of a target utterance
-frames=centre         # centre: frame t = centre of row t's decoded window; average: mean of every window's prediction
-residual=add          # none: decoded frames; add: + source - decoded(own z2); scaled: that residual scaled per bin by the decodings' std ratio
+method=shift          # shift (z2 + target - source mean s-vector) | target (a target s-vector)
+frames=centre         # centre (of row t's decoded window) | average (of every window's frame t)
+residual=add          # none | add (+ source - decoded own z2) | scaled (per-bin std ratio)
 suffix=               # utterance-id suffix (one target only; default: the target dir's name)
 compress=true         # Kaldi compressed matrices (copy-feats --compress=true)
 fbank_dir=fbank       # where the feature arks go

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Combine Kaldi data dirs into one, with Kaldi's command line:
-#   utils/combine_data.sh [--extra-files "<f1> <f2>"] [--skip-fix true] <dest-data-dir> <src-data-dir1> <src-data-dir2> ...
+#   utils/combine_data.sh [--extra-files "<f1> <f2>"] [--skip-fix true] <dest-data-dir> \
+#                         <src-data-dir1> <src-data-dir2> ...
 # Tables present in every source are combined (utterance ids must be unique across the
 # sources), others left out with a warning; utt2uniq is the identity for sources without
 # it; cmvn.scp statistics of a speaker in several sources are added (an augmented copy

@@ -7,7 +7,8 @@ Glass, ASRU 2017), from untranscribed target speech only.
 
   domain.py    where z2 goes: the shift by the difference of mean s-vectors, or the
                s-vector of a target utterance (METHODS)
-  decode.py    exactly T frames from T windows' decodings, back on the FBank scale
+  decode.py    exactly T frames from T windows' decodings, the source's residual (the detail
+               the decoder misses), back on the FBank scale
   datadir.py   the augmented Kaldi data dir: new ids, carried tables, cmvn.scp
   job.py       a data dir (or one split part of it) into feature tables, and the merge
 """

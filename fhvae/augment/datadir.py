@@ -62,7 +62,8 @@ def _renamed_source(src: Path, tmp: Path, suffix: str, relabel: dict[str, str]) 
                 pairs = [(new_id(k, suffix), relabel.get(name, v)) for k, v in pairs]
             write_kv(tmp / name, pairs)
     if UTT2UNIQ not in kinds:
-        write_kv(tmp / UTT2UNIQ, [(new_id(u, suffix), u) for u, _ in read_loose(src / "utt2spk")[0]])
+        write_kv(tmp / UTT2UNIQ, [(new_id(u, suffix), u)
+                                  for u, _ in read_loose(src / "utt2spk")[0]])
     for ctm in sorted(src.glob("*.ctm")):
         lines = [line.split(maxsplit=1) for line in ctm.read_text(encoding="utf-8").splitlines()]
         write_text_atomic(tmp / ctm.name, "".join(f"{new_id(f[0], suffix)} {f[1]}\n"

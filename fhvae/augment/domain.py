@@ -31,7 +31,8 @@ from fhvae.model import FHVAE
 METHODS = ("shift", "target")
 
 
-def read_features(data_dir: str | os.PathLike, desc: str = "read") -> Iterator[tuple[str, np.ndarray]]:
+def read_features(data_dir: str | os.PathLike,
+                  desc: str = "read") -> Iterator[tuple[str, np.ndarray]]:
     """(utterance, raw (T, F) features) of a data dir's feats.scp, in its (sorted) order;
     errors name the scp line and utterance."""
     scp = Path(data_dir) / "feats.scp"

@@ -1,9 +1,11 @@
 """Conditional data augmentation with a trained FHVAE (see fhvae/augment/).
 
-  python -m fhvae augment [options] <model.pt> <src-data> <target-data> [<target-data> ...] <out-root>
+  python -m fhvae augment [options] <model.pt> <src-data> <target-data> [<target-data> ...]
+                          <out-root>
 
 Writes <out-root>/<src>_aug_<target>/ for every target dir: the FBank of each source
-utterance decoded from its own z1 with z2 moved to the target condition (--method),
+utterance decoded from its own z1 with z2 moved to the target condition (--method; by
+default added to the source as the change from its decoding with its own z2, --residual),
 frame-aligned with the source (same number of frames, so text and alignments carry over),
 on the source's FBank scale; utterance ids <utt>-<target name> (or --suffix), the source's
 speakers, tables and CTMs, utt2uniq, per-speaker cmvn.scp. Only the target dirs' features

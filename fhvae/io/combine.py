@@ -107,7 +107,8 @@ def combine_data(dest: str | os.PathLike, sources: Sequence[str | os.PathLike],
                  if ln.strip()]
         lines.sort(key=lambda ln: c_order(ln.split(maxsplit=1)[0]))   # stable: keeps order
         write_text_atomic(dest / name, "".join(lines))
-    shifts = {(s / "frame_shift").read_text().strip() for s in srcs if (s / "frame_shift").is_file()}
+    shifts = {(s / "frame_shift").read_text().strip() for s in srcs
+              if (s / "frame_shift").is_file()}
     if len(shifts) == 1 and all((s / "frame_shift").is_file() for s in srcs):
         write_text_atomic(dest / "frame_shift", shifts.pop() + "\n")
     return len(utt2spk)
