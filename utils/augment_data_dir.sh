@@ -7,7 +7,8 @@
 # For every target dir (untranscribed speech of a condition: only its feats.scp is read,
 # and its utt2noise/utt2channel where they hold one label) writes <out-root>/<src>_aug_<target>/:
 # FBank of each source utterance decoded from its z1 with z2 moved to the target's domain
-# (by default the source plus that decoding's change from its own, --residual add), frame-aligned with the source (text, phone alignments and utt2* carry over), on the
+# (by default the source plus that decoding's change from its own, --residual add),
+# frame-aligned with the source (text, phone alignments and utt2* carry over), on the
 # source's FBank scale; utterance ids <utt>-<target> (or --suffix), the source's speakers,
 # utt2uniq, per-speaker cmvn.scp; arks in --fbank-dir. Splits <src-data> with
 # utils/split_data.sh into --nj parts, runs the jobs through --cmd (logs in
