@@ -51,7 +51,7 @@ class ConvertOptions:
     num_pairs: int = 4              # examples on the listening page
     seed: int = 777
     target_factor: str = "speaker"  # speaker, noise, channel or gender (utt2<factor>)
-    z2_mode: str = "replace"
+    z2_mode: str = "shift"
     frame_mode: str = "centre"
     max_sources: int = 0            # scored pairs: 0 = one source per group
     griffin_lim_iters: int = 64
