@@ -13,8 +13,10 @@ import torch
 
 from fhvae.bin import convert as convert_bin
 from fhvae.convert.pairs import choose_pairs, hold_out
-from fhvae.convert.scores import speaker_interval
+from fhvae.convert.scores import (VERSIONS, PairScores, VersionScore, speaker_interval,
+                                  summarise, train_judges)
 from fhvae.convert.voices import assemble_frames, conversion_z2, convert_utterance, group_means
+from fhvae.evaluate.inputs import NO_LABEL
 from fhvae.features.fbank import FbankComputer, FbankConfig
 from fhvae.features.mvn import MVN
 from fhvae.inference import Latents
@@ -170,6 +172,7 @@ def test_shell_script_from_another_directory(data, tmp_path):
 @pytest.mark.parametrize("fault, fragments", [
     ("unlabelled", ("utt2spk", "no entry for utterance 'sa-u0'")),
     ("bad_dim", ("feats.scp", "sb-u1", "shape")),
+    ("missing_wav", ("wav.scp", "utterance '", "gone.wav")),
 ])
 def test_bad_input_is_one_line_and_writes_nothing(data, tmp_path, fault, fragments):
     import kaldiio
@@ -177,7 +180,11 @@ def test_bad_input_is_one_line_and_writes_nothing(data, tmp_path, fault, fragmen
     bad.mkdir()
     for name in ("feats.scp", "utt2spk", "phone_ali.ctm"):
         (bad / name).write_text((data / name).read_text())
-    if fault == "unlabelled":
+    if fault == "missing_wav":
+        (bad / "wav.scp").write_text("".join(f"{line.split()[0]} {tmp_path}/gone.wav\n"
+                                             for line in (data / "wav.scp").read_text()
+                                             .splitlines()))
+    elif fault == "unlabelled":
         (bad / "utt2spk").write_text("".join(line for line in (bad / "utt2spk").read_text()
                                              .splitlines(keepends=True)
                                              if not line.startswith("sa-u0 ")))
@@ -199,3 +206,35 @@ def test_bad_input_is_one_line_and_writes_nothing(data, tmp_path, fault, fragmen
 def test_help_lists_the_command():
     result = run([python(), "-m", "fhvae", "--help"], cwd=ROOT, env=clean_env())
     assert "convert" in result.stdout
+
+
+def test_judges_read_the_source_alignment_and_summaries_count_by_hand():
+    """Phones 'a'/'b' in alternate 3-frame runs with their own means in two FBank bins, two
+    groups with their own offsets in the other two: the phone judge scores a source's own frames against its alignment
+    (and fails them when the frames are shifted by one run), the group judge names the group;
+    the summary's shares are the verdicts counted by hand."""
+    rng = np.random.default_rng(0)
+    mvn = MVN(np.zeros(4, np.float32), np.ones(4, np.float32))
+    feats, phones, utt2group = {}, {}, {}
+    for g, offset in (("A", 0.0), ("B", 8.0)):
+        for i in range(4):
+            utt = f"{g}{i}"
+            labels = np.array(["a", "a", "a", "b", "b", "b"] * 5, dtype=object)
+            means = np.concatenate([np.where(labels[:, None] == "a", 3.0, -3.0) * [1, 1],
+                                    np.full((30, 2), offset)], axis=1)
+            feats[utt] = (means + rng.normal(0, 0.3, (30, 4))).astype(np.float32)
+            phones[utt], utt2group[utt] = labels, g
+    phones["A0"][:2] = NO_LABEL
+    judges = train_judges(feats, ["A1", "A2", "A3", "B1", "B2", "B3"], utt2group, phones, mvn)
+    assert judges.phone_hits("A0", feats["A0"]) == (28, 28)
+    assert judges.phone_hits("B0", np.roll(feats["B0"], 3, axis=0)) == (0, 30)
+    assert judges.group_of(feats["A0"]) == "A" and judges.group_of(feats["B0"]) == "B"
+    assert judges.phone_chance(["A0"]) == pytest.approx(13 / 28)    # 'a' is the majority
+    verdicts = [("A", 3, 10), ("B", 5, 10), ("B", 0, 20)]
+    scores = [PairScores(f"u{i}", "A", "B", f"s{i}",
+                         {v: VersionScore(g, c, n, 1.0 + i) for v in VERSIONS})
+              for i, (g, c, n) in enumerate(verdicts)]
+    row = summarise(scores, seed=0)[-1]
+    assert row.to_target[0] == pytest.approx(2 / 3) and row.to_source[0] == pytest.approx(1 / 3)
+    assert row.phone_acc[0] == pytest.approx(8 / 40)
+    assert row.distortion_db[0] == pytest.approx(2.0)
