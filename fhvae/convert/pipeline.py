@@ -21,25 +21,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import soundfile
 from tqdm import tqdm
 
-from fhvae.convert.mel_inversion import check_invertible, invert_fbank, mel_distortion_db
+from fhvae.convert.audio import Audio, Synthesiser, original_audio, write_wav
+from fhvae.convert.mel_inversion import check_invertible, mel_distortion_db
 from fhvae.convert.page import Example, save_spectrograms, write_page
 from fhvae.convert.pairs import Pair, choose_pairs, hold_out
 from fhvae.convert.report import scores_markdown
-from fhvae.convert.scores import (DISTORTION_OF, PairScores, judge, scores_tsv, summarise,
+from fhvae.convert.scores import (DISTORTION_OF, Judges, PairScores, judge, scores_tsv, summarise,
                                   train_judges)
 from fhvae.convert.voices import (FRAME_MODES, Z2_MODES, convert_utterance, decode_utterance,
                                   encode_utterances, group_means)
 from fhvae.errors import FhvaeError
 from fhvae.evaluate.inputs import FACTOR_FILES, NO_LABEL, PHONE_CTM, iter_feats, \
     read_ctm_frame_labels
-from fhvae.features.fbank import FbankComputer, FbankConfig, read_fbank_config
-from fhvae.inference import load
-from fhvae.io.atomic import atomic_path, write_text_atomic
-from fhvae.io.audio import iter_utterances
+from fhvae.features.fbank import FbankConfig, read_fbank_config
+from fhvae.features.mvn import MVN
+from fhvae.inference import Latents, load
+from fhvae.io.atomic import write_text_atomic
 from fhvae.io.datadir import read_dict
+from fhvae.model import FHVAE
 
 log = logging.getLogger(__name__)
 
@@ -59,14 +60,6 @@ class ConvertOptions:
                                      # defaults with --num-mel-bins=80 --dither=0)
     device: str = "auto"
     num_threads: int = 0
-
-
-@dataclass
-class Audio:
-    """Int16-scale samples as written, and the FBank re-analysed from them."""
-
-    samples: np.ndarray
-    fbank: np.ndarray
 
 
 @dataclass
@@ -107,50 +100,9 @@ def read_labels(data_dir: Path, utts: list[str], factor: str) -> dict[str, str]:
     return {u: labels[u] for u in utts}
 
 
-def write_wav(path: Path, samples: np.ndarray, rate: int) -> np.ndarray:
-    """Write int16-scale samples as 16-bit PCM atomically; return what was written."""
-    written = np.clip(np.round(samples), -32768, 32767)
-    clipped = int(np.sum(np.abs(samples) > 32767))
-    if clipped:
-        log.warning("%s: %d samples clipped", path, clipped)
-    with atomic_path(path) as tmp:
-        soundfile.write(tmp, (written / 32768.0).astype(np.float32), rate, format="WAV",
-                        subtype="PCM_16")
-    return written
-
-
-class Synthesiser:
-    """FBank -> WAV file -> re-analysed FBank, with one FBank configuration."""
-
-    def __init__(self, config: FbankConfig, iterations: int, seed: int):
-        self.config, self.iterations, self.seed = config, iterations, seed
-        self.analyse = FbankComputer(config)
-        self.rate = int(config.sample_frequency)
-
-    def __call__(self, fbank: np.ndarray, path: Path) -> Audio:
-        samples = write_wav(path, invert_fbank(fbank, self.config, self.iterations, self.seed),
-                            self.rate)
-        return Audio(samples, self.analyse(samples, self.rate, path.stem))
-
-
-def original_audio(data_dir: Path, utts: set[str]) -> dict[str, tuple[np.ndarray, int]]:
-    """Samples of `utts` from wav.scp (and segments); {} without wav.scp."""
-    wav_scp, segments = data_dir / "wav.scp", data_dir / "segments"
-    if not wav_scp.is_file():
-        return {}
-    failed: dict[str, FhvaeError] = {}
-    found = {utt: (samples, rate) for utt, samples, rate in
-             iter_utterances(wav_scp, segments if segments.is_file() else None,
-                             on_error=failed.__setitem__) if utt in utts}
-    bad = next((failed[u] for u in sorted(utts) if u in failed), None)
-    if bad is not None:
-        raise bad
-    return found
-
-
-def convert_pairs(model, mvn, pairs: list[Pair], latents: dict, targets: dict,
-                  feats: dict, synth: Synthesiser, wav_dir: Path,
-                  opts: ConvertOptions) -> list[Converted]:
+def convert_pairs(model: FHVAE, mvn: MVN, pairs: list[Pair], latents: dict[str, Latents],
+                  targets: dict[str, np.ndarray], feats: dict[str, np.ndarray],
+                  synth: Synthesiser, wav_dir: Path, opts: ConvertOptions) -> list[Converted]:
     """Every version of every pair's source, with the audio of the re-synthesised source
     and of the conversion."""
     out = []
@@ -172,7 +124,8 @@ def convert_pairs(model, mvn, pairs: list[Pair], latents: dict, targets: dict,
     return out
 
 
-def score(items: list[Converted], judges, utt2spk: dict[str, str]) -> list[PairScores]:
+def score(items: list[Converted], judges: Judges,
+          utt2spk: dict[str, str]) -> list[PairScores]:
     scores = []
     for item in items:
         p = item.pair
@@ -194,7 +147,7 @@ def choose_examples(pairs: list[Pair], enrol_of: dict[str, list[str]], num: int,
 
 def build_page(out_dir: Path, title: str, items: list[Converted],
                examples: list[tuple[int, str]], originals: dict[str, tuple[np.ndarray, int]],
-               feats: dict, synth: Synthesiser, opts: ConvertOptions) -> Path:
+               feats: dict[str, np.ndarray], synth: Synthesiser, opts: ConvertOptions) -> Path:
     """Index.html for the example pairs: source, target, converted and re-synthesised
     source audio, and their spectrograms."""
     factor = opts.target_factor
