@@ -24,7 +24,7 @@ max_sources=0         # convert at most this many held-out utterances (0: one pe
 griffin_lim_iters=64  # Griffin-Lim iterations
 fbank_config=         # Kaldi FBank options of feats.scp (empty: Kaldi's, 80 bins, dither 0)
 device=auto           # auto (GPU when present), cpu, cuda, cuda:N
-num_threads=1         # CPU threads of the job
+num_threads=1         # CPU threads of the job (torch and OpenMP)
 
 . "$FHVAE_ROOT/utils/parse_options.sh"
 
@@ -46,7 +46,8 @@ opts=(--num-pairs "$num_pairs" --seed "$seed" --target-factor "$target_factor"
 
 mkdir -p "$dir/log"
 if ! $cmd "$dir/log/convert.log" \
-    python -m fhvae.bin.convert "${opts[@]}" "$model" "$data" "$dir"; then
+    OMP_NUM_THREADS=$num_threads python -m fhvae.bin.convert "${opts[@]}" \
+      "$model" "$data" "$dir"; then
   echo "$0: conversion failed; see $dir/log/convert.log" >&2
   exit 1
 fi
