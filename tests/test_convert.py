@@ -157,16 +157,24 @@ def test_cli_from_another_directory(data, tmp_path):
     assert len(rows) == 1 + 5 * len(SPEAKERS)
 
 
-def test_shell_script_from_another_directory(data, tmp_path):
+def test_shell_script_on_a_bare_data_dir(data, tmp_path):
+    """feats.scp and utt2spk only: no phone score, the page plays re-synthesised FBank."""
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    for name in ("feats.scp", "utt2spk"):
+        (bare / name).write_text((data / name).read_text())
     out = tmp_path / "listen"
     result = run(["bash", str(ROOT / "utils" / "convert_voices.sh"), "--max-sources", "2",
                   "--num-pairs", "1", "--griffin-lim-iters", "2", "--device", "cpu",
-                  str(data.parent / "model.pt"), str(data), str(out)],
+                  str(data.parent / "model.pt"), str(bare), str(out)],
                  cwd=tmp_path, env=clean_env(), timeout=120)
     assert result.returncode == 0, result.stderr
     assert "2 converted utterances" in result.stdout
     assert len(list(out.glob("wav/*_to_*.wav"))) == 2
-    assert (out / "log" / "convert.log").is_file() and (out / "index.html").is_file()
+    assert (out / "log" / "convert.log").is_file()
+    assert "(FBank re-synthesised)" in (out / "index.html").read_text()
+    rows = [r for r in (out / "scores.md").read_text().splitlines() if r.startswith("| conv")]
+    assert rows and all(r.split("|")[4].strip() == "-" for r in rows)
 
 
 @pytest.mark.parametrize("fault, fragments", [
