@@ -25,7 +25,7 @@ import torch
 from fhvae.augment.decode import FRAMES, RESIDUALS
 from fhvae.augment.domain import METHODS
 from fhvae.augment.job import AugmentOptions, augment_part, merge, plan_targets
-from fhvae.bin.cli import field_defaults, run_main
+from fhvae.bin.cli import add_model_run_options, field_defaults, run_main
 from fhvae.errors import FhvaeError
 
 
@@ -65,11 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--num-jobs", type=int, help="number of jobs of --job / --merge")
     parser.add_argument("--merge", action="store_true",
                         help="write the data dirs from --num-jobs finished jobs")
-    parser.add_argument("--device", default=d.device, help="auto, cpu, cuda or cuda:N")
-    parser.add_argument("--batch-size", type=int, default=d.batch_size,
-                        help=f"windows per model call (default {d.batch_size})")
-    parser.add_argument("--num-threads", type=int, default=0,
-                        help="CPU threads for torch (default 0: torch's choice)")
+    add_model_run_options(parser, d.batch_size)
     return parser
 
 

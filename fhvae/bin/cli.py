@@ -3,6 +3,7 @@ defaults read from the config dataclasses."""
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import logging
 import os
@@ -45,6 +46,17 @@ def os_error_message(err: OSError) -> str:
     text = err.strerror or (os.strerror(err.errno) if err.errno else str(err))
     names = [str(n) for n in (err.filename, err.filename2) if n is not None]
     return ": ".join([text.splitlines()[0] if text else type(err).__name__, *names])
+
+
+def add_model_run_options(parser: argparse.ArgumentParser, batch_size: int,
+                          what: str = "windows per model call") -> None:
+    """--device, --batch-size and --num-threads: where and how batched model calls run
+    (extract, augment), with one wording."""
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    parser.add_argument("--batch-size", type=int, default=batch_size,
+                        help=f"{what} (default {batch_size})")
+    parser.add_argument("--num-threads", type=int, default=0,
+                        help="CPU threads for torch (default 0: torch's choice)")
 
 
 def field_defaults(config: type) -> SimpleNamespace:

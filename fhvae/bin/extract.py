@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from fhvae.bin.cli import field_defaults, run_main
+from fhvae.bin.cli import add_model_run_options, field_defaults, run_main
 from fhvae.extract import check_counts, check_speakers, merge_jobs, run_job, speaker_means
 from fhvae.inference import SVECTOR_POOLS, ExtractOptions
 from fhvae.io.feature_dir import write_feature_dir
@@ -57,11 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "(e.g. data/test -> data/test_z1, data/test_z2)")
     parser.add_argument("--seed", type=int, default=d.seed,
                         help=f"seed for --sample (default {d.seed})")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    parser.add_argument("--batch-size", type=int, default=d.batch_size,
-                        help=f"windows per encoder call (default {d.batch_size})")
-    parser.add_argument("--num-threads", type=int, default=0,
-                        help="CPU threads for torch (default 0: torch's choice)")
+    add_model_run_options(parser, d.batch_size, "windows per encoder call")
     return parser
 
 
