@@ -4,6 +4,11 @@
 # Runs on CPU in minutes. Resume anywhere with --stage N; see --help.
 #   0: synthesise the corpus -> data/{train,dev,test,test_unseen,dev_unseen}
 #   1-5: utils/fhvae_pipeline.sh
+#   opt-in (--stop-stage 6 or 7; ~2 min each on 2 cores), for the default --input-norm none:
+#   6: FHVAE data augmentation measured with the robust-ASR probe (local/augment_probe.sh,
+#      docs/augment.md) -> $exp/augment/results.md
+#   7: voice conversion as audio, its scores and a listening page (utils/convert_voices.sh,
+#      docs/convert.md) -> $exp/listen/index.html, $exp/listen/scores.md
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -35,6 +40,8 @@ exp=exp/fhvae
 nproc_per_node=1            # >1: train with torchrun + DDP on this many processes/GPUs
 train_svector_only=true     # stage 4: only s-vectors for data/train (keeps the CPU run short)
 ivector=true                # the i-vector baseline (stage 3 trains it, ~2.5 min; 4-5 use it)
+input_norm=none             # utt-cmvn: the FHVAE reads FBank normalised per utterance (for
+                            # unseen recording conditions; local/tuning/unseen_dev.md)
 
 . utils/parse_options.sh    # first: --help answers before any set-up
 utils/setup_env.sh --debian "espeak-ng libespeak-ng1" --venv true
@@ -63,6 +70,25 @@ utils/fhvae_pipeline.sh --stage $stage --stop-stage $stop_stage --nj $nj --seed 
   --train-seed "${train_seed:-$seed}" \
   --fhvae-config $fhvae_config --exp $exp --nproc-per-node $nproc_per_node \
   --train-svector-only $train_svector_only --extra-eval-sets "$extra_eval_sets" \
-  --ivector $ivector \
+  --ivector $ivector --input-norm $input_norm \
   --adapt-sets "$adapt_sets" --adapt-eval "$adapt_eval" \
   train dev test
+
+if [ $stop_stage -ge 6 ] && [ "$input_norm" != none ]; then
+  echo "run.sh: stages 6-7 decode to the FBank scale and need --input-norm none" >&2
+  exit 1
+fi
+if [ $stage -le 6 ] && [ $stop_stage -ge 6 ]; then
+  echo "$(date '+%F %T') run.sh: stage 6: FHVAE augmentation, robust-ASR probe" >&2
+  aug_eval="data/test"
+  for x in $extra_eval_sets; do aug_eval="$aug_eval data/$x"; done
+  local/augment_probe.sh --nj $nj --cmd "$extract_cmd" --eval-sets "$aug_eval" \
+    $exp/final.pt data/train $exp/augment $exp/augment/results.md
+  cat $exp/augment/results.md
+fi
+if [ $stage -le 7 ] && [ $stop_stage -ge 7 ]; then
+  echo "$(date '+%F %T') run.sh: stage 7: voice conversion -> $exp/listen/index.html" >&2
+  utils/convert_voices.sh --cmd "$extract_cmd" --seed $seed --fbank-config conf/fbank.conf \
+    $exp/final.pt data/test $exp/listen
+  cat $exp/listen/scores.md
+fi

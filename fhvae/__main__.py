@@ -21,6 +21,8 @@ COMMANDS = {
     "compute-fbank": ("fhvae.bin.compute_fbank", "stage 1: FBank features of a wav.scp part"),
     "compute-vad": ("fhvae.bin.compute_vad",
                     "energy VAD (Kaldi's compute-vad) of a feats.scp part"),
+    "apply-utt-cmvn": ("fhvae.bin.apply_utt_cmvn",
+                       "stage 1 option: a data dir copy normalised per utterance (CMVN)"),
     "make-index": ("fhvae.bin.make_index", "stage 2: segment index (+ MVN, held-out split)"),
     "train": ("fhvae.bin.train", "stage 3: train an FHVAE with hierarchical sampling"),
     "extract": ("fhvae.bin.extract", "stage 4: z1/z2/s-vectors of a data dir with a trained model"),

@@ -6,7 +6,7 @@
 #
 #   local/run_seeds.sh [--seeds "777 1 2"] [--eval-sets "dev test test_unseen"] [--stage 3]
 #                      [--stop-stage 6] [--fhvae-config conf/fhvae_cpu.yaml]
-#                      [--exp-prefix exp/fhvae_seed]
+#                      [--exp-prefix exp/fhvae_seed] [--input-norm none|utt-cmvn]
 #
 # --exp-prefix P trains into P<S>/ and writes the tables as P_<set>.md instead (e.g.
 # exp/fhvae_9k_seed with --fhvae-config conf/fhvae_cpu_9k.yaml: another configuration's
@@ -25,6 +25,8 @@ stop_stage=6
 fhvae_config=conf/fhvae_cpu.yaml
 exp_prefix=exp/fhvae_seed          # models in <prefix><seed>/; tables exp/seeds_<set>.md, or
                                    # <prefix>_<set>.md for any other prefix
+input_norm=none                    # utils/fhvae_pipeline.sh --input-norm (utt-cmvn: stage 1
+                                   # must have written data/<set>_cmvn, i.e. run with --stage 1)
 nj=2
 
 . ./path.sh
@@ -38,6 +40,7 @@ if [ "$stage" -le 5 ]; then
     echo "$(date '+%F %T') run_seeds.sh: training seed $s -> $exp_prefix$s" >&2
     utils/fhvae_pipeline.sh --stage "$stage" --stop-stage "$stop_stage" --nj $nj --train-seed "$s" \
       --fhvae-config $fhvae_config --exp $exp_prefix$s --train-svector-only true \
+      --input-norm $input_norm \
       --extra-eval-sets "$rest" train dev "$first"
   done
 fi

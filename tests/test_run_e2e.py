@@ -397,3 +397,34 @@ def test_sweep_is_resumable(recipe):
 
 def load_checkpoint_step(path: Path) -> int:
     return int(torch.load(path, map_location="cpu", weights_only=True)["step"])
+
+
+def test_input_norm_utt_cmvn_trains_on_normalised_copies_keeps_baselines_on_fbank(recipe):
+    """`./run.sh --stage 1 --input-norm utt-cmvn`: stage 1 writes data/<set>_cmvn, each
+    utterance's FBank minus its own mean over its own standard deviation (numpy on
+    data/<set>/feats.scp, here), the FHVAE trains and extracts on those copies, and the FBank
+    baselines still read data/<set>: their EERs are those of the default run."""
+    root, _ = recipe
+    args = ["./run.sh", "--stage", 1, "--input-norm", "utt-cmvn", "--exp", "exp/fhvae_cmvn",
+            "--nj", 2, "--fhvae-config", TINY.relative_to(ROOT), "--seed", SEED,
+            "--num-dev-unseen-spk", 2, "--adapt-eval", "test_unseen:dev_unseen"]
+    proc = run(list(map(str, args)), cwd=root, env=recipe_env(), timeout=600)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    for name in ("train", "test", "dev_unseen"):
+        fbank = load_scp(root / "data" / name / "feats.scp")
+        normalised = load_scp(root / "data" / f"{name}_cmvn" / "feats.scp")
+        assert sorted(normalised) == sorted(fbank), name
+        for utt, x in fbank.items():
+            x = x.astype(np.float64)
+            want = (x - x.mean(axis=0)) / x.std(axis=0)
+            np.testing.assert_allclose(normalised[utt], want, atol=1e-4, err_msg=utt)
+    config = torch.load(root / "exp/fhvae_cmvn/final.pt", map_location="cpu",
+                        weights_only=True)
+    assert np.allclose(config["mvn_mean"].numpy(), 0.0, atol=1e-3)   # trained on the copies
+    assert "fhvae_pipeline.sh: stage 4: latents of data/test" in proc.stderr
+    assert (root / "exp/fhvae_cmvn/latents_test/z1.scp").is_file()
+    for name in (*EVALS, "eval_test_unseen_adapt_dev_unseen"):
+        default = json.loads((root / EXP / name / "summary.json").read_text())["systems"]
+        cmvn = json.loads((root / "exp/fhvae_cmvn" / name / "summary.json").read_text())["systems"]
+        baselines = [s for s in default if s.startswith("fbank-")]
+        assert baselines and all(cmvn[s]["eer"] == default[s]["eer"] for s in baselines), name

@@ -22,6 +22,10 @@
 #      while newer than the extractor and the set's feats.scp)
 #   5: speaker verification against the baselines (i-vector, mean+std FBank, mean FBank),
 #      factor probes, figures -> <exp>/eval_<eval-set>/results.md (printed)
+# --input-norm utt-cmvn: stage 1 also writes data/<set>_cmvn, each utterance's FBank
+# normalised by its own mean and variance (python -m fhvae apply-utt-cmvn), and stages 2-5
+# give the FHVAE those copies (the i-vector and FBank baselines keep data/<set>): for
+# recordings in conditions the training set lacks (local/tuning/unseen_dev.md).
 # --extra-eval-sets "a b" sends more evaluation sets through stages 1, 2, 4 (all latents)
 # and 5 (<exp>/eval_<set>/results.md each, back-ends fitted on <train-set> as for <eval-set>).
 # --adapt-sets "a" sends unlabelled adaptation sets (e.g. dev_unseen) through stages 1, 2 and
@@ -47,6 +51,7 @@ train_svector_only=false      # true: stage 4 writes only s-vectors for the trai
                               # (all stage 5 needs; z1/z2 of every frame cost ~20x more)
 svector_pool=all              # all | speech: s-vectors pool only the VAD-voiced segments
 vad_config=conf/vad.conf      # compute-vad options for --svector-pool speech
+input_norm=none               # none | utt-cmvn: what the FHVAE reads (see above)
 compress=false                # true: FBank and z1/z2 as Kaldi compressed matrices (~4x
                               # smaller; false keeps the built-in recipe's numbers)
 train_cmd=${train_cmd:-run_local.sh}      # job launchers, from cmd.sh: Kaldi's
@@ -69,6 +74,11 @@ if [ $# -ne 3 ]; then
 fi
 train_set=$1 dev_set=$2 eval_set=$3
 train_seed=${train_seed:-$seed}
+case $input_norm in
+  none) m= ;;
+  utt-cmvn) m=_cmvn ;;    # the FHVAE's data dirs are data/<set>$m
+  *) echo "fhvae_pipeline.sh: --input-norm '$input_norm': expected none or utt-cmvn" >&2; exit 1 ;;
+esac
 for pair in $adapt_eval; do
   case $pair in
     ?*:?*) ;;
@@ -88,6 +98,10 @@ if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
       --compress $compress data/$x exp/make_fbank/$x fbank
     utils/fix_data_dir.sh data/$x   # drops utterances without features, as Kaldi recipes do
     utils/validate_data_dir.sh --no-text data/$x  # transcripts are optional here
+    if [ -n "$m" ]; then
+      log "stage 1: data/$x$m (FBank normalised per utterance)"
+      python -m fhvae.bin.apply_utt_cmvn --compress $compress data/$x data/$x$m fbank
+    fi
   done
 fi
 
@@ -95,20 +109,20 @@ if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then
   log "stage 2: segment index and normalisation statistics"
   heldout_opts=""
   [ "$dev_set" = "-" ] && heldout_opts="--heldout-frac $heldout_frac --seed $seed"
-  python -m fhvae.bin.make_index --seq-unit $seq_unit --mvn-out data/$train_set/fhvae/mvn.npz \
-    $heldout_opts data/$train_set
+  python -m fhvae.bin.make_index --seq-unit $seq_unit \
+    --mvn-out data/$train_set$m/fhvae/mvn.npz $heldout_opts data/$train_set$m
   for x in $fbank_sets; do
-    [ "$x" = "$train_set" ] || python -m fhvae.bin.make_index --seq-unit $seq_unit data/$x
+    [ "$x" = "$train_set" ] || python -m fhvae.bin.make_index --seq-unit $seq_unit data/$x$m
   done
 fi
 
 if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
   log "stage 3: train the FHVAE ($fhvae_config) in $exp"
-  dev_arg=data/$dev_set
+  dev_arg=data/$dev_set$m
   [ "$dev_set" = "-" ] && dev_arg=-
   utils/train_fhvae.sh --cmd "$cuda_cmd" --nproc-per-node $nproc_per_node \
     --config $fhvae_config --seed $train_seed \
-    data/$train_set $dev_arg $exp
+    data/$train_set$m $dev_arg $exp
   if [ $ivector = true ] && ! [ $ivector_dir/extractor.npz -nt data/$train_set/feats.scp ]; then
     log "stage 3: i-vector extractor on data/$train_set in $ivector_dir"
     # shellcheck disable=SC2086  # $ivector_opts is a word list on purpose
@@ -129,10 +143,12 @@ if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
       utils/compute_vad_decision.sh --nj $nj --cmd "$extract_cmd" --vad-config $vad_config \
         data/$x exp/make_vad/$x vad
     fi
+    # the VAD is decided on the FBank itself; the normalised copy shares it
+    [ $svector_pool = speech ] && [ -n "$m" ] && cp data/$x/vad.scp data/$x$m/vad.scp
     log "stage 4: latents of data/$x (s-vectors only: $svector_only, pooling: $svector_pool)"
     utils/extract_latents.sh --nj $nj --cmd "$extract_cmd" --svector-only $svector_only \
       --svector-pool $svector_pool --compress $compress "${data_out[@]}" \
-      $exp/final.pt data/$x $exp/latents_$x
+      $exp/final.pt data/$x$m $exp/latents_$x
     out=$ivector_dir/ivectors_$x
     if [ $ivector = true ] && ! [ -f $ivector_dir/extractor.npz ]; then
       log "stage 4: no $ivector_dir/extractor.npz (stage 3 trains it): no i-vectors of data/$x"
@@ -158,6 +174,9 @@ if [ $stage -le 5 ] && [ $stop_stage -ge 5 ]; then
   evaluate() {
     local x=$1 out=$2 a=$3 sets="$train_set $1"; shift 3
     [ "$a" = - ] || sets="$sets $a"
+    local raw=()   # the FHVAE reads data/<set>$m; the FBank baselines data/<set>
+    [ -z "$m" ] || raw=(--train-fbank-data data/$train_set --fbank-data data/$x)
+    [ -z "$m" ] || [ "$a" = - ] || raw+=(--adapt-fbank-data data/$a)
     local iv=()
     # shellcheck disable=SC2086  # $sets is a word list
     if has_ivectors $sets; then
@@ -169,8 +188,8 @@ if [ $stage -le 5 ] && [ $stop_stage -ge 5 ]; then
     [ $running -lt $nj ] || wait_one
     $train_cmd $exp/log/$(basename $out).log \
       OMP_NUM_THREADS=1 python -m fhvae.bin.evaluate --num-threads 1 --seed $seed \
-      --model $exp/final.pt --train-data data/$train_set --train-latents $exp/latents_$train_set \
-      ${iv[@]+"${iv[@]}"} "$@" data/$x $exp/latents_$x $out &
+      --model $exp/final.pt --train-data data/$train_set$m --train-latents $exp/latents_$train_set \
+      ${iv[@]+"${iv[@]}"} ${raw[@]+"${raw[@]}"} "$@" data/$x$m $exp/latents_$x $out &
     running=$((running + 1)) outs+=("$out")
   }
   for x in $eval_set $extra_eval_sets; do
@@ -182,7 +201,7 @@ if [ $stage -le 5 ] && [ $stop_stage -ge 5 ]; then
     log "stage 5: evaluation on data/$x, back-ends adapted to data/$a" \
         "($exp/log/eval_${x}_adapt_$a.log)"
     evaluate $x $exp/eval_${x}_adapt_$a $a \
-      --adapt-data data/$a --adapt-latents $exp/latents_$a --adapt-plda $adapt_plda
+      --adapt-data data/$a$m --adapt-latents $exp/latents_$a --adapt-plda $adapt_plda
   done
   while [ $running -gt 0 ]; do wait_one; done
   [ $failed = 0 ] || { log "stage 5: an evaluation failed (logs above)"; exit 1; }

@@ -46,6 +46,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--adapt-ivectors", type=Path, default=None,
                         help="dir with ivector.scp of the adaptation set (with --adapt-data "
                              "and i-vectors)")
+    parser.add_argument("--train-fbank-data", type=Path, default=None,
+                        help="when the model reads normalised copies of the features (e.g. "
+                             "data/train_cmvn): the data dir with the training set's own FBank, "
+                             "for the FBank baselines (default: --train-data)")
+    parser.add_argument("--fbank-data", type=Path, default=None,
+                        help="the same for the evaluated set (default: <data>)")
+    parser.add_argument("--adapt-fbank-data", type=Path, default=None,
+                        help="the same for the adaptation set (default: --adapt-data)")
     parser.add_argument("--seed", type=int, default=d.seed)
     parser.add_argument("--trials", type=Path, default=None,
                         help="Kaldi trials file; default <out-dir>/trials, generated if absent")
@@ -132,7 +140,8 @@ def main(argv: list[str] | None = None) -> int:
         asr_train_utts=args.asr_train_utts, adapt_data=args.adapt_data,
         adapt_latents=args.adapt_latents, adaptation=adaptation,
         train_ivectors=args.train_ivectors, ivectors=args.ivectors,
-        adapt_ivectors=args.adapt_ivectors)
+        adapt_ivectors=args.adapt_ivectors, train_fbank_data=args.train_fbank_data,
+        fbank_data=args.fbank_data, adapt_fbank_data=args.adapt_fbank_data)
     torch.set_num_threads(args.num_threads)
     with threadpool_limits(args.num_threads):
         summary = run_evaluation(cfg)

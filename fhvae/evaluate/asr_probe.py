@@ -28,7 +28,7 @@ import numpy as np
 
 from fhvae.evaluate.classifiers import fit_classifier
 from fhvae.evaluate.inputs import NO_LABEL, PHONE_CTM, EvalSet, iter_feats, read_ctm_frame_labels
-from fhvae.features.mvn import MIN_STD, MVN
+from fhvae.features.mvn import MVN, utterance_cmvn
 from fhvae.inference import encode, window_index
 from fhvae.io.datadir import read_dict
 from fhvae.model import FHVAE
@@ -60,12 +60,6 @@ class AsrProbeResult:
     num_merged: int              # phones merged into OTHER
     stride: int
     conditions: list[AsrCondition]
-
-
-def utterance_cmvn(feats: np.ndarray) -> np.ndarray:
-    """Per-utterance mean and variance normalisation of raw (T, F) features."""
-    return ((feats - feats.mean(axis=0)) / np.maximum(feats.std(axis=0), MIN_STD)).astype(
-        np.float32)
 
 
 def labelled_rows(phones: Mapping[str, np.ndarray], utts: list[str],

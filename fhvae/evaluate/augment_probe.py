@@ -27,12 +27,12 @@ import numpy as np
 from tqdm import tqdm
 
 from fhvae.evaluate.asr_probe import (CLEAN, CLOSE, MIN_PHONE_FRAMES, OTHER, labelled_rows,
-                                      splice, utterance_cmvn)
+                                      splice)
 from fhvae.evaluate.bootstrap import percentile_interval
 from fhvae.evaluate.classifiers import fit_classifier
 from fhvae.evaluate.inputs import PHONE_CTM, iter_feats, read_ctm_frame_labels
 from fhvae.errors import FhvaeError
-from fhvae.features.mvn import MVN
+from fhvae.features.mvn import MVN, utterance_cmvn
 from fhvae.io.datadir import read_dict
 
 INPUTS = ("FBank+CMVN spliced", "FBank spliced")

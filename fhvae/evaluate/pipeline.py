@@ -25,7 +25,7 @@ from fhvae.evaluate.tsne import make_tsne_figures
 from fhvae.evaluate.verification import (BACKENDS, BASELINE, CANDIDATE, IVECTOR, MEANSTD,
                                          Embeddings, load_trial_lists, make_backend,
                                          run_verification, utterance_conditions)
-from fhvae.features.mvn import MVN
+from fhvae.features.mvn import MVN, compute_mvn
 from fhvae.inference import load
 from fhvae.io.atomic import write_text_atomic
 from fhvae.io.datadir import read_dict
@@ -66,6 +66,11 @@ class EvalConfig:
     train_ivectors: Path | None = None
     ivectors: Path | None = None
     adapt_ivectors: Path | None = None
+    # The FBank the baselines are computed from, when the model reads another copy of the
+    # features (utils/fhvae_pipeline.sh --input-norm: data/<set>_cmvn); None: the set itself
+    train_fbank_data: Path | None = None
+    fbank_data: Path | None = None
+    adapt_fbank_data: Path | None = None
 
     def check_ivectors(self) -> None:
         """i-vectors come for every set the evaluation reads, or for none."""
@@ -80,6 +85,14 @@ class EvalConfig:
     @property
     def with_ivectors(self) -> bool:
         return self.ivectors is not None
+
+    def baseline_mvn(self, model_mvn: MVN) -> MVN:
+        """The baselines' normalisation: the model's, unless the model reads normalised
+        copies; then the statistics of the training set's own FBank (as the model's MVN
+        would be without --input-norm), so the baselines do not depend on the option."""
+        if self.train_fbank_data is None:
+            return model_mvn
+        return compute_mvn(f for _, f in iter_feats(self.train_fbank_data, None, model_mvn.dim))
 
 
 def read_embedding(scp: Path, utts: list[str], utt2spk_path: Path | None = None
@@ -111,7 +124,7 @@ def load_adapt_embeddings(cfg: EvalConfig, mvn: MVN) -> dict[str, dict[str, np.n
     if not svectors:
         raise FhvaeError(f"{scp}: the adaptation set is empty")
     utts = sorted(svectors)
-    means, meanstds = fbank_stats(cfg.adapt_data, mvn, utts)
+    means, meanstds = fbank_stats(cfg.adapt_fbank_data or cfg.adapt_data, mvn, utts)
     adapt = {CANDIDATE: svectors, MEANSTD: meanstds, BASELINE: means}
     if cfg.with_ivectors:
         adapt[IVECTOR] = read_embedding(cfg.adapt_ivectors / "ivector.scp", utts)
@@ -124,8 +137,10 @@ def build_embeddings(cfg: EvalConfig, evalset: EvalSet, feats: Mapping[str, np.n
     """The candidate and every baseline on the same utterances (the s-vectors' training
     utterances, the evaluated set), strongest baseline first."""
     train_utts = sorted(train_sv)
-    train_means, train_meanstds = fbank_stats(cfg.train_data, mvn, train_utts)
-    test_means, test_meanstds = stats_embeddings(feats.items(), mvn)
+    train_means, train_meanstds = fbank_stats(cfg.train_fbank_data or cfg.train_data, mvn,
+                                              train_utts)
+    test_means, test_meanstds = (stats_embeddings(feats.items(), mvn) if cfg.fbank_data is None
+                                 else fbank_stats(cfg.fbank_data, mvn, evalset.utts))
     embeddings = {CANDIDATE: Embeddings(train_sv, evalset.svector, adapt.get(CANDIDATE))}
     if cfg.with_ivectors:
         embeddings[IVECTOR] = Embeddings(
@@ -174,7 +189,8 @@ def run_evaluation(cfg: EvalConfig) -> EvalSummary:
         make_backend(name, cfg.lda_dim)           # reject a bad name before any work
     cfg.check_ivectors()
     model, mvn, payload = load(cfg.model, "cpu")
-    adapt = load_adapt_embeddings(cfg, mvn) if cfg.adaptation else {}   # fails before writing
+    fbank_mvn = cfg.baseline_mvn(mvn)
+    adapt = load_adapt_embeddings(cfg, fbank_mvn) if cfg.adaptation else {}  # fails before writing
     cfg.out_dir.mkdir(parents=True, exist_ok=True)
     evalset = load_eval_set(cfg.data, cfg.latents)
     utt2cond = utterance_conditions(evalset.factors)
@@ -182,7 +198,7 @@ def run_evaluation(cfg: EvalConfig) -> EvalSummary:
                                    cfg.max_targets_per_utt, cfg.max_matched_nontarget)
     train_sv, train_spk = load_train_svectors(cfg)
     feats = dict(iter_feats(cfg.data, evalset.utts, mvn.dim))    # raw FBank, read once for all
-    embeddings = build_embeddings(cfg, evalset, feats, train_sv, mvn, adapt)
+    embeddings = build_embeddings(cfg, evalset, feats, train_sv, fbank_mvn, adapt)
     verification = run_verification(embeddings, train_spk, evalset.utt2spk, trial_lists,
                                     cfg.backends, cfg.lda_dim, cfg.p_target, cfg.bootstrap,
                                     cfg.seed, cfg.out_dir, cfg.adaptation)

@@ -55,6 +55,14 @@ class MVN:
         return mvn
 
 
+def utterance_cmvn(feats: np.ndarray) -> np.ndarray:
+    """Per-utterance mean and variance normalisation of raw (T, F) features (what Kaldi's
+    apply-cmvn --norm-vars=true does with statistics of the utterance itself): it removes a
+    fixed channel (a constant offset in log-mel) and level, whatever the recording."""
+    return ((feats - feats.mean(axis=0)) / np.maximum(feats.std(axis=0), MIN_STD)).astype(
+        np.float32)
+
+
 def compute_mvn(feature_matrices: Iterable[np.ndarray]) -> MVN:
     """Streaming statistics in float64 over (T, F) matrices: one pass, O(F) memory."""
     count = 0
