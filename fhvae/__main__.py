@@ -36,6 +36,8 @@ COMMANDS = {
                 "new training data: a data dir decoded toward target conditions"),
     "validate-data-dir": ("fhvae.bin.validate_data_dir", "check a Kaldi data dir"),
     "fix-data-dir": ("fhvae.bin.fix_data_dir", "repair a Kaldi data dir in place"),
+    "combine-data": ("fhvae.bin.combine_data",
+                     "merge Kaldi data dirs (utils/combine_data.sh's command line)"),
     "subset-data-dir": ("fhvae.bin.subset_data_dir", "copy part of a Kaldi data dir"),
     "split-scp": ("fhvae.bin.split_scp", "split an scp into balanced parts"),
     "split-data": ("fhvae.bin.split_data", "split a Kaldi data dir for parallel jobs"),
