@@ -13,12 +13,13 @@ import pytest
 import torch
 
 from fhvae.augment.datadir import write_augmented_dir
-from fhvae.augment.decode import aligned_frames, with_residual
+from fhvae.augment.decode import with_residual
 from fhvae.augment.domain import TargetZ2, make_move
 from fhvae.augment.job import plan_targets
 from fhvae.bin.augment import main as augment_main
 from fhvae.checkpoint import load_checkpoint, save_checkpoint
 from fhvae.errors import FhvaeError
+from fhvae.inference import aligned_frames
 from fhvae.io.datadir import read_dict, read_kv
 from fhvae.io.tables import read_scp, write_table
 from fhvae.io.validate import validate_data_dir

@@ -15,7 +15,8 @@ from fhvae.bin import convert as convert_bin
 from fhvae.convert.pairs import choose_pairs, hold_out
 from fhvae.convert.scores import (VERSIONS, PairScores, VersionScore, speaker_interval,
                                   summarise, train_judges)
-from fhvae.convert.voices import assemble_frames, conversion_z2, convert_utterance, group_means
+from fhvae.convert.voices import conversion_z2, convert_utterance, group_means
+from fhvae.inference import aligned_frames
 from fhvae.evaluate.inputs import NO_LABEL
 from fhvae.features.fbank import FbankComputer, FbankConfig
 from fhvae.features.mvn import MVN
@@ -65,13 +66,13 @@ def data(tmp_path_factory) -> Path:
 def test_frames_from_windows_against_a_loop():
     rng = np.random.default_rng(0)
     decoded = rng.normal(size=(7, 5, 3)).astype(np.float32)
-    np.testing.assert_array_equal(assemble_frames(decoded, "centre"), decoded[:, 2])
+    np.testing.assert_array_equal(aligned_frames(decoded, "centre"), decoded[:, 2])
     expected = np.zeros((7, 3))
     for t in range(7):
         hits = [decoded[s, j] for s in range(7) for j in range(5)
                 if min(max(s + j - 2, 0), 6) == t]
         expected[t] = np.mean(hits, axis=0)
-    np.testing.assert_allclose(assemble_frames(decoded, "average"), expected, rtol=1e-6)
+    np.testing.assert_allclose(aligned_frames(decoded, "average"), expected, rtol=1e-6)
 
 
 def test_converted_frames_are_the_decoder_centre_frames_denormalised():

@@ -21,11 +21,10 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from fhvae.augment.datadir import check_suffix, condition_labels, new_id, write_augmented_dir
-from fhvae.augment.decode import (FRAMES, RESIDUALS, decode_utterance, denormalise,
-                                  with_residual)
+from fhvae.augment.decode import RESIDUALS, denormalise, with_residual
 from fhvae.augment.domain import METHODS, Z2Move, make_move, read_features, svectors
 from fhvae.errors import FhvaeError
-from fhvae.inference import ExtractOptions, extract_latents, load
+from fhvae.inference import FRAME_MODES, ExtractOptions, decode_frames, extract_latents, load
 from fhvae.io.atomic import write_text_atomic
 from fhvae.io.datadir import read_kv
 from fhvae.io.tables import TableWriter
@@ -53,9 +52,9 @@ class AugmentOptions:
         if self.residual not in RESIDUALS:
             raise FhvaeError(f"unknown residual rule '{self.residual}' "
                              f"(one of {', '.join(RESIDUALS)})")
-        if self.frames not in FRAMES:
+        if self.frames not in FRAME_MODES:
             raise FhvaeError(f"unknown frame formation '{self.frames}' "
-                             f"(one of {', '.join(FRAMES)})")
+                             f"(one of {', '.join(FRAME_MODES)})")
 
 
 @dataclass
@@ -133,10 +132,10 @@ def augment_part(model_path: str | os.PathLike, src: str | os.PathLike,
                                                    compress=opts.compress)) for t in targets]
         for utt, lat in latents:
             source = mvn.apply(pending.pop(utt))
-            own = (decode_utterance(model, lat.z1, lat.z2, opts.frames, opts.batch_size)
+            own = (decode_frames(model, lat.z1, lat.z2, opts.frames, opts.batch_size)
                    if opts.residual != "none" else source)
             for target, move, writer in zip(targets, moves, writers):
-                moved = decode_utterance(model, lat.z1, move(utt, lat.z2), opts.frames,
+                moved = decode_frames(model, lat.z1, move(utt, lat.z2), opts.frames,
                                          opts.batch_size)
                 writer.write(new_id(utt, target.suffix),
                              denormalise(mvn, with_residual(source, own, moved, opts.residual)))

@@ -22,11 +22,12 @@ from pathlib import Path
 
 import torch
 
-from fhvae.augment.decode import FRAMES, RESIDUALS
+from fhvae.augment.decode import RESIDUALS
 from fhvae.augment.domain import METHODS
 from fhvae.augment.job import AugmentOptions, augment_part, merge, plan_targets
 from fhvae.bin.cli import add_model_run_options, field_defaults, run_main
 from fhvae.errors import FhvaeError
+from fhvae.inference import FRAME_MODES
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"where z2 goes (default {d.method}): shift = z2 + mean target "
                              "s-vector - mean source s-vector; target = the s-vector of a "
                              "target utterance picked per source utterance")
-    parser.add_argument("--frames", choices=FRAMES, default=d.frames,
+    parser.add_argument("--frames", choices=FRAME_MODES, default=d.frames,
                         help=f"frame t of the output (default {d.frames}): centre frame of the "
                              "window of row t, or the average of every window's prediction")
     parser.add_argument("--residual", choices=RESIDUALS, default=d.residual,

@@ -15,8 +15,9 @@ import torch
 
 from fhvae.bin.cli import field_defaults, run_main
 from fhvae.convert.pipeline import ConvertOptions, convert_data_dir
-from fhvae.convert.voices import FRAME_MODES, Z2_MODES
+from fhvae.convert.voices import Z2_MODES
 from fhvae.evaluate.inputs import FACTOR_FILES
+from fhvae.inference import FRAME_MODES
 
 
 def build_parser() -> argparse.ArgumentParser:

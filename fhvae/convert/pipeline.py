@@ -30,14 +30,14 @@ from fhvae.convert.pairs import Pair, choose_pairs, hold_out
 from fhvae.convert.report import scores_markdown
 from fhvae.convert.scores import (DISTORTION_OF, Judges, PairScores, judge, scores_tsv, summarise,
                                   train_judges)
-from fhvae.convert.voices import (FRAME_MODES, Z2_MODES, convert_utterance, decode_utterance,
+from fhvae.convert.voices import (Z2_MODES, convert_utterance, decode_utterance,
                                   encode_utterances, group_means)
 from fhvae.errors import FhvaeError
 from fhvae.evaluate.inputs import FACTOR_FILES, NO_LABEL, PHONE_CTM, iter_feats, \
     read_ctm_frame_labels
 from fhvae.features.fbank import FbankConfig, read_fbank_config
 from fhvae.features.mvn import MVN
-from fhvae.inference import Latents, load
+from fhvae.inference import FRAME_MODES, Latents, load
 from fhvae.io.atomic import write_text_atomic
 from fhvae.io.datadir import read_dict
 from fhvae.model import FHVAE

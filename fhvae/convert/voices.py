@@ -27,11 +27,10 @@ import numpy as np
 
 from fhvae.errors import FhvaeError
 from fhvae.features.mvn import MVN
-from fhvae.inference import ExtractOptions, Latents, decode_means, extract_latents, window_index
+from fhvae.inference import ExtractOptions, Latents, decode_frames, extract_latents
 from fhvae.model import FHVAE
 
 Z2_MODES = ("replace", "shift")
-FRAME_MODES = ("centre", "average")
 
 
 def encode_utterances(model: FHVAE, mvn: MVN, feats: Mapping[str, np.ndarray],
@@ -62,24 +61,10 @@ def conversion_z2(latents: Latents, target: np.ndarray, z2_mode: str) -> np.ndar
     raise FhvaeError(f"unknown z2 mode '{z2_mode}' ({' or '.join(Z2_MODES)})")
 
 
-def assemble_frames(decoded: np.ndarray, frame_mode: str) -> np.ndarray:
-    """(T, F) frames from T decoded windows (T, seg_len, F) centred on frames 0..T-1."""
-    num_frames, seg_len, dim = decoded.shape
-    if frame_mode == "centre":
-        return decoded[:, seg_len // 2]
-    if frame_mode == "average":
-        index = window_index(num_frames, seg_len).ravel()
-        sums = np.zeros((num_frames, dim))
-        np.add.at(sums, index, decoded.reshape(-1, dim))
-        return (sums / np.bincount(index, minlength=num_frames)[:, None]).astype(np.float32)
-    raise FhvaeError(f"unknown frame mode '{frame_mode}' ({' or '.join(FRAME_MODES)})")
-
-
 def decode_utterance(model: FHVAE, mvn: MVN, latents: Latents, z2: np.ndarray,
                      frame_mode: str) -> np.ndarray:
     """Raw (T, F) FBank decoded from the source's z1 rows with the given z2 rows."""
-    decoded = decode_means(model, latents.z1, z2, model.cfg.seg_len).cpu().numpy()
-    return assemble_frames(decoded, frame_mode) * mvn.std + mvn.mean
+    return decode_frames(model, latents.z1, z2, frame_mode) * mvn.std + mvn.mean
 
 
 def convert_utterance(model: FHVAE, mvn: MVN, latents: Latents, target: np.ndarray,
