@@ -4,7 +4,7 @@
 # Runs on CPU in minutes. Resume anywhere with --stage N; see --help.
 #   0: synthesise the corpus -> data/{train,dev,test,test_unseen,dev_unseen}
 #   1-5: utils/fhvae_pipeline.sh
-#   opt-in (--stop-stage 6 or 7; ~2 min each on 2 cores), for the default --input-norm none:
+#   opt-in (--stop-stage 6 or 7; 1.3 and 1.9 min on 2 cores), for the default --input-norm none:
 #   6: FHVAE data augmentation measured with the robust-ASR probe (local/augment_probe.sh,
 #      docs/augment.md) -> $exp/augment/results.md
 #   7: voice conversion as audio, its scores and a listening page (utils/convert_voices.sh,
