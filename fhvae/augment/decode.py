@@ -1,9 +1,7 @@
-"""Exactly T frames of FBank from an utterance's T (z1, z2) rows, on the source's scale.
+"""What an augmented copy keeps of its source beyond the decoder's means.
 
-The frames come from inference.decode_frames (centre or average of the decoded windows):
-T rows aligned with the source, so alignments carry over.
-
-The decoder's means are smoother than speech: they miss detail z1 and z2 do not hold. The
+The copy's frames come from inference.decode_frames (T rows aligned with the source, so
+alignments carry over) and go back to the FBank scale with MVN.invert. The decoder's means are smoother than speech: they miss detail z1 and z2 do not hold. The
 residual (source - decoded with the source's own z2) puts it back (RESIDUALS):
   none     the decoded frames alone
   add      decoded + residual: the source itself, moved by what the model predicts
@@ -18,14 +16,9 @@ from __future__ import annotations
 import numpy as np
 
 from fhvae.errors import FhvaeError
-from fhvae.features.mvn import MIN_STD, MVN
+from fhvae.features.mvn import MIN_STD
 
 RESIDUALS = ("none", "add", "scaled")
-
-
-def denormalise(mvn: MVN, feats: np.ndarray) -> np.ndarray:
-    """The inverse of mvn.apply: normalised features back on the raw FBank scale."""
-    return (feats * mvn.std + mvn.mean).astype(np.float32)
 
 
 def with_residual(source: np.ndarray, own: np.ndarray, moved: np.ndarray,

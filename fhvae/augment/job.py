@@ -21,7 +21,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from fhvae.augment.datadir import check_suffix, condition_labels, new_id, write_augmented_dir
-from fhvae.augment.decode import RESIDUALS, denormalise, with_residual
+from fhvae.augment.decode import RESIDUALS, with_residual
 from fhvae.augment.domain import METHODS, Z2Move, make_move, read_features, svectors
 from fhvae.errors import FhvaeError
 from fhvae.inference import FRAME_MODES, ExtractOptions, decode_frames, extract_latents, load
@@ -138,7 +138,7 @@ def augment_part(model_path: str | os.PathLike, src: str | os.PathLike,
                 moved = decode_frames(model, lat.z1, move(utt, lat.z2), opts.frames,
                                          opts.batch_size)
                 writer.write(new_id(utt, target.suffix),
-                             denormalise(mvn, with_residual(source, own, moved, opts.residual)))
+                             mvn.invert(with_residual(source, own, moved, opts.residual)))
     logger.info("%s: %d utterances decoded toward %d target(s)", part, writers[0].count,
                 len(targets))
     return writers[0].count

@@ -64,7 +64,7 @@ def conversion_z2(latents: Latents, target: np.ndarray, z2_mode: str) -> np.ndar
 def decode_utterance(model: FHVAE, mvn: MVN, latents: Latents, z2: np.ndarray,
                      frame_mode: str) -> np.ndarray:
     """Raw (T, F) FBank decoded from the source's z1 rows with the given z2 rows."""
-    return decode_frames(model, latents.z1, z2, frame_mode) * mvn.std + mvn.mean
+    return mvn.invert(decode_frames(model, latents.z1, z2, frame_mode))
 
 
 def convert_utterance(model: FHVAE, mvn: MVN, latents: Latents, target: np.ndarray,

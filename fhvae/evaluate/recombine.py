@@ -93,8 +93,8 @@ def recombine(model: FHVAE, mvn: MVN, seg_a: np.ndarray, seg_b: np.ndarray) -> n
     """Raw (n_a, L, F) and (n_b, L, F) segments -> decoded (n_b, n_a, L, F) in raw feature scale."""
     z1_a = encode(model, mvn.apply(seg_a)).z1
     z2_b = encode_z2(model, mvn.apply(seg_b)).mean
-    return np.stack([decode_means(model, z1_a, z2_b[i:i + 1].repeat(len(z1_a), 1),
-                                  seg_a.shape[1]).cpu().numpy() * mvn.std + mvn.mean
+    return np.stack([mvn.invert(decode_means(model, z1_a, z2_b[i:i + 1].repeat(len(z1_a), 1),
+                                             seg_a.shape[1]).cpu().numpy())
                      for i in range(z2_b.shape[0])])
 
 

@@ -32,6 +32,10 @@ class MVN:
         """(T, F) raw features -> normalised float32 features."""
         return ((feats - self.mean) / self.std).astype(np.float32, copy=False)
 
+    def invert(self, feats: np.ndarray) -> np.ndarray:
+        """Normalised (..., F) features (e.g. the decoder's output) back on the raw scale."""
+        return (feats * self.std + self.mean).astype(np.float32, copy=False)
+
     def save(self, path: str | os.PathLike) -> None:
         with atomic_path(path) as tmp:
             with open(tmp, "wb") as handle:
