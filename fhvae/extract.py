@@ -22,14 +22,13 @@ from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
 import numpy as np
-from tqdm import tqdm
 
 from fhvae.errors import FhvaeError
 from fhvae.inference import TABLES, ExtractOptions, VoicedFrames, extract_latents, load
 from fhvae.io.atomic import write_text_atomic
 from fhvae.io.datadir import read_dict, read_kv, write_kv
 from fhvae.io.rxfile import parse, read_matrix
-from fhvae.io.tables import TableWriter, read_scp, read_sorted_table, write_table
+from fhvae.io.tables import TableWriter, feats_entries, read_entries, read_scp, write_table
 
 logger = logging.getLogger(__name__)
 
@@ -124,22 +123,12 @@ def _job_is_done(out_dir: Path, job: int | None, fingerprint: dict[str, str]) ->
                     for p in table_paths(out_dir, name, job)))
 
 
-def _feats_entries(data_dir: Path) -> list[tuple[int, str, str]]:
-    """(line number, utterance, rxfile) of every line of feats.scp, which must be a sorted
-    Kaldi table (the outputs keep its order) with at least one line."""
-    table = read_sorted_table(data_dir / "feats.scp")
-    entries = [(n, k, v) for n, (k, v) in enumerate(table.pairs, 1)]
-    if not entries:
-        raise FhvaeError(f"{data_dir / 'feats.scp'}: no utterances")
-    return entries
-
-
 def check_speakers(data_dir: str | os.PathLike) -> None:
     """Every utterance of feats.scp has a speaker in utt2spk (checked before any work, so
     a bad utt2spk cannot fail the run after the tables were written)."""
     data_dir = Path(data_dir)
     spk_of = read_dict(data_dir / "utt2spk")
-    for lineno, utt, _ in _feats_entries(data_dir):
+    for lineno, utt, _ in feats_entries(data_dir):
         if utt not in spk_of:
             raise FhvaeError(f"{data_dir / 'utt2spk'}: no speaker for utterance '{utt}' "
                              f"(feats.scp line {lineno})")
@@ -157,7 +146,7 @@ def run_job(model_path: str | os.PathLike, data_dir: str | os.PathLike,
     model_path, data_dir, out_dir = Path(model_path), Path(data_dir), Path(out_dir)
     if not model_path.is_file():
         raise FhvaeError(f"{model_path}: model not found")
-    part = _feats_entries(data_dir)
+    part = feats_entries(data_dir)
     if job is not None:
         part = list(split_contiguous(part, job, num_jobs))
     vad_entries = _vad_entries(data_dir, part, opts)
@@ -173,8 +162,7 @@ def run_job(model_path: str | os.PathLike, data_dir: str | os.PathLike,
 
     model, mvn, _ = load(model_path, device)
     feats_scp = data_dir / "feats.scp"
-    utts = ((key, read_matrix(rx, f"{feats_scp}:{n} ({key})"))
-            for n, key, rx in tqdm(part, desc="extract", unit="utt", disable=None))
+    utts = read_entries(feats_scp, part, "extract")
     with contextlib.ExitStack() as stack:  # an exception discards all three tables
         writers = {name: stack.enter_context(TableWriter(
                        *table_paths(out_dir, name, job),
@@ -220,7 +208,7 @@ def merge_jobs(model_path: str | os.PathLike, data_dir: str | os.PathLike,
     opts = opts or ExtractOptions()
     model_path, data_dir, out_dir = Path(model_path), Path(data_dir), Path(out_dir)
     total = skipped = no_voiced = 0
-    entries = _feats_entries(data_dir)
+    entries = feats_entries(data_dir)
     vad_entries = _vad_entries(data_dir, entries, opts)     # read once for every job
     for job in range(1, num_jobs + 1):
         part = split_contiguous(entries, job, num_jobs)

@@ -16,41 +16,26 @@ import os
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Protocol
+from typing import Protocol
 
 import numpy as np
-from tqdm import tqdm
 
 from fhvae.errors import FhvaeError
 from fhvae.features.mvn import MVN
 from fhvae.inference import ExtractOptions, extract_latents
-from fhvae.io.rxfile import read_matrix
-from fhvae.io.tables import read_sorted_table
+from fhvae.io.tables import feats_entries, read_entries
 from fhvae.model import FHVAE
 
 METHODS = ("shift", "target")
-
-
-def read_features(data_dir: str | os.PathLike,
-                  desc: str = "read") -> Iterator[tuple[str, np.ndarray]]:
-    """(utterance, raw (T, F) features) of a data dir's feats.scp, in its (sorted) order;
-    errors name the scp line and utterance."""
-    scp = Path(data_dir) / "feats.scp"
-    table = read_sorted_table(scp)
-    if not table.pairs:
-        raise FhvaeError(f"{scp}: no utterances")
-    for lineno, (key, rxfile) in enumerate(tqdm(table.pairs, desc=desc, unit="utt",
-                                                disable=None), 1):
-        yield key, read_matrix(rxfile, f"{scp}:{lineno} ({key})")
 
 
 def svectors(model: FHVAE, mvn: MVN, data_dir: str | os.PathLike,
              batch_size: int = 4096) -> dict[str, np.ndarray]:
     """The s-vector of every utterance of a data dir (non-overlapping windows only)."""
     opts = ExtractOptions(svector_only=True, batch_size=batch_size)
-    feats = read_features(data_dir, f"s-vectors {Path(data_dir).name}")
-    return {key: lat.svector for key, lat in
-            extract_latents(model, mvn, feats, None, opts, str(Path(data_dir) / "feats.scp"))}
+    scp = Path(data_dir) / "feats.scp"
+    feats = read_entries(scp, feats_entries(data_dir), f"s-vectors {Path(data_dir).name}")
+    return {key: lat.svector for key, lat in extract_latents(model, mvn, feats, None, opts, str(scp))}
 
 
 class Z2Move(Protocol):

@@ -22,12 +22,12 @@ import numpy as np
 
 from fhvae.augment.datadir import check_suffix, condition_labels, new_id, write_augmented_dir
 from fhvae.augment.decode import RESIDUALS, with_residual
-from fhvae.augment.domain import METHODS, Z2Move, make_move, read_features, svectors
+from fhvae.augment.domain import METHODS, Z2Move, make_move, svectors
 from fhvae.errors import FhvaeError
 from fhvae.inference import FRAME_MODES, ExtractOptions, decode_frames, extract_latents, load
 from fhvae.io.atomic import write_text_atomic
 from fhvae.io.datadir import read_kv
-from fhvae.io.tables import TableWriter
+from fhvae.io.tables import TableWriter, feats_entries, read_entries
 
 logger = logging.getLogger(__name__)
 
@@ -121,7 +121,7 @@ def augment_part(model_path: str | os.PathLike, src: str | os.PathLike,
     pending: dict[str, np.ndarray] = {}    # features read but not yet decoded
 
     def reading() -> Iterator[tuple[str, np.ndarray]]:
-        for utt, feats in read_features(part, "augment"):
+        for utt, feats in read_entries(part / "feats.scp", feats_entries(part), "augment"):
             pending[utt] = feats
             yield utt, feats
 

@@ -13,6 +13,7 @@ from typing import Iterable, Iterator
 
 import kaldiio
 import numpy as np
+from tqdm import tqdm
 
 from fhvae.errors import FhvaeError
 from fhvae.io.atomic import fsync_file, naming, tmp_name
@@ -142,3 +143,21 @@ def read_sorted_table(path: Path) -> Table:
             raise FhvaeError(f"{path}:{i + 1}: not sorted (LC_ALL=C): '{key}' comes after "
                              f"'{prev}'; run utils/fix_data_dir.sh")
     return table
+
+
+def feats_entries(data_dir: str | os.PathLike) -> list[tuple[int, str, str]]:
+    """(line number, utterance, rxfile) of every line of a data dir's feats.scp, which must
+    be a sorted Kaldi table (outputs keep its order) with at least one line."""
+    scp = Path(data_dir) / "feats.scp"
+    entries = [(n, k, v) for n, (k, v) in enumerate(read_sorted_table(scp).pairs, 1)]
+    if not entries:
+        raise FhvaeError(f"{scp}: no utterances")
+    return entries
+
+
+def read_entries(scp: str | os.PathLike, entries: Iterable[tuple[int, str, str]],
+                 desc: str) -> Iterator[tuple[str, np.ndarray]]:
+    """(utterance, matrix) of feats_entries rows, in order, with a progress bar; a bad
+    matrix is reported by the scp line and utterance."""
+    for lineno, key, rxfile in tqdm(entries, desc=desc, unit="utt", disable=None):
+        yield key, read_matrix(rxfile, f"{scp}:{lineno} ({key})")
