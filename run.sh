@@ -31,6 +31,8 @@ num_dev_unseen_spk=0        # data/dev_unseen: other speakers made like test_uns
                             # --adapt-eval test_unseen:dev_unseen; docs/recipe.md)
 adapt_eval=""               # stage 5 with back-ends adapted to an unlabelled set, e.g.
                             # "test_unseen:dev_unseen" -> exp/fhvae/eval_test_unseen_adapt_dev_unseen
+train_clean=false           # corpus: also data/train_clean, every training utterance clean and
+                            # close-talk (the mismatched condition of egs/builtin/asr)
 floor_after_channel=false   # corpus: noise floor after the channel, in every band
 speaker_noise_prob=0.0      # corpus: P(an utterance has its speaker's home noise)
 speaker_channel_prob=0.0    #                    P(... its speaker's home channel)
@@ -58,10 +60,12 @@ if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
     --num-train-spk $num_train_spk --num-dev-spk $num_dev_spk \
     --num-test-spk $num_test_spk --utts-per-spk $utts_per_spk \
     --num-unseen-spk $num_unseen_spk --num-dev-unseen-spk $num_dev_unseen_spk \
-    --floor-after-channel $floor_after_channel \
+    --train-clean $train_clean --floor-after-channel $floor_after_channel \
     --speaker-noise-prob $speaker_noise_prob --speaker-channel-prob $speaker_channel_prob \
     $corpus data
-  for x in train dev test $extra_eval_sets $adapt_sets; do
+  clean_set=""
+  [ $train_clean = true ] && clean_set=train_clean
+  for x in train dev test $extra_eval_sets $adapt_sets $clean_set; do
     utils/validate_data_dir.sh --no-feats data/$x
   done
 fi

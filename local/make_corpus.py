@@ -3,8 +3,8 @@
 
 Usage: local/make_corpus.py [options] <corpus-audio-dir> <data-root>
 Writes 16 kHz wav files under <corpus-audio-dir>/<set>/<spk>/ and the data dirs
-<data-root>/{train,dev,test,test_unseen,dev_unseen}/ (see local/README.md for every file
-written; the last two only when asked for).
+<data-root>/{train,dev,test,test_unseen,dev_unseen,train_clean}/ (see local/README.md for
+every file written; the last three only when asked for).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import argparse
 import logging
 
 from fhvae.bin.cli import run_main
-from synthcorpus.generate import ConditionOptions, generate_corpus
+from synthcorpus.generate import CLEAN_TRAIN_SET, ConditionOptions, generate_corpus
 from synthcorpus.speakers import DEV_UNSEEN_SET, UNSEEN_SET
 
 logger = logging.getLogger("make_corpus")
@@ -46,6 +46,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="probability that an utterance has its speaker's home noise type")
     parser.add_argument("--speaker-channel-prob", type=float, default=0.0,
                         help="probability that an utterance has its speaker's home channel")
+    parser.add_argument("--train-clean", choices=("true", "false"), default="false",
+                        help=f"also data/{CLEAN_TRAIN_SET}: every training utterance again, "
+                             "clean and close-talk (the mismatched ASR training condition)")
     parser.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
     parser.add_argument("corpus_dir", help="where the generated audio goes")
     parser.add_argument("data_root", help="where the train/dev/test data dirs go")
@@ -56,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
                                args.speaker_channel_prob)
     summary = generate_corpus(args.corpus_dir, args.data_root, args.seed, counts,
                               args.utts_per_spk, args.nj, progress=not args.no_progress,
-                              options=options, test_seed=args.test_seed)
+                              options=options, test_seed=args.test_seed,
+                              train_clean=args.train_clean == "true")
     for name, s in summary.items():
         logger.info("%s: %d speakers, %d utterances, %.3f h; noise %s; channel %s", name,
                     s.speakers, s.utterances, s.hours, dict(sorted(s.noise.items())),

@@ -293,3 +293,29 @@ def test_svector_only_matches_full_extraction(setup, tmp_path):
         for key in want:
             np.testing.assert_allclose(got[key], want[key], rtol=1e-5, atol=1e-6)
     assert (out / "num_utts.ark").read_text() == (full / "num_utts.ark").read_text()
+
+
+def test_latent_data_dir_of_another_model_is_refused(setup, tmp_path):
+    """Issue 33's defect: a second model's extraction silently replaced data/<set>_z1 of the
+    first. Now the dir names its model, the same model may rewrite it, another is refused
+    with one line and before any job runs (nothing of the first model's dir changes)."""
+    model_path, data, _ = setup
+    other = save_model(tmp_path / "other.pt", seed=3)
+    prefix = tmp_path / "test"
+    assert extract_main([str(model_path), str(data), str(tmp_path / "a"), "--device", "cpu",
+                         "--data-out-prefix", str(prefix)]) == 0
+    owner = (tmp_path / "test_z1" / "fhvae_model").read_text()
+    assert owner == f"{model_path.resolve()}\n"
+    feats_before = (tmp_path / "test_z1" / "feats.scp").read_text()
+    assert extract_main([str(model_path), str(data), str(tmp_path / "a"), "--device", "cpu",
+                         "--data-out-prefix", str(prefix)]) == 0      # same model: fine
+    proc = run(["utils/extract_latents.sh", "--nj", "2", "--device", "cpu",
+                "--data-out-prefix", str(prefix), str(other), str(data), str(tmp_path / "b")],
+               cwd=ROOT, timeout=180)
+    assert proc.returncode != 0
+    errors = [line for line in proc.stderr.splitlines() if "holds the latents of" in line]
+    assert errors and str(model_path.resolve()) in errors[0] and str(other.resolve()) in errors[0]
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "b" / "z1.scp").exists()
+    assert (tmp_path / "test_z1" / "feats.scp").read_text() == feats_before
+    assert (tmp_path / "test_z1" / "fhvae_model").read_text() == owner

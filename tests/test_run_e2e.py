@@ -423,6 +423,12 @@ def test_input_norm_utt_cmvn_trains_on_normalised_copies_keeps_baselines_on_fban
     assert np.allclose(config["mvn_mean"].numpy(), 0.0, atol=1e-3)   # trained on the copies
     assert "fhvae_pipeline.sh: stage 4: latents of data/test" in proc.stderr
     assert (root / "exp/fhvae_cmvn/latents_test/z1.scp").is_file()
+    # the second model's data dirs sit beside the default's (issue 33: they replaced them)
+    for name, exp in (("test_z1", EXP), ("test_fhvae_cmvn_z1", "exp/fhvae_cmvn")):
+        owner = (root / "data" / name / "fhvae_model").read_text().strip()
+        assert owner == str((root / exp / "final.pt").resolve()), name
+        feats = (root / "data" / name / "feats.scp").read_text()
+        assert f"{exp}/latents_test/" in feats, name
     for name in (*EVALS, "eval_test_unseen_adapt_dev_unseen"):
         default = json.loads((root / EXP / name / "summary.json").read_text())["systems"]
         cmvn = json.loads((root / "exp/fhvae_cmvn" / name / "summary.json").read_text())["systems"]

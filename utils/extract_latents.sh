@@ -64,6 +64,8 @@ if [ -n "$data_out_prefix" ]; then
   merge_opts=(--data-out-prefix "$data_out_prefix")
 fi
 
+# one line now, not in every job's log, when another model's latents hold <prefix>_z1
+python -m fhvae.bin.extract --check-only "${merge_opts[@]}" "$model" "$data" "$dir"
 mkdir -p "$dir/log"
 if ! $cmd JOB=1:"$nj" "$dir/log/extract.JOB.log" \
     python -m fhvae.bin.extract --job JOB "${opts[@]}" "$model" "$data" "$dir"; then

@@ -12,7 +12,10 @@
 #      extractor (UBM + total variability, on <train-set> only) -> <ivector-dir>/extractor.npz,
 #      unless one newer than the training set's feats.scp is there (seed runs share it)
 #   4: z1/z2/s-vectors of the training and evaluation sets -> <exp>/latents_<set>/, and the
-#      Kaldi data dirs data/<set>_z1, data/<set>_z2 (not for --train-svector-only sets);
+#      Kaldi data dirs data/<set><suffix>_z1, data/<set><suffix>_z2 (not for
+#      --train-svector-only sets), <suffix> from --latent-suffix: by default none for
+#      --exp exp/fhvae and _<name> for --exp exp/<name>, so two models' z1 live side by side
+#      (each dir names its model in fhvae_model; extraction refuses another model's dir);
 #      with --svector-pool speech first the energy VAD data/<set>/vad.scp (vad/, logs in
 #      exp/make_vad/<set>), unless one newer than feats.scp is there. VAD is computed here,
 #      not in stage 2, because only speech pooling reads it: `--stage 4 --svector-pool
@@ -47,6 +50,7 @@ seq_unit=utt                  # utt | spk: what counts as one sequence (mu2 row)
 heldout_frac=0.05             # used only when <dev-set> is '-'
 nproc_per_node=1              # >1: torchrun + DDP
 exp=exp/fhvae
+latent_suffix=auto            # data/<set><suffix>_z1: auto = '' for exp/fhvae, else _<basename exp>
 train_svector_only=false      # true: stage 4 writes only s-vectors for the training set
                               # (all stage 5 needs; z1/z2 of every frame cost ~20x more)
 svector_pool=all              # all | speech: s-vectors pool only the VAD-voiced segments
@@ -74,6 +78,10 @@ if [ $# -ne 3 ]; then
 fi
 train_set=$1 dev_set=$2 eval_set=$3
 train_seed=${train_seed:-$seed}
+if [ "$latent_suffix" = auto ]; then
+  latent_suffix=_$(basename "$exp")
+  [ "$(readlink -m "$exp")" = "$(readlink -m exp/fhvae)" ] && latent_suffix=
+fi
 case $input_norm in
   none) m= ;;
   utt-cmvn) m=_cmvn ;;    # the FHVAE's data dirs are data/<set>$m
@@ -136,7 +144,7 @@ if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
     svector_only=false
     [ $x = $train_set ] && svector_only=$train_svector_only
     case " $adapt_sets " in *" $x "*) svector_only=true ;; esac   # the back-ends read no more
-    data_out=(--data-out-prefix data/$x)   # data/<set>_z1, data/<set>_z2 for Kaldi recipes
+    data_out=(--data-out-prefix data/$x$latent_suffix)   # data/<set>..._z1, _z2 for Kaldi
     [ $svector_only = true ] && data_out=()
     if [ $svector_pool = speech ] && ! [ data/$x/vad.scp -nt data/$x/feats.scp ]; then
       log "stage 4: energy VAD of data/$x ($vad_config)"

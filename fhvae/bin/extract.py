@@ -25,7 +25,7 @@ import torch
 from fhvae.bin.cli import add_model_run_options, field_defaults, run_main
 from fhvae.extract import check_counts, check_speakers, merge_jobs, run_job, speaker_means
 from fhvae.inference import SVECTOR_POOLS, ExtractOptions
-from fhvae.io.feature_dir import write_feature_dir
+from fhvae.io.feature_dir import check_owner, write_feature_dir
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,7 +54,11 @@ def build_parser() -> argparse.ArgumentParser:
                              "(utils/compute_vad_decision.sh); z1/z2 are unchanged")
     parser.add_argument("--data-out-prefix",
                         help="also write Kaldi data dirs <prefix>_z1 and <prefix>_z2 "
-                             "(e.g. data/test -> data/test_z1, data/test_z2)")
+                             "(e.g. data/test -> data/test_z1, data/test_z2); refused when "
+                             "they hold another model's latents (their fhvae_model file)")
+    parser.add_argument("--check-only", action="store_true",
+                        help="check the options and --data-out-prefix's owner, then stop "
+                             "(extract_latents.sh, before it starts its jobs)")
     parser.add_argument("--seed", type=int, default=d.seed,
                         help=f"seed for --sample (default {d.seed})")
     add_model_run_options(parser, d.batch_size, "windows per encoder call")
@@ -70,6 +74,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--num-jobs and --batch-size must be positive")
     if args.data_out_prefix and args.svector_only:
         parser.error("--data-out-prefix needs z1/z2: not with --svector-only")
+    for name in ("z1", "z2") if args.data_out_prefix else ():  # before any work is done
+        check_owner(f"{args.data_out_prefix}_{name}", args.model)
+    if args.check_only:
+        return 0
     if args.num_threads > 0:
         torch.set_num_threads(args.num_threads)
     opts = ExtractOptions(sample=args.sample, seed=args.seed, batch_size=args.batch_size,
@@ -89,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.data_out_prefix:
         for name in ("z1", "z2"):
             write_feature_dir(data_dir, f"{args.data_out_prefix}_{name}",
-                              out_dir / f"{name}.scp", out_dir / f"cmvn_{name}.ark")
+                              out_dir / f"{name}.scp", out_dir / f"cmvn_{name}.ark", args.model)
     return 0
 
 

@@ -20,6 +20,21 @@ from fhvae.io.tables import read_scp, write_table
 
 # Kaldi's default --frame-shift (10 ms), used when the source data dir has no frame_shift.
 DEFAULT_FRAME_SHIFT = "0.01"
+# In a latent data dir: the model whose latents it holds (one absolute path). Two models'
+# latents under one name would let a recipe train on the wrong features without a word.
+MODEL_FILE = "fhvae_model"
+
+
+def check_owner(dst: str | os.PathLike, model: str | os.PathLike) -> None:
+    """Refuse `dst` when it holds another model's latents (its MODEL_FILE names another
+    model); a dir without one (none yet, or not a latent dir) is free."""
+    owner_file = Path(dst) / MODEL_FILE
+    if not owner_file.is_file():
+        return
+    owner = owner_file.read_text().strip()
+    if owner != str(Path(model).resolve()):
+        raise FhvaeError(f"{dst}: holds the latents of {owner}, not of {Path(model).resolve()}; "
+                         f"write them under another --data-out-prefix (or remove {dst})")
 
 
 def cmvn_stats(feats: np.ndarray) -> np.ndarray:
@@ -34,7 +49,8 @@ def cmvn_stats(feats: np.ndarray) -> np.ndarray:
 
 
 def write_feature_dir(src: str | os.PathLike, dst: str | os.PathLike,
-                      feats_scp: str | os.PathLike, cmvn_ark: str | os.PathLike) -> int:
+                      feats_scp: str | os.PathLike, cmvn_ark: str | os.PathLike,
+                      model: str | os.PathLike | None = None) -> int:
     """Make `dst` a copy of data dir `src` restricted to the utterances of `feats_scp`,
     whose features are those of `feats_scp`.
 
@@ -42,11 +58,14 @@ def write_feature_dir(src: str | os.PathLike, dst: str | os.PathLike,
     is copied for those utterances; feats.scp, utt2num_frames (rows of each matrix),
     frame_shift (from `src`, else 10 ms) and per-speaker cmvn.scp (as `compute-cmvn-stats
     --spk2utt` writes it, stats in `cmvn_ark`) are new. The dir is built under a temporary
-    name and then replaces `dst`. Returns the number of utterances.
+    name and then replaces `dst`. Returns the number of utterances. With `model`, `dst`
+    records it (MODEL_FILE) and is refused if it holds another model's latents.
     """
     src, dst, feats_scp = Path(src), Path(dst), Path(feats_scp)
     if dst.resolve() == src.resolve():
         raise FhvaeError(f"{dst}: the feature dir would replace its source data dir")
+    if model is not None:
+        check_owner(dst, model)
     spk_of = read_dict(src / "utt2spk")
     num_frames: list[tuple[str, int]] = []
     spk_stats: dict[str, np.ndarray] = {}
@@ -69,6 +88,8 @@ def write_feature_dir(src: str | os.PathLike, dst: str | os.PathLike,
         shift = src / "frame_shift"
         (tmp / "frame_shift").write_text(shift.read_text() if shift.is_file()
                                          else DEFAULT_FRAME_SHIFT + "\n")
+        if model is not None:
+            (tmp / MODEL_FILE).write_text(f"{Path(model).resolve()}\n")
         spks = sorted(spk_stats, key=str.encode)
         write_table(cmvn_ark, tmp / "cmvn.scp", ((s, spk_stats[s]) for s in spks),
                     dtype=np.float64)

@@ -63,6 +63,11 @@ SET_CONDITIONS = {
 }
 # corpus.conf key of each optional set's speaker count.
 OPTIONAL_CONF_KEYS = {UNSEEN_SET: "num_unseen_spk", DEV_UNSEEN_SET: "num_dev_unseen_spk"}
+# The clean twin of train (--train-clean): every training utterance again, same speaker, words
+# and speech, without noise and through the close-talk channel. Aurora-4's clean training set:
+# an acoustic model that never heard noise or a channel (the mismatched ASR condition).
+CLEAN_TRAIN_SET = "train_clean"
+CLEAN_CONDITION = ("clean", "close")
 
 
 @dataclass(frozen=True)
@@ -161,6 +166,16 @@ def plan_utterances(speakers: dict[str, list[Speaker]], utts_per_spk: int, seed:
                                           None if noise == "clean" else snr, channel,
                                           target, str(wav), options.floor_after_channel))
     return plan
+
+
+def clean_twin(train: list[UttSpec], corpus_dir: Path) -> list[UttSpec]:
+    """The plan of CLEAN_TRAIN_SET: each training utterance's own seed (so the same words,
+    speech and pauses) and id, rendered clean and close-talk under its own folder."""
+    noise, channel = CLEAN_CONDITION
+    return [dataclasses.replace(spec, noise=noise, snr_db=None, channel=channel,
+                                wav_path=str(corpus_dir.resolve() / CLEAN_TRAIN_SET
+                                             / spec.speaker.spk_id / f"{spec.utt_id}.wav"))
+            for spec in train]
 
 
 def _words_for_duration(full: Synthesis, num_words: int, target: float) -> int:
@@ -272,7 +287,7 @@ def write_data_dir(out_dir: Path, specs: list[UttSpec], records: dict[str, UttRe
         "wav.scp", "utt2spk", "text", "utt2dur", "utt2noise", "utt2snr", "utt2channel",
         "utt2gender")}
     for spec in sorted(specs, key=lambda s: s.utt_id.encode()):
-        rec = records[spec.utt_id]
+        rec = records[spec.wav_path]
         spk = spec.speaker
         spk2utt[spk.spk_id].append(spec.utt_id)
         for name, value in (("wav.scp", spec.wav_path), ("utt2spk", spk.spk_id),
@@ -316,13 +331,15 @@ def _check_conf(corpus_dir: Path, options: str, additions: list[str]) -> None:
 def generate_corpus(corpus_dir: str | Path, data_root: str | Path, seed: int,
                     counts: dict[str, int], utts_per_spk: int, nj: int = 1,
                     progress: bool = True, options: ConditionOptions = ConditionOptions(),
-                    test_seed: int | None = None) -> dict[str, SetSummary]:
+                    test_seed: int | None = None, train_clean: bool = False
+                    ) -> dict[str, SetSummary]:
     """Render every utterance with `nj` processes, then write `<data_root>/<set>/`.
 
     `counts` has the speaker count of each of SETS and optionally of the OPTIONAL_SETS
     (absent or 0: no such set). Options at their defaults leave corpus.conf as it always was.
     `test_seed` (None or equal to `seed`: as always) redraws the TEST_SETS' speakers and
     utterances: a test set nobody has looked at, every other set byte-identical.
+    `train_clean` adds CLEAN_TRAIN_SET (clean_twin); every other set stays byte-identical.
     """
     if test_seed == seed:
         test_seed = None
@@ -335,6 +352,7 @@ def generate_corpus(corpus_dir: str | Path, data_root: str | Path, seed: int,
     corpus_dir, data_root = Path(corpus_dir), Path(data_root)
     optional = {name: counts[name] for name in OPTIONAL_SETS if counts.get(name, 0)}
     optional_conf = [f"{OPTIONAL_CONF_KEYS[name]}={n}" for name, n in optional.items()]
+    optional_conf += [f"{CLEAN_TRAIN_SET}=true"] if train_clean else []
     conf = " ".join([f"version={CONF_VERSION}", f"seed={seed}"]
                     + [f"num_{s}_spk={counts[s]}" for s in SETS]
                     + [f"utts_per_spk={utts_per_spk}"] + options.conf_fields()
@@ -346,12 +364,14 @@ def generate_corpus(corpus_dir: str | Path, data_root: str | Path, seed: int,
     for name, num in optional.items():
         speakers[name] = make_unseen_speakers(seed, num, name, test_seed)
     plan = plan_utterances(speakers, utts_per_spk, seed, corpus_dir, options, test_seed)
+    if train_clean:
+        plan[CLEAN_TRAIN_SET] = clean_twin(plan["train"], corpus_dir)
     specs = [spec for name in plan for spec in plan[name]]
-    records: dict[str, UttRecord] = {}
+    records: dict[str, UttRecord] = {}  # by wav path: the clean twin shares train's ids
     # spawn: workers must be single-threaded processes for run_fresh's fork.
     with multiprocessing.get_context("spawn").Pool(nj) as pool:
-        results = pool.imap_unordered(render_utterance, specs, chunksize=4)
-        for record in tqdm(results, total=len(specs), desc="corpus", unit="utt",
-                           disable=not progress):
-            records[record.utt_id] = record
+        results = pool.imap(render_utterance, specs, chunksize=4)
+        for spec, record in tqdm(zip(specs, results), total=len(specs), desc="corpus",
+                                 unit="utt", disable=not progress):
+            records[spec.wav_path] = record
     return {name: write_data_dir(data_root / name, plan[name], records) for name in plan}

@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# Kaldi GMM-HMM ASR on the built-in corpus: what z1 is worth to a Kaldi recipe, in word error
+# rate, per noise x channel condition, against Kaldi's own MFCC+CMVN (docs/asr.md).
+# Needs a built Kaldi (KALDI_ROOT: a checkout with src/ built, or ../shared/tools/build_kaldi.sh
+# --asr's prefix) and the main recipe's data and models, made from the project root by
+#   ./run.sh --train-clean true --num-dev-unseen-spk 120 --stop-stage 3 --ivector false
+#   ./run.sh --stage 1 --stop-stage 3 --input-norm utt-cmvn --exp exp/fhvae_cmvn --ivector false
+# (the same options as the first, for the data). Stages:
+#   0: links steps/ utils/ to Kaldi's; lexicon (espeak-ng, every training accent), a unigram
+#      grammar from the training text -> data/lang, data/lang_test
+#   1: features of every set in data/<set>_<feat>: mfcc (compute-mfcc-feats), fbank (the
+#      main recipe's), z1 of each --fhvae-models entry; per-speaker CMVN stats
+#   2: mono -> tri1 (deltas) -> tri2 (LDA+MLLT) -> tri3 (SAT) for each feature x training set
+#      (train: all conditions; train_clean: clean close-talk only, the mismatched condition)
+#   3: decode dev, test, test_unseen with every --decode-models system
+#   4: WER tables per noise x channel (language-model weight and insertion penalty chosen on
+#      dev), paired speaker-bootstrap against mfcc -> RESULTS.md of this dir
+#   5: augmentation (ASRU 2017): train_clean plus `fhvae augment` copies moved toward dev and
+#      dev_unseen, through the same GMM chain and scoring
+# Run from anywhere: ./run.sh [--stage N] [--stop-stage M] [--feats "mfcc z1"] ...
+set -euo pipefail
+cd "$(dirname "$(readlink -f "$0")")"
+FHVAE_ROOT=$(cd ../../.. && pwd)
+
+stage=0
+stop_stage=4
+nj=2                          # parallel jobs of every Kaldi step
+main=$FHVAE_ROOT              # the main recipe's directory: its data/ and exp/ are read
+feats="mfcc fbank fhvae_z1 fhvae_cmvn_z1"  # feature types: mfcc, fbank, <model>_z1
+fhvae_models="fhvae:exp/fhvae:none fhvae_cmvn:exp/fhvae_cmvn:utt-cmvn"  # <model>:<exp>:<input-norm>
+                              # (<exp> relative to --main; its final.pt is read)
+train_sets="train train_clean"  # training conditions (multi-condition, clean-only)
+dev_set=dev                   # LM weight, penalty and every other choice are made here
+test_sets="test test_unseen"  # read once, at the end
+final=tri3                    # the system decoded: tri1, tri2 or tri3
+tri_leaves=1500               # tree leaves of tri1-tri3
+tri_gauss=12000               # Gaussians of tri1-tri3
+mono_gauss=1000               # Gaussians of mono
+splice_opts="--left-context=3 --right-context=3"   # tri2/tri3's LDA input
+decode_beam=11                # gmm-latgen-faster --beam (Kaldi's default is 13)
+lattice_beam=5                # --lattice-beam (default 6)
+bootstrap=1000                # speaker resamples of the WER intervals
+aug_targets="dev dev_unseen"  # stage 5: untranscribed target-condition sets
+aug_model=fhvae               # stage 5: the model (a --fhvae-models name) that augments
+
+. "$FHVAE_ROOT/utils/parse_options.sh"
+. ./cmd.sh
+local/check_kaldi.sh           # one line naming what is missing, and exit 1
+. ./path.sh
+
+log() { echo "$(date '+%F %T') asr/run.sh: $*" >&2; }
+model_field() {  # model_field <name> <1|2|3>: exp-dir or input-norm of a --fhvae-models entry
+  local entry
+  for entry in $fhvae_models; do
+    [ "${entry%%:*}" = "$1" ] && { echo "$entry" | cut -d: -f"$2"; return 0; }
+  done
+  echo "asr/run.sh: '$1' is not a --fhvae-models name ($fhvae_models)" >&2
+  return 1
+}
+
+if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
+  log "stage 0: lexicon, lang, grammar"
+  python local/prepare_dict.py data/local/dict
+  utils/prepare_lang.sh data/local/dict "<UNK>" data/local/lang data/lang
+  python local/prepare_lm.py --vocab data/local/dict/lexicon.txt $main/data/train/text \
+    data/local/lm/unigram.arpa.gz
+  utils/format_lm.sh data/lang data/local/lm/unigram.arpa.gz data/local/dict/lexicon.txt \
+    data/lang_test
+fi
+
+if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
+  for x in $train_sets $dev_set $test_sets; do
+    for f in $feats; do
+      case $f in
+        mfcc|fbank) local/make_feats.sh --nj $nj --cmd "$train_cmd" $f $main/data/$x data/${x}_$f ;;
+        *_z1) m=${f%_z1}
+          local/make_z1.sh --nj $nj --cmd "$train_cmd" --input-norm "$(model_field $m 3)" \
+            $main/$(model_field $m 2)/final.pt $main/data/$x data/${x}_$m exp/latents_$m/$x ;;
+        *) echo "asr/run.sh: feature '$f': expected mfcc, fbank or <model>_z1" >&2; exit 1 ;;
+      esac
+    done
+  done
+fi
+
+if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then
+  for t in $train_sets; do
+    for f in $feats; do
+      log "stage 2: GMM-HMM on data/${t}_$f -> exp/${t}_$f"
+      local/train_gmm.sh --nj $nj --cmd "$train_cmd" --final $final --mono-gauss $mono_gauss \
+        --leaves $tri_leaves --gauss $tri_gauss --splice-opts "$splice_opts" \
+        data/${t}_$f data/lang exp/${t}_$f
+    done
+  done
+fi
+
+if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
+  for t in $train_sets; do
+    for f in $feats; do
+      for x in $dev_set $test_sets; do
+        log "stage 3: decode data/${x}_$f with exp/${t}_$f/$final"
+        local/decode_gmm.sh --nj $nj --cmd "$decode_cmd" --beam $decode_beam \
+          --lattice-beam $lattice_beam data/lang_test exp/${t}_$f/$final data/${x}_$f
+      done
+    done
+  done
+fi
+
+if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
+  log "stage 4: WER tables -> RESULTS.md"
+  systems=()
+  for t in $train_sets; do for f in $feats; do systems+=("${t}_$f=exp/${t}_$f/$final"); done; done
+  python local/wer_tables.py --dev-set $dev_set --test-sets "$test_sets" --baseline mfcc \
+    --train-sets "$train_sets" --bootstrap $bootstrap --data-root $main/data \
+    --out RESULTS.md "${systems[@]}"
+  cat RESULTS.md
+fi
+
+if [ $stage -le 5 ] && [ $stop_stage -ge 5 ]; then
+  log "stage 5: train_clean + FHVAE augmentation toward $aug_targets"
+  local/augment.sh --nj $nj --cmd "$train_cmd" --model $main/$(model_field $aug_model 2)/final.pt \
+    --input-norm "$(model_field $aug_model 3)" --targets "$aug_targets" --main $main \
+    --feats "$feats" --final $final --mono-gauss $mono_gauss --leaves $tri_leaves \
+    --gauss $tri_gauss --splice-opts "$splice_opts" --beam $decode_beam \
+    --lattice-beam $lattice_beam --dev-set $dev_set --test-sets "$test_sets"
+fi
