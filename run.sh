@@ -70,6 +70,15 @@ if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
   done
 fi
 
+if [ $train_clean = true ] && [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
+  # FBank of the clean twin (egs/builtin/asr's mismatched training set); the FHVAE never reads it
+  echo "$(date '+%F %T') run.sh: stage 1: FBank for data/train_clean" >&2
+  utils/make_fbank.sh --nj $nj --cmd "$train_cmd" --fbank-config conf/fbank.conf \
+    data/train_clean exp/make_fbank/train_clean fbank
+  utils/fix_data_dir.sh data/train_clean
+  utils/validate_data_dir.sh --no-text data/train_clean
+fi
+
 utils/fhvae_pipeline.sh --stage $stage --stop-stage $stop_stage --nj $nj --seed $seed \
   --train-seed "${train_seed:-$seed}" \
   --fhvae-config $fhvae_config --exp $exp --nproc-per-node $nproc_per_node \

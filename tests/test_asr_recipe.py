@@ -172,3 +172,37 @@ def test_language_side_through_genuine_kaldi(tmp_path):
     assert (lang / "G.fst").stat().st_size > 0
     words = (lang / "words.txt").read_text().split()
     assert all(w in words for w in ("apple", "zero", "<UNK>", "#0"))
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1500)
+def test_recipe_end_to_end_with_genuine_kaldi(tmp_path):
+    """A tiny main recipe (8 training speakers, the clean twin, a tiny FHVAE), then every
+    stage of egs/builtin/asr with genuine Kaldi on mfcc and z1, both training conditions:
+    the WER tables exist per condition, with Kaldi's own counts (score_decode checks them)."""
+    kaldi_root()
+    from test_run_e2e import TINY, recipe_env, repo_copy
+    root = repo_copy(tmp_path)
+    main = ["./run.sh", "--num-train-spk", "8", "--num-dev-spk", "4", "--num-test-spk", "4",
+            "--num-unseen-spk", "4", "--num-dev-unseen-spk", "2", "--utts-per-spk", "4",
+            "--train-clean", "true", "--stop-stage", "3", "--ivector", "false",
+            "--fhvae-config", str(TINY.relative_to(ROOT))]
+    proc = run(main, cwd=root, env=recipe_env(), timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    asr = ["./run.sh", "--feats", "mfcc fhvae_z1", "--fhvae-models", "fhvae:exp/fhvae:none",
+           "--final", "tri2", "--mono-gauss", "100", "--tri-leaves", "60", "--tri-gauss", "300",
+           "--bootstrap", "50"]
+    proc = run(asr, cwd=root / "egs/builtin/asr", env=clean_env(KALDI_ROOT=os.environ["KALDI_ROOT"]),
+               timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    import json
+    summary = json.loads((root / "egs/builtin/asr/RESULTS.json").read_text())
+    assert set(summary) == {f"{t}/{s}" for t in ("train", "train_clean")
+                            for s in ("dev", "test", "test_unseen")}
+    for table in summary.values():
+        assert set(table) in ({"train_mfcc", "train_fhvae_z1"},
+                              {"train_clean_mfcc", "train_clean_fhvae_z1"})
+        for system in table.values():
+            assert 0 <= system["all"]["wer"] < 200 and system["all"]["words"] > 0
+            assert len(system) > 2          # 'all' and at least two conditions
+    assert "(dev: every choice is made here)" in (root / "egs/builtin/asr/RESULTS.md").read_text()

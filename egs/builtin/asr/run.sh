@@ -99,7 +99,7 @@ if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
       for x in $dev_set $test_sets; do
         log "stage 3: decode data/${x}_$f with exp/${t}_$f/$final"
         local/decode_gmm.sh --nj $nj --cmd "$decode_cmd" --beam $decode_beam \
-          --lattice-beam $lattice_beam data/lang_test exp/${t}_$f/$final data/${x}_$f
+          --lattice-beam $lattice_beam data/lang_test exp/${t}_$f/$final data/${x}_$f $x
       done
     done
   done

@@ -20,6 +20,37 @@ from fhvae.asr.report import build_report, write_report  # noqa: E402
 from fhvae.bin.cli import run_main  # noqa: E402
 
 
+def group_by_training_set(systems: dict[str, Path], train_sets: list[str], baseline: str,
+                          parser: argparse.ArgumentParser) -> dict[str, list[str]]:
+    """<train>_<feat> systems grouped by <train> (longest match: train_clean before train),
+    each group's <train>_<baseline> first."""
+    trains = sorted(train_sets, key=len, reverse=True)
+    groups: dict[str, list[str]] = {t: [] for t in train_sets}
+    for name in systems:
+        train = next((t for t in trains if name.startswith(f"{t}_")), None)
+        if train is None:
+            parser.error(f"'{name}' does not start with a --train-sets name ({train_sets})")
+        groups[train].append(name)
+    for train, names in groups.items():
+        if f"{train}_{baseline}" not in names:
+            parser.error(f"no baseline system {train}_{baseline} among {sorted(systems)}")
+        groups[train] = [f"{train}_{baseline}"] + [n for n in names if n != f"{train}_{baseline}"]
+    return groups
+
+
+def gap_lines(summary: dict, group: str, names: list[str], sets: list[str]) -> str:
+    """Markdown lines: on each set, the share of the WER gap between the first system and the
+    last (oracle) that each system between closes."""
+    lines = ["", "Share of the gap between the first and the last system closed:", ""]
+    for set_name in sets:
+        wer = {n: summary[f"{group}/{set_name}"][n]["all"]["wer"] for n in names}
+        gap = wer[names[0]] - wer[names[-1]]
+        for n in names[1:-1]:
+            share = (wer[names[0]] - wer[n]) / gap if gap else float("nan")
+            lines.append(f"- {set_name}: {n} closes {share:.2f} of {gap:.1f} points")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="wer_tables.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--dev-set", default="dev")
@@ -30,6 +61,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="where data/<set> (text, utt2spk, utt2noise, utt2channel) is")
     parser.add_argument("--bootstrap", type=int, default=1000, help="speaker resamples")
     parser.add_argument("--seed", type=int, default=777)
+    parser.add_argument("--group", help="one table of every system, the first the baseline, the "
+                        "last the oracle: also the share of the first-to-last gap that each "
+                        "one between closes (augmentation)")
     parser.add_argument("--out", type=Path, default=Path("RESULTS.md"))
     parser.add_argument("systems", nargs="+", metavar="<train>_<feat>=<model-dir>")
     args = parser.parse_args(argv)
@@ -39,27 +73,20 @@ def main(argv: list[str] | None = None) -> int:
         if not sep:
             parser.error(f"'{item}': expected <train>_<feat>=<model-dir>")
         systems[name] = Path(model)
-    trains = sorted(args.train_sets.split(), key=len, reverse=True)   # train_clean before train
-    groups: dict[str, list[str]] = {t: [] for t in args.train_sets.split()}
-    for name in systems:
-        train = next((t for t in trains if name.startswith(f"{t}_")), None)
-        if train is None:
-            parser.error(f"'{name}' does not start with a --train-sets name ({args.train_sets})")
-        groups[train].append(name)
-    for train, names in groups.items():
-        base = f"{train}_{args.baseline}"
-        if base not in names:
-            parser.error(f"no baseline system {base} among {sorted(systems)}")
-        groups[train] = [base] + [n for n in names if n != base]
+    groups = ({args.group: list(systems)} if args.group
+              else group_by_training_set(systems, args.train_sets.split(), args.baseline, parser))
+    baseline_of = {g: names[0] for g, names in groups.items()}
     sets = [args.dev_set] + args.test_sets.split()
-    body, summary = build_report(systems, groups, {g: f"{g}_{args.baseline}" for g in groups},
+    body, summary = build_report(systems, groups, baseline_of,
                                  args.dev_set, {s: args.data_root / s for s in sets},
                                  args.bootstrap, args.seed)
     header = ("# Kaldi GMM-HMM word error rates per condition (egs/builtin/asr)\n\n"
-              f"WER (%); other cells: relative change against {args.baseline}, then the "
+              f"WER (%); other cells: relative change against {baseline_of[next(iter(groups))] if args.group else args.baseline}, then the "
               f"paired speaker-bootstrap interval ({args.bootstrap} resamples) of the "
               "difference in points, Bonferroni-corrected over the table; **bold**: it "
               "excludes 0.\n")
+    if args.group:
+        body += gap_lines(summary, args.group, list(systems), sets)
     write_report(args.out, header, body, summary)
     return 0
 
