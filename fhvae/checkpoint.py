@@ -45,13 +45,17 @@ class RunState:
     best_step: int = 0
     elapsed: float = 0.0          # seconds of training, over every resume
     stopped: bool = False         # early-stopped: a resume trains no further
+    budget_elapsed: float = 0.0   # `elapsed` at the last max_minutes check, the largest over
+                                  # ranks: the time the lr schedule decays by (all ranks and
+                                  # a resumed run see the same value)
 
     def to_payload(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_payload(cls, payload: dict) -> "RunState":
-        return cls(**{f.name: payload[f.name] for f in fields(cls)})
+        """The saved fields; one a checkpoint predates keeps its default."""
+        return cls(**{f.name: payload[f.name] for f in fields(cls) if f.name in payload})
 
 
 def check_resumable(path: Path, ckpt: dict, model_config: dict, train_config: dict,

@@ -38,10 +38,10 @@ class Progress(contextlib.ExitStack):
             self.bar.update(1)
 
     def line(self, step: int, means: Mapping[str, float] | None,
-             dev: tuple[float, float, int] | None) -> None:
+             dev: tuple[float, float, int] | None, lr: float | None = None) -> None:
         """Log step `step`: steps/s since the previous line, the mean loss, lb and acc of
-        the steps since then (`means`; None when every one was skipped) and, when it was
-        computed, the dev bound as (value, best value, best step)."""
+        the steps since then (`means`; None when every one was skipped), the lr of step
+        `step` and, when it was computed, the dev bound as (value, best value, best step)."""
         if not self.enabled:
             return
         now = time.monotonic()
@@ -51,6 +51,8 @@ class Progress(contextlib.ExitStack):
         if means is not None:
             parts += [f"loss {means['loss']:.2f}", f"lb {means['lb']:.2f}",
                       f"acc {means['acc']:.3f}"]
+        if lr is not None:
+            parts.append(f"lr {lr:.3g}")
         if dev is not None:
             parts.append(f"dev lb {dev[0]:.3f} (best {dev[1]:.3f} at step {dev[2]})")
         logger.info("step %d/%d: %s", step, self.total, ", ".join(parts))

@@ -3,7 +3,8 @@
     for each sequence batch n (K sequences, prefetched in the background):
         reset the K table rows to their MAP estimate (no grad; over the non-overlapping
         windows by default, see reset_windows) and the table's Adam state
-        for each of its segment batches: one Adam step on the discriminative segment bound
+        for each of its segment batches: one Adam step on the discriminative segment bound,
+            at the lr the schedule gives that step (lr_schedule.py; constant by default)
         every log_every / dev_every / ckpt_every steps: log, evaluate + early stop, checkpoint
 
 The table's optimizer state is reset together with the rows: its moments describe the
@@ -13,15 +14,17 @@ optimizer over everything).
 
 Resume is exact: last.pt holds the model, both optimizers, the RNG states and the
 RunState (the position: sequence batch, step inside it; best dev bound, time used); the
-sampler recomputes everything else from the position. Under torchrun each rank trains on
-its own shard of sequences with its own table; the table is kept out of
-DistributedDataParallel so only network gradients are averaged, and rank 0 gathers the
-per-rank table/RNG states into its checkpoints.
+sampler recomputes everything else from the position, and the schedule the lr of each
+step from the step and the time used (the lr in the optimizers' saved param_groups is
+overwritten before every step). Under torchrun each rank trains on its own shard of
+sequences with its own table; the table is kept out of DistributedDataParallel so only
+network gradients are averaged, and rank 0 gathers the per-rank table/RNG states into its
+checkpoints.
 
-Around the loop: train_config.py (the settings), train_runtime.py (rank, device, autocast,
-Adam), checkpoint.py (RunState, RNG states, the resume check), train_metrics.py
-(train_metrics.tsv, loss.png), progress.py (the log lines), inference.sequence_mu2 (the
-table reset's MAP estimate).
+Around the loop: train_config.py (the settings), lr_schedule.py (the lr of each step),
+train_runtime.py (rank, device, autocast, Adam), checkpoint.py (RunState, RNG states, the
+resume check), train_metrics.py (train_metrics.tsv, loss.png), progress.py (the log lines),
+inference.sequence_mu2 (the table reset's MAP estimate).
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ from fhvae.data.sampler import (FlatSampler, HierarchicalSampler, SeqBatch, eval
 from fhvae.errors import FhvaeError
 from fhvae.features.mvn import MVN
 from fhvae.inference import sequence_mu2
+from fhvae.lr_schedule import decay_progress, lr_at
 from fhvae.model import FHVAE
 from fhvae.objective import fhvae_loss, segment_lower_bound
 from fhvae.progress import Progress
@@ -147,6 +151,7 @@ class Trainer:
         # Sums of the metrics of the steps since the last metrics row, and their number.
         self._window: dict[str, torch.Tensor] = {}
         self._window_steps = 0
+        self._lr = cfg.lr         # the lr of the latest step (logged)
         self.last_path = self.exp / "ckpt" / "last.pt"
         self.best_path = self.exp / "ckpt" / "best.pt"
         self.tsv = self.exp / "train_metrics.tsv"
@@ -248,10 +253,14 @@ class Trainer:
         dist.all_reduce(t, op=dist.ReduceOp.MIN)
         return int(t.item())
 
-    def _out_of_time(self) -> bool:
-        """Whether any rank has used up max_minutes (all ranks must stop at the same step)."""
-        over = int(self.run.elapsed >= 60 * self.cfg.max_minutes)
-        return self._agree_min(1 - over) == 0
+    def _agree_max_elapsed(self) -> float:
+        """The largest run.elapsed over ranks: every rank stops at the same step and sets
+        the same lr."""
+        if self.world == 1:
+            return self.run.elapsed
+        t = torch.tensor([self.run.elapsed], dtype=torch.float64, device=self.device)
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        return float(t.item())
 
     def _check_finite(self, loss: torch.Tensor, metrics: dict) -> bool:
         finite = int(torch.isfinite(loss).item())
@@ -294,9 +303,12 @@ class Trainer:
         return value
 
     def _check_time(self) -> bool:
-        """Whether the time budget is spent (looked at every log_every steps)."""
-        if not (self.cfg.max_minutes and self.run.step % self.cfg.log_every == 0
-                and self._out_of_time()):
+        """Whether the time budget is spent on any rank (looked at every log_every steps,
+        when the lr schedule's clock, run.budget_elapsed, moves on too)."""
+        if not (self.cfg.max_minutes and self.run.step % self.cfg.log_every == 0):
+            return False
+        self.run.budget_elapsed = self._agree_max_elapsed()
+        if self.run.budget_elapsed < 60 * self.cfg.max_minutes:
             return False
         logger.info("time budget: stopping after %.1f min of training (max_minutes %g) at "
                     "step %d", self.run.elapsed / 60, self.cfg.max_minutes, self.run.step)
@@ -352,6 +364,7 @@ class Trainer:
     def step(self, buf: SegmentBuffer, which: torch.Tensor) -> dict | None:
         """One Adam step on the segments `which` of `buf`; its metrics, or None when the
         batch was skipped (non-finite loss with skip_nonfinite)."""
+        self._set_lr()
         with self._amp():
             loss, metrics = fhvae_loss(self.net, buf[which], buf.rows[which],
                                        buf.row_num_segs, self.cfg.alpha)
@@ -364,6 +377,16 @@ class Trainer:
         self.scaler.step(self.table_opt)
         self.scaler.update()
         return metrics
+
+    def _set_lr(self) -> None:
+        """Both optimizers at the schedule's lr for the coming step, a function of the step
+        and run.budget_elapsed only: a resumed run sets what the uninterrupted one did."""
+        step = self.run.step + 1
+        self._lr = lr_at(self.cfg, step,
+                         decay_progress(self.cfg, step, self.run.budget_elapsed))
+        for opt in (self.net_opt, self.table_opt):
+            for group in opt.param_groups:
+                group["lr"] = self._lr
 
     def after_step(self, metrics: dict | None, last_of_seq_batch: bool, started: float,
                    progress: Progress) -> bool:
@@ -398,9 +421,9 @@ class Trainer:
                  if self._window_steps else None)
         if means is not None and self.rank == 0:
             append_metrics(self.tsv, run.step, run.seq_batch - (run.inner == 0), means,
-                           "" if dev is None else f"{dev:.4f}", run.elapsed)
+                           "" if dev is None else f"{dev:.4f}", self._lr, run.elapsed)
         progress.line(run.step, means,
-                      None if dev is None else (dev, run.best_dev, run.best_step))
+                      None if dev is None else (dev, run.best_dev, run.best_step), self._lr)
         self._window, self._window_steps = {}, 0
 
 

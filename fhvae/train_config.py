@@ -12,6 +12,7 @@ import yaml
 from fhvae.data.index import SegmentIndex
 from fhvae.errors import FhvaeError
 from fhvae.io.atomic import write_text_atomic
+from fhvae.lr_schedule import check_schedule
 from fhvae.model import ModelConfig
 
 
@@ -31,7 +32,11 @@ class TrainConfig:
     reset_shift: int = 0               # windows the table reset averages; 0 = seg_len
                                        # (see train.reset_windows)
     alpha: float = 10.0
-    lr: float = 1e-3
+    lr: float = 1e-3                   # the peak lr when a schedule is set (fhvae.lr_schedule)
+    lr_schedule: str = "constant"      # constant | cosine | linear: decay after the warm-up
+                                       # to lr_floor x lr at max_steps (or max_minutes)
+    warmup_steps: int = 0              # lr rises linearly from lr/warmup_steps to lr
+    lr_floor: float = 0.0              # the lr at the end of the decay, as a fraction of lr
     betas: tuple[float, float] = (0.95, 0.999)
     max_steps: int = 500_000
     max_minutes: float = 0.0           # stop after this much training wall time in all (0: no
@@ -75,6 +80,7 @@ class TrainConfig:
             raise FhvaeError(f"{where}: max_minutes must be >= 0, got {cfg.max_minutes}")
         if cfg.amp not in ("none", "bf16", "fp16"):
             raise FhvaeError(f"{where}: amp must be none, bf16 or fp16, got '{cfg.amp}'")
+        check_schedule(cfg, where)
         return cfg
 
     @classmethod

@@ -1,4 +1,9 @@
-"""The record of a training run: train_metrics.tsv (one row per logged step) and loss.png."""
+"""The record of a training run: train_metrics.tsv (one row per logged step) and loss.png.
+
+Readers find columns by the header's names; `step` stays first and `elapsed` last (tests and
+bench/common.py rely on both). Files written before the `lr` column read the same, and a
+resume fills their old rows' lr with an empty cell.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ from typing import Mapping
 from fhvae.io.atomic import atomic_path, write_text_atomic
 
 METRICS = ("loss", "lb", "log_px", "kl_z1", "kl_z2", "log_pmu2", "log_qy", "acc")
-TSV_COLUMNS = ("step", "seq_batch", *METRICS, "dev_lb", "elapsed")
+TSV_COLUMNS = ("step", "seq_batch", *METRICS, "dev_lb", "lr", "elapsed")
 
 
 def start_metrics(tsv: Path) -> None:
@@ -17,10 +22,11 @@ def start_metrics(tsv: Path) -> None:
 
 
 def append_metrics(tsv: Path, step: int, seq_batch: int, means: Mapping[str, float],
-                   dev_lb: str, elapsed: float) -> None:
-    """One row: the mean of each metric over the steps since the previous row."""
+                   dev_lb: str, lr: float, elapsed: float) -> None:
+    """One row: the mean of each metric over the steps since the previous row, and the lr
+    of the row's step."""
     fields = [str(step), str(seq_batch), *(f"{means[k]:.4f}" for k in METRICS), dev_lb,
-              f"{elapsed:.1f}"]
+              f"{lr:.6g}", f"{elapsed:.1f}"]
     with open(tsv, "a") as handle:
         handle.write("\t".join(fields) + "\n")
 
@@ -30,9 +36,15 @@ def truncate_metrics(tsv: Path, step: int) -> None:
     if not tsv.is_file():
         start_metrics(tsv)
         return
-    lines = tsv.read_text().splitlines(keepends=True)
-    keep = lines[:1] + [line for line in lines[1:] if int(line.split("\t", 1)[0]) <= step]
-    write_text_atomic(tsv, "".join(keep))
+    lines = tsv.read_text().splitlines()
+    if not lines:
+        start_metrics(tsv)
+        return
+    header, *rows = [line.split("\t") for line in lines]
+    rows = [row for row in rows if int(row[0]) <= step]
+    if header != list(TSV_COLUMNS):   # older columns: the rows move under the new header
+        rows = [[dict(zip(header, row)).get(name, "") for name in TSV_COLUMNS] for row in rows]
+    write_text_atomic(tsv, "".join("\t".join(row) + "\n" for row in [TSV_COLUMNS, *rows]))
 
 
 def plot_metrics(tsv: Path, png: Path) -> None:
@@ -41,10 +53,10 @@ def plot_metrics(tsv: Path, png: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = [line.rstrip("\n").split("\t") for line in tsv.read_text().splitlines()[1:]]
+    header, *rows = [line.split("\t") for line in tsv.read_text().splitlines()] or [[]]
     if not rows:
         return
-    col = {name: i for i, name in enumerate(TSV_COLUMNS)}
+    col = {name: i for i, name in enumerate(header)}
     step = [int(r[col["step"]]) for r in rows]
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.5))
     for ax, name in zip(axes, ("loss", "lb", "acc")):

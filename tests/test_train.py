@@ -264,8 +264,8 @@ def test_train_log_is_one_line_per_logged_step_without_carriage_returns(small, t
     assert "\r" not in text
     lines = [ln for ln in text.splitlines() if " fhvae.train INFO step " in ln]
     assert [re.search(r"step (\d+)/6: ", ln).group(1) for ln in lines] == ["2", "4", "6"], text
-    assert all(re.search(r": [\d.]+ steps/s, loss -?[\d.]+, lb -?[\d.]+, acc [\d.]+", ln)
-               for ln in lines), lines
+    assert all(re.search(r": [\d.]+ steps/s, loss -?[\d.]+, lb -?[\d.]+, acc [\d.]+, "
+                         r"lr 0\.001(,|$)", ln) for ln in lines), lines
     assert [bool(re.search(r", dev lb -?[\d.]+ \(best -?[\d.]+ at step 4\)$", ln))
             for ln in lines] == [False, True, False], lines
     assert [r["step"] for r in read_tsv(tmp_path / "exp" / "train_metrics.tsv")] == ["2", "4", "6"]
@@ -503,3 +503,86 @@ def test_run_state_round_trips_through_last_pt(small, tmp_path):
     assert resumed.run == done.run != RunState()
     assert (resumed.run.step, resumed.run.skipped, resumed.run.best_step) == (5, 3, 4)
     assert resumed.run.elapsed > 0 and resumed.run.best_dev > -math.inf
+
+
+# ----------------------------------------------------------------- learning-rate schedule
+TINY_YAML = Path(__file__).resolve().parent / "conf" / "fhvae_tiny.yaml"
+
+
+def tiny_yaml_config(**overrides) -> TrainConfig:
+    """tests/conf/fhvae_tiny.yaml through the YAML loader's checks, with `overrides`."""
+    return TrainConfig.from_dict({**yaml.safe_load(TINY_YAML.read_text()), **overrides},
+                                 "fhvae_tiny.yaml")
+
+
+def test_resume_with_a_cosine_schedule_and_warmup_reproduces_the_uninterrupted_run(
+        small, tmp_path, monkeypatch):
+    """Crashed at step 7, resumed from last.pt of step 4: bit-identical parameters and
+    metric rows (the lr column included). Adam's saved param_groups hold step 4's lr,
+    not step 5's: a resume that kept them would train step 5 at the wrong lr."""
+    from fhvae.lr_schedule import decay_progress, lr_at
+    train_index, _, mvn = small
+    cfg = tiny_yaml_config(lr_schedule="cosine", warmup_steps=3, lr_floor=0.1, max_steps=11,
+                           ckpt_every=4, log_every=1, dev_every=1000)
+    train(cfg, train_index, None, mvn, tmp_path / "full")
+    with monkeypatch.context() as patch:
+        patch.setattr(train_mod, "fhvae_loss", _nan_at(7))
+        with pytest.raises(FhvaeError, match="non-finite loss at step 7"):
+            train(cfg, train_index, None, mvn, tmp_path / "cut")
+    saved = load_checkpoint(tmp_path / "cut" / "ckpt" / "last.pt")
+    want = [lr_at(cfg, n, decay_progress(cfg, n)) for n in range(1, 12)]
+    assert saved["step"] == 4
+    assert saved["net_opt"]["param_groups"][0]["lr"] == want[3] != want[4]
+    assert saved["rank_states"][0]["table_opt"]["param_groups"][0]["lr"] == want[3]
+    torch.manual_seed(999)                     # the resumed run must not depend on this
+    train(cfg, train_index, None, mvn, tmp_path / "cut")
+    _assert_same_run(tmp_path / "full", tmp_path / "cut")
+    rows = read_tsv(tmp_path / "full" / "train_metrics.tsv")
+    assert [float(r["lr"]) for r in rows] == pytest.approx(want, rel=1e-5)
+    # warm-up 1e-3 x 1/3, 2/3, 1; then cosine to 0.1 x 1e-3 at step 11
+    assert want[:3] == pytest.approx([1e-3 / 3, 2e-3 / 3, 1e-3])
+    assert want[-1] == pytest.approx(1e-4) and want[6] == pytest.approx(0.55e-3)
+    full = load_checkpoint(tmp_path / "full" / "ckpt" / "last.pt")
+    assert full["net_opt"]["param_groups"][0]["lr"] == want[-1]
+
+
+def test_a_time_budget_drives_the_decay_read_at_each_budget_check(small, tmp_path,
+                                                                   monkeypatch):
+    """max_minutes 1, 10 s per step: the cosine decay follows the share of the minute used
+    as seen at the last check (every log_every = 2 steps), not the far-off max_steps."""
+    train_index, _, mvn = small
+    cfg = tiny_config(max_steps=1000, log_every=2, max_minutes=1.0, lr_schedule="cosine",
+                      lr_floor=0.1)
+    _train_on_a_step_clock(monkeypatch, cfg, train_index, None, mvn, tmp_path / "exp")
+    rows = read_tsv(tmp_path / "exp" / "train_metrics.tsv")
+    assert [r["step"] for r in rows] == ["2", "4", "6"]
+    # Steps 2, 4, 6 ran with the time seen after steps 0, 2, 4: 0, 20 and 40 s of 60.
+    cosine = lambda p: 1e-3 * (0.1 + 0.9 * (1 + math.cos(math.pi * p)) / 2)  # noqa: E731
+    want = [cosine(2 / 1000), cosine(1 / 3), cosine(2 / 3)]
+    assert [float(r["lr"]) for r in rows] == pytest.approx(want, rel=1e-5)
+    last = load_checkpoint(tmp_path / "exp" / "ckpt" / "last.pt")
+    assert (last["step"], last["budget_elapsed"]) == (6, 60.0)
+
+
+def test_metrics_written_before_the_lr_column_still_plot_and_resume(small, tmp_path):
+    """A train_metrics.tsv without `lr` (older runs): loss.png is drawn from it, and a
+    resume moves its rows under the new header with an empty lr cell."""
+    from fhvae.checkpoint import save_checkpoint
+    from fhvae.train_metrics import TSV_COLUMNS, plot_metrics
+    train_index, _, mvn = small
+    exp = tmp_path / "exp"
+    train(tiny_config(max_steps=4), train_index, None, mvn, exp)
+    tsv = exp / "train_metrics.tsv"
+    old = [[v for k, v in r.items() if k != "lr"] for r in read_tsv(tsv)]
+    tsv.write_text("".join("\t".join(r) + "\n" for r in
+                           [[c for c in TSV_COLUMNS if c != "lr"], *old]))
+    plot_metrics(tsv, tmp_path / "old.png")
+    assert (tmp_path / "old.png").stat().st_size > 1000
+    last = load_checkpoint(exp / "ckpt" / "last.pt")
+    del last["budget_elapsed"]                  # a checkpoint from before the field
+    save_checkpoint(exp / "ckpt" / "last.pt", last)
+    train(tiny_config(max_steps=6), train_index, None, mvn, exp)
+    rows = read_tsv(tsv)
+    assert tsv.read_text().splitlines()[0].split("\t") == list(TSV_COLUMNS)
+    assert [r["lr"] for r in rows] == ["", "", "", "", "0.001", "0.001"]
+    assert [r["step"] for r in rows] == ["1", "2", "3", "4", "5", "6"]
