@@ -59,7 +59,8 @@ def read_table(path: Path) -> list[tuple[str, str]]:
 
 BUILDS = {"a": (1, 2, ()), "b": (1, 1, ()), "c": (2, 2, ()), "u": (1, 2, WITH_UNSEEN),
           "v": (1, 1, WITH_UNSEEN), "f": (1, 2, ("--floor-after-channel", "true")),
-          "d": (1, 2, WITH_DEV_UNSEEN)}
+          "d": (1, 2, WITH_DEV_UNSEEN), "t": (1, 2, ("--utts-per-spk", "8", "--train-clean", "true")),
+          "p": (1, 2, ("--utts-per-spk", "8"))}
 
 
 class Corpora:
@@ -326,3 +327,28 @@ def test_dev_unseen_is_disjoint_from_the_other_sets_and_made_like_test_unseen(co
         for name in (UNSEEN, DEV_UNSEEN)}
     assert not voices[UNSEEN] & voices[DEV_UNSEEN]
     assert all("warp=" in v for _, v in read_table(data / DEV_UNSEEN / "spk_info"))
+
+
+def test_clean_twin_of_train_leaves_every_set_as_it_was(corpora):
+    """--train-clean true adds data/train_clean: every training utterance again (same ids,
+    speakers, words, phone alignment), clean and close-talk; every other set is byte-identical,
+    and a training utterance that was clean and close-talk already has the very same audio."""
+    with_twin, without = digest(*corpora["t"]), digest(*corpora["p"])
+    twin_keys = {k for k in with_twin if k.startswith("train_clean")}
+    assert {k: v for k, v in with_twin.items() if k not in twin_keys} == without
+    corpus, data = corpora["t"]
+    train, twin = data / "train", data / "train_clean"
+    for name in ("text", "utt2spk", "spk2utt", "utt2gender", "phone_ali.ctm"):
+        assert (twin / name).read_text() == (train / name).read_text(), name
+    assert {v for _, v in read_table(twin / "utt2noise")} == {"clean"}
+    assert {v for _, v in read_table(twin / "utt2channel")} == {"close"}
+    noise, channel = dict(read_table(train / "utt2noise")), dict(read_table(train / "utt2channel"))
+    already_clean = [u for u in noise if noise[u] == "clean" and channel[u] == "close"]
+    noisy = [u for u in noise if noise[u] != "clean"]
+    assert already_clean and noisy           # 32 utterances: both kinds are drawn
+    wav = {s: dict(read_table(data / s / "wav.scp")) for s in ("train", "train_clean")}
+    for utt in already_clean:
+        assert Path(wav["train_clean"][utt]).read_bytes() == Path(wav["train"][utt]).read_bytes()
+    for utt in noisy:
+        assert Path(wav["train_clean"][utt]).read_bytes() != Path(wav["train"][utt]).read_bytes()
+    assert all("/train_clean/" in p for p in wav["train_clean"].values())

@@ -32,9 +32,10 @@ fhvae_models="fhvae:exp/fhvae:none fhvae_cmvn:exp/fhvae_cmvn:utt-cmvn"  # <model
 train_sets="train train_clean"  # training conditions (multi-condition, clean-only)
 dev_set=dev                   # LM weight, penalty and every other choice are made here
 test_sets="test test_unseen"  # read once, at the end
-final=tri3                    # the system decoded: tri1, tri2 or tri3
-tri_leaves=1500               # tree leaves of tri1-tri3
-tri_gauss=12000               # Gaussians of tri1-tri3
+final=tri3                    # the system decoded: tri1, tri2 or tri3, for every training
+                              # set, or per set as "train:tri2 train_clean:tri3"
+tri_leaves=1800               # tree leaves of tri1-tri3
+tri_gauss=9000                # Gaussians of tri1-tri3
 mono_gauss=1000               # Gaussians of mono
 splice_opts="--left-context=3 --right-context=3"   # tri2/tri3's LDA input
 decode_beam=11                # gmm-latgen-faster --beam (Kaldi's default is 13)
@@ -49,6 +50,15 @@ local/check_kaldi.sh           # one line naming what is missing, and exit 1
 . ./path.sh
 
 log() { echo "$(date '+%F %T') asr/run.sh: $*" >&2; }
+final_of() {  # final_of <train-set>: the system --final names for it
+  local entry
+  for entry in $final; do
+    case $entry in "$1":*) echo "${entry#*:}"; return 0 ;; *:*) ;; *) echo "$entry"; return 0 ;; esac
+  done
+  echo "asr/run.sh: --final '$final' names no system for $1" >&2
+  return 1
+}
+for t in $train_sets; do final_of $t > /dev/null; done
 model_field() {  # model_field <name> <1|2|3>: exp-dir or input-norm of a --fhvae-models entry
   local entry
   for entry in $fhvae_models; do
@@ -86,7 +96,7 @@ if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then
   for t in $train_sets; do
     for f in $feats; do
       log "stage 2: GMM-HMM on data/${t}_$f -> exp/${t}_$f"
-      local/train_gmm.sh --nj $nj --cmd "$train_cmd" --final $final --mono-gauss $mono_gauss \
+      local/train_gmm.sh --nj $nj --cmd "$train_cmd" --final $(final_of $t) --mono-gauss $mono_gauss \
         --leaves $tri_leaves --gauss $tri_gauss --splice-opts "$splice_opts" \
         data/${t}_$f data/lang exp/${t}_$f
     done
@@ -97,9 +107,9 @@ if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
   for t in $train_sets; do
     for f in $feats; do
       for x in $dev_set $test_sets; do
-        log "stage 3: decode data/${x}_$f with exp/${t}_$f/$final"
+        log "stage 3: decode data/${x}_$f with exp/${t}_$f/$(final_of $t)"
         local/decode_gmm.sh --nj $nj --cmd "$decode_cmd" --beam $decode_beam \
-          --lattice-beam $lattice_beam data/lang_test exp/${t}_$f/$final data/${x}_$f $x
+          --lattice-beam $lattice_beam data/lang_test exp/${t}_$f/$(final_of $t) data/${x}_$f $x
       done
     done
   done
@@ -108,7 +118,9 @@ fi
 if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
   log "stage 4: WER tables -> RESULTS.md"
   systems=()
-  for t in $train_sets; do for f in $feats; do systems+=("${t}_$f=exp/${t}_$f/$final"); done; done
+  for t in $train_sets; do
+    for f in $feats; do systems+=("${t}_$f=exp/${t}_$f/$(final_of $t)"); done
+  done
   python local/wer_tables.py --dev-set $dev_set --test-sets "$test_sets" --baseline mfcc \
     --train-sets "$train_sets" --bootstrap $bootstrap --data-root $main/data \
     --out RESULTS.md "${systems[@]}"
@@ -119,7 +131,7 @@ if [ $stage -le 5 ] && [ $stop_stage -ge 5 ]; then
   log "stage 5: train_clean + FHVAE augmentation toward $aug_targets"
   local/augment.sh --nj $nj --cmd "$train_cmd" --model $main/$(model_field $aug_model 2)/final.pt \
     --input-norm "$(model_field $aug_model 3)" --targets "$aug_targets" --main $main \
-    --feats "$feats" --final $final --mono-gauss $mono_gauss --leaves $tri_leaves \
+    --feats "$feats" --final $(final_of train_clean) --mono-gauss $mono_gauss --leaves $tri_leaves \
     --gauss $tri_gauss --splice-opts "$splice_opts" --beam $decode_beam \
     --lattice-beam $lattice_beam --dev-set $dev_set --test-sets "$test_sets"
 fi

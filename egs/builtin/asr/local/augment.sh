@@ -18,8 +18,8 @@ main=../../..
 feats=
 final=tri3
 mono_gauss=1000
-leaves=1500
-gauss=12000
+leaves=1800
+gauss=9000
 splice_opts="--left-context=3 --right-context=3"
 beam=13
 lattice_beam=6

@@ -9,8 +9,8 @@ nj=2
 cmd=run.pl
 final=tri3
 mono_gauss=1000
-leaves=1500
-gauss=12000
+leaves=1800
+gauss=9000
 splice_opts="--left-context=3 --right-context=3"
 . utils/parse_options.sh
 [ $# -eq 3 ] || { echo "usage: $0 [options] <data> <lang> <exp-dir>" >&2; exit 1; }
