@@ -20,12 +20,11 @@
 # Run from anywhere: ./run.sh [--stage N] [--stop-stage M] [--feats "mfcc z1"] ...
 set -euo pipefail
 cd "$(dirname "$(readlink -f "$0")")"
-FHVAE_ROOT=$(cd ../../.. && pwd)
 
 stage=0
 stop_stage=4
 nj=2                          # parallel jobs of every Kaldi step
-main=$FHVAE_ROOT              # the main recipe's directory: its data/ and exp/ are read
+main=$(cd ../../.. && pwd)    # the main recipe's directory: its data/ and exp/ are read
 feats="mfcc fbank fhvae_z1 fhvae_cmvn_z1"  # feature types: mfcc, fbank, <model>_z1
 fhvae_models="fhvae:exp/fhvae:none fhvae_cmvn:exp/fhvae_cmvn:utt-cmvn"  # <model>:<exp>:<input-norm>
                               # (<exp> relative to --main; its final.pt is read)
@@ -44,7 +43,7 @@ bootstrap=1000                # speaker resamples of the WER intervals
 aug_targets="dev dev_unseen"  # stage 5: untranscribed target-condition sets
 aug_model=fhvae               # stage 5: the model (a --fhvae-models name) that augments
 
-. "$FHVAE_ROOT/utils/parse_options.sh"
+. ../../../utils/parse_options.sh
 . ./cmd.sh
 local/check_kaldi.sh           # one line naming what is missing, and exit 1
 . ./path.sh
