@@ -38,7 +38,7 @@ def clean_phones(espeak_line: str) -> list[str]:
     """Kaldi phones of one line of `espeak-ng -x --sep=' '`: stress marks dropped, '#' -> 'H'."""
     phones = []
     for token in espeak_line.split():
-        phone = token.strip(STRESS_MARKS).replace("'", "").replace(",", "").replace("#", "H")
+        phone = token.translate(str.maketrans("", "", STRESS_MARKS)).replace("#", "H")
         if phone:
             phones.append(phone)
     return phones

@@ -40,7 +40,9 @@ def group_by_training_set(systems: dict[str, Path], train_sets: list[str], basel
 
 def gap_lines(summary: dict, group: str, names: list[str], sets: list[str]) -> str:
     """Markdown lines: on each set, the share of the WER gap between the first system and the
-    last (oracle) that each system between closes."""
+    last (oracle) that each system between closes (none without a system between)."""
+    if len(names) < 3:
+        return ""
     lines = ["", "Share of the gap between the first and the last system closed:", ""]
     for set_name in sets:
         wer = {n: summary[f"{group}/{set_name}"][n]["all"]["wer"] for n in names}
