@@ -3,9 +3,10 @@
 import numpy as np
 import pytest
 
+from fhvae.analysis.significance import percentile_interval
 from fhvae.errors import FhvaeError
-from fhvae.evaluate.bootstrap import (bootstrap_eers, bootstrap_metrics, compare, correct, holm,
-                                      percentile_interval, trial_weights)
+from fhvae.evaluate.bootstrap import (bootstrap_eers, bootstrap_metrics, compare, correct,
+                                      trial_weights)
 from fhvae.evaluate.metrics import (compute_eer, compute_min_dcf, eer_from_rates,
                                     rates_from_sorted, threshold_order)
 
@@ -109,13 +110,6 @@ def test_vectorised_eer_equals_eer_of_each_weighting():
     assert got == pytest.approx(want, abs=1e-12)
 
 
-def test_holm_matches_the_textbook_step_down():
-    # sorted: 0.005 x4 = 0.02; 0.01 x3 = 0.03; 0.03 x2 = 0.06; 0.04 x1 = 0.04 -> kept at 0.06
-    assert holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
-    assert holm([0.5, 0.6]) == pytest.approx([1.0, 1.0])          # capped at 1
-    assert holm([0.02]) == pytest.approx([0.02])                  # one test: unchanged
-
-
 def test_comparison_p_value_and_correction_decide_the_verdict():
     rng = np.random.default_rng(0)
     noise = rng.normal(0.0, 1.0, (999, 2))
@@ -143,15 +137,6 @@ def test_comparison_p_value_and_correction_decide_the_verdict():
 
 
 # ----------------------------------------------------------------- the 95% level
-def test_percentile_interval_is_the_central_95_percent():
-    values = np.random.default_rng(0).permutation(np.arange(1001.0))   # 0, 1, ..., 1000
-    assert percentile_interval(values) == pytest.approx((25.0, 975.0))  # 2.5% and 97.5%
-    assert percentile_interval(values, 0.9) == pytest.approx((50.0, 950.0))
-    assert percentile_interval(values, 1 - 0.05 / 10) == pytest.approx((2.5, 997.5))
-    normal = np.random.default_rng(1).normal(size=999)
-    assert percentile_interval(normal) == pytest.approx(np.percentile(normal, [2.5, 97.5]))
-
-
 def _population_eer(max_quality: float = 3.0) -> float:
     """EER (%) of the infinite speaker population of `speaker_trials`: target scores
     N(q, 1) with q ~ U(0, max_quality) per speaker, nontarget scores N(0, 1); the threshold

@@ -13,8 +13,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from fhvae.analysis.significance import family_corrections, paired_p_value, percentile_interval
 from fhvae.errors import FhvaeError
-from fhvae.evaluate.bootstrap import holm, percentile_interval
 
 
 @dataclass(frozen=True)
@@ -144,20 +144,18 @@ def speaker_bootstrap(errors_a: Mapping[str, Errors], errors_b: Mapping[str, Err
         d = diff[:, g][np.isfinite(diff[:, g])]   # resamples that drew none of its speakers out
         if d.size == 0:
             raise FhvaeError(f"bootstrap: group '{name}' has no reference words")
-        far = min(np.sum(d < 0), np.sum(d > 0)) + 0.5 * np.sum(d == 0)
-        p_value = min(1.0, 2.0 * (far + 1.0) / (d.size + 1.0))
         out.append(WerDifference(name, 100.0 * e_a / words, 100.0 * e_b / words,
-                                 percentile_interval(d), p_value, resampled=d))
+                                 percentile_interval(d), paired_p_value(d), resampled=d))
     return out
 
 
 def correct_family(differences: Sequence[WerDifference], alpha: float = 0.05) -> None:
     """Holm-adjusted p-values and Bonferroni-level intervals for every difference of a table
     (m comparisons at once: one in twenty would exclude 0 by chance otherwise)."""
-    for d, p in zip(differences, holm([d.p_value for d in differences])):
-        d.p_holm = p
-    level = 1.0 - alpha / max(len(differences), 1)
-    for d in differences:
-        if d.resampled is None:
-            raise FhvaeError(f"correct_family: '{d.group}' has no resampled differences")
-        d.corrected_interval = percentile_interval(d.resampled, level)
+    unsampled = next((d for d in differences if d.resampled is None), None)
+    if unsampled is not None:
+        raise FhvaeError(f"correct_family: '{unsampled.group}' has no resampled differences")
+    p_holm, intervals = family_corrections([d.p_value for d in differences],
+                                           [d.resampled for d in differences], alpha)
+    for d, p, interval in zip(differences, p_holm, intervals):
+        d.p_holm, d.corrected_interval = p, interval

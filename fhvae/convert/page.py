@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from fhvae.evaluate.plotting import save_figure
+from fhvae.analysis.figures import save_figure
 from fhvae.io.atomic import write_text_atomic
 
 STATUS_SCRIPT = """<script>

@@ -23,7 +23,7 @@ from typing import Mapping
 
 import numpy as np
 
-from fhvae.evaluate.classifiers import fit_classifier
+from fhvae.analysis.classifiers import fit_classifier
 from fhvae.evaluate.inputs import NO_LABEL, stats_embeddings
 from fhvae.features.mvn import MVN
 

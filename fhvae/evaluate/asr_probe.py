@@ -26,7 +26,7 @@ from typing import Mapping
 
 import numpy as np
 
-from fhvae.evaluate.classifiers import fit_classifier
+from fhvae.analysis.classifiers import fit_classifier
 from fhvae.evaluate.inputs import NO_LABEL, PHONE_CTM, EvalSet, iter_feats, read_ctm_frame_labels
 from fhvae.features.mvn import MVN, utterance_cmvn
 from fhvae.inference import encode, window_index

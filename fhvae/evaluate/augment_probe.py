@@ -26,10 +26,10 @@ from typing import Sequence
 import numpy as np
 from tqdm import tqdm
 
+from fhvae.analysis.classifiers import fit_classifier
+from fhvae.analysis.significance import percentile_interval
 from fhvae.evaluate.asr_probe import (CLEAN, CLOSE, MIN_PHONE_FRAMES, OTHER, labelled_rows,
                                       splice)
-from fhvae.evaluate.bootstrap import percentile_interval
-from fhvae.evaluate.classifiers import fit_classifier
 from fhvae.evaluate.inputs import PHONE_CTM, iter_feats, read_ctm_frame_labels
 from fhvae.errors import FhvaeError
 from fhvae.features.mvn import MVN, utterance_cmvn

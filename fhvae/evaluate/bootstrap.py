@@ -8,11 +8,9 @@ once for every pair of copies (c_a * c_b times), which is what the trial list of
 resampled speaker set would contain. All systems see the same resamples, so their
 differences are paired.
 
-A table that makes m comparisons at once needs a correction, or about one in twenty of them
-"excludes 0" by chance: `holm` adjusts the bootstrap p-values (Holm's step-down, which
-controls the family-wise error rate without assuming independence) and `correct` applies
-it to a family of comparisons, also giving each an interval at level 1 - alpha/m
-(Bonferroni), the simultaneous interval whose exclusion of 0 agrees with the Bonferroni test.
+A table that makes m comparisons at once needs a correction: `correct` applies Holm's
+step-down and Bonferroni-level intervals (fhvae/analysis/significance.py, shared with the
+WER tables) to a family of comparisons.
 """
 
 from __future__ import annotations
@@ -22,6 +20,7 @@ from typing import Sequence
 
 import numpy as np
 
+from fhvae.analysis.significance import family_corrections, paired_p_value, percentile_interval
 from fhvae.errors import FhvaeError
 from fhvae.evaluate.metrics import (eer_from_rates, min_dcf_from_rates, rates_from_sorted,
                                     threshold_order)
@@ -107,43 +106,21 @@ def trial_weights(drawn: np.ndarray, spk_a: np.ndarray, spk_b: np.ndarray,
     return np.where(is_target, drawn[spk_a], drawn[spk_a] * drawn[spk_b])
 
 
-def percentile_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float]:
-    tail = 100.0 * (1.0 - level) / 2.0
-    return float(np.percentile(values, tail)), float(np.percentile(values, 100.0 - tail))
-
-
 def compare(names: Sequence[str], full_eers: Sequence[float], resampled: np.ndarray,
             a: str, b: str) -> EerComparison:
-    """Paired comparison of systems `a` and `b` (names index the columns of `resampled`).
-
-    The p-value is the two-sided bootstrap test of a zero difference: twice the share of
-    resamples on the far side of 0 (ties split), with the +1 of a resampling test so that it
-    is never 0."""
+    """Paired comparison of systems `a` and `b` (names index the columns of `resampled`),
+    with the bootstrap p-value of a zero difference."""
     ia, ib = list(names).index(a), list(names).index(b)
     diff = resampled[:, ia] - resampled[:, ib]
-    far = min(np.sum(diff < 0), np.sum(diff > 0)) + 0.5 * np.sum(diff == 0)
-    p_value = min(1.0, 2.0 * (far + 1.0) / (diff.size + 1.0))
+    p_value = paired_p_value(diff)
     return EerComparison(a, b, float(full_eers[ia] - full_eers[ib]), percentile_interval(diff),
                          float(np.mean(diff < 0)), p_value, p_value)
-
-
-def holm(p_values: Sequence[float]) -> list[float]:
-    """Holm's step-down adjusted p-values (reject where adjusted < alpha), in input order."""
-    p = np.asarray(p_values, dtype=np.float64)
-    order = np.argsort(p, kind="mergesort")
-    m = p.size
-    adjusted = np.maximum.accumulate((m - np.arange(m)) * p[order]) if m else p
-    out = np.empty(m)
-    out[order] = np.minimum(adjusted, 1.0)
-    return out.tolist()
 
 
 def correct(comparisons: Sequence[EerComparison], resampled: Sequence[np.ndarray],
             alpha: float = 0.05) -> None:
     """Holm-adjust the p-values of a family of comparisons in place and give each an interval
     at level 1 - alpha/m; `resampled[k]` holds comparison k's resampled differences."""
-    for c, p in zip(comparisons, holm([c.p_value for c in comparisons])):
-        c.p_holm = p
-    level = 1.0 - alpha / max(len(comparisons), 1)
-    for c, diff in zip(comparisons, resampled):
-        c.corrected_interval = percentile_interval(diff, level)
+    p_holm, intervals = family_corrections([c.p_value for c in comparisons], resampled, alpha)
+    for c, p, interval in zip(comparisons, p_holm, intervals):
+        c.p_holm, c.corrected_interval = p, interval

@@ -16,7 +16,7 @@ from typing import Mapping
 
 import numpy as np
 
-from fhvae.evaluate.classifiers import probe_accuracy
+from fhvae.analysis.classifiers import probe_accuracy
 from fhvae.evaluate.inputs import NO_LABEL, EvalSet
 
 log = logging.getLogger(__name__)

@@ -18,10 +18,10 @@ import numpy as np
 from matplotlib.patches import Rectangle
 from matplotlib.figure import Figure
 
+from fhvae.analysis.classifiers import fit_classifier, pairwise_accuracy
+from fhvae.analysis.figures import save_figure
 from fhvae.errors import FhvaeError
-from fhvae.evaluate.classifiers import fit_classifier, pairwise_accuracy
 from fhvae.evaluate.inputs import NO_LABEL, EvalSet, iter_feats
-from fhvae.evaluate.plotting import save_figure
 from fhvae.evaluate.probes import split_utterances
 from fhvae.features.mvn import MVN
 from fhvae.inference import Segments, cut_segments, decode_means, encode, encode_z2

@@ -16,8 +16,8 @@ import numpy as np
 from matplotlib.figure import Figure
 from sklearn.manifold import TSNE
 
+from fhvae.analysis.figures import save_figure
 from fhvae.evaluate.inputs import NO_LABEL, EvalSet
-from fhvae.evaluate.plotting import save_figure
 from fhvae.evaluate.probes import frame_indices, frame_labels
 
 log = logging.getLogger(__name__)

@@ -19,9 +19,9 @@ from typing import Mapping, NamedTuple
 
 import numpy as np
 
+from fhvae.analysis.significance import percentile_interval
 from fhvae.errors import FhvaeError
-from fhvae.evaluate.bootstrap import (EerComparison, bootstrap_metrics, compare, correct,
-                                      percentile_interval)
+from fhvae.evaluate.bootstrap import EerComparison, bootstrap_metrics, compare, correct
 from fhvae.evaluate.inputs import NO_LABEL
 from fhvae.evaluate.metrics import compute_eer, compute_min_dcf
 from fhvae.evaluate.scoring import (Adaptation, Backend, CosineBackend, LdaPldaBackend,

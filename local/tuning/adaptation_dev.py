@@ -32,10 +32,9 @@ from threadpoolctl import threadpool_limits
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from fhvae.bin.cli import run_main  # noqa: E402
-from fhvae.checkpoint import load_model  # noqa: E402
 from fhvae.errors import FhvaeError  # noqa: E402
-from fhvae.evaluate.bootstrap import (bootstrap_eers, compare,  # noqa: E402
-                                      percentile_interval)
+from fhvae.analysis.significance import percentile_interval  # noqa: E402
+from fhvae.evaluate.bootstrap import bootstrap_eers, compare  # noqa: E402
 from fhvae.evaluate.inputs import fbank_stats, read_factors, read_vectors  # noqa: E402
 from fhvae.evaluate.metrics import compute_eer  # noqa: E402
 from fhvae.evaluate.pipeline import EvalConfig, load_train_svectors  # noqa: E402
@@ -45,6 +44,7 @@ from fhvae.evaluate.verification import (BACKENDS, BASELINE, CANDIDATE,  # noqa:
                                          Embeddings, load_trial_lists, score_embedding,
                                          utterance_conditions)
 from fhvae.io.atomic import write_text_atomic  # noqa: E402
+from fhvae.training.checkpoint import load_model  # noqa: E402
 
 MODES = ("unadapted", "mean", "mean+plda")
 EMBEDDINGS = (CANDIDATE, BASELINE)

@@ -1,5 +1,6 @@
 """The classifiers every evaluation fits on latents or features, in one place so that the
-probes, the re-combination score and the robust-ASR probe measure with the same tools."""
+probes, the re-combination score, the robust-ASR probe and the conversion judges measure with
+the same tools."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Figure helpers shared by the t-SNE and re-combination plots (no pyplot: no global state)."""
+"""Writing figures, shared by the t-SNE and re-combination plots and the listening page's
+spectrograms (no pyplot: no global state)."""
 
 from __future__ import annotations
 
