@@ -21,11 +21,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import add_device_args, amp_context, setup, synchronize, write_results  # noqa: E402
 
-from fhvae.checkpoint import save_checkpoint  # noqa: E402
 from fhvae.extract import ExtractOptions, extract_latents, run_job  # noqa: E402
 from fhvae.features.mvn import MVN  # noqa: E402
 from fhvae.io.tables import write_table  # noqa: E402
 from fhvae.model import FHVAE, ModelConfig  # noqa: E402
+from fhvae.training.checkpoint import save_checkpoint  # noqa: E402
 
 UTT_FRAMES = 500  # 5 s utterances
 

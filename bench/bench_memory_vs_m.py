@@ -30,7 +30,7 @@ import torch
 from common import (add_device_args, median, optimisation_step, setup, time_steps_ms,
                     write_results)
 from fhvae.model import FHVAE, ModelConfig
-from fhvae.train import make_adam
+from fhvae.training.runtime import make_adam
 
 DEFAULT_MS = "1000,10000,100000,1000000"
 

@@ -21,7 +21,7 @@ from common import (add_device_args, median, optimisation_step, setup, time_step
                     write_results)
 from fhvae.model import FHVAE, ModelConfig
 from fhvae.objective import discriminative_logits
-from fhvae.train import make_adam
+from fhvae.training.runtime import make_adam
 
 PAPER_MS = {10: 84, 100: 84, 1000: 86, 2000: 87, 5000: 103, 10000: 147, 20000: 230}
 

@@ -1,12 +1,12 @@
 #!/usr/bin/env python
 """End-to-end training throughput (segments/s) vs model-only steps on random tensors.
 
-End-to-end = the real training loop (fhvae.train.Trainer) on ark-backed features: sequence
-sampling, reading + MVN of each sequence batch (prefetched in a thread), the table reset,
-segment cutting by indexing, and the optimisation steps. Model-only = the same optimisation
+End-to-end = the real training loop (fhvae.training.loop.Trainer) on ark-backed features:
+sequence sampling, reading + MVN of each sequence batch (prefetched in a thread), the table
+reset, segment cutting by indexing, and the optimisation steps. Model-only = the same optimisation
 step on a fixed random batch. Algorithm 1 compute = those steps plus the table reset they
 need (one no-grad z2-encoder pass over the sequence batch's non-overlapping windows,
-fhvae.train.reset_windows), amortised over
+fhvae.training.loop.reset_windows), amortised over
 the sequence batch's steps. e2e / step is the share of the step rate that the whole loop
 keeps; e2e / Algorithm 1 is the data path's share (reading, MVN, cutting, bookkeeping):
 near 1 means the input pipeline never starves the model.
@@ -38,7 +38,9 @@ from fhvae.features.mvn import MVN, compute_mvn
 from fhvae.io.tables import write_table
 from fhvae.model import FHVAE, ModelConfig
 from fhvae.inference import sequence_mu2
-from fhvae.train import MU2_BATCH, TrainConfig, Trainer, make_adam, reset_windows
+from fhvae.training.config import TrainConfig
+from fhvae.training.loop import MU2_BATCH, Trainer, reset_windows
+from fhvae.training.runtime import make_adam
 
 
 def make_corpus(root: Path, utts: int, frames: int, feat_dim: int, seed: int) -> SegmentIndex:

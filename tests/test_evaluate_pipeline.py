@@ -11,7 +11,6 @@ from threadpoolctl import threadpool_limits
 
 from fhvae.bin.cli import run_main
 from fhvae.bin.evaluate import main
-from fhvae.checkpoint import load_model, save_checkpoint
 from fhvae.errors import FhvaeError
 from fhvae.evaluate.inputs import load_eval_set, read_ctm_frame_labels
 from fhvae.evaluate.probes import PHONE_FACTOR, run_probes, split_utterances
@@ -22,6 +21,7 @@ from fhvae.io.datadir import write_kv
 from fhvae.io.tables import read_scp as read_table_scp
 from fhvae.io.tables import write_table
 from fhvae.model import FHVAE, ModelConfig
+from fhvae.training.checkpoint import load_model, save_checkpoint
 
 CLASSES = ("silence", "sonorant", "obstruent")
 ZDIM = 4

@@ -14,12 +14,12 @@ import pytest
 import torch
 
 from fhvae.bin.extract import main as extract_main
-from fhvae.checkpoint import load_model, save_checkpoint
 from fhvae.errors import FhvaeError
 from fhvae.extract import merge_jobs, run_job, split_contiguous
 from fhvae.inference import ExtractOptions, extract_latents
 from fhvae.io.tables import read_scp, write_table
 from fhvae.model import FHVAE, ModelConfig
+from fhvae.training.checkpoint import load_model, save_checkpoint
 from helpers import run
 
 ROOT = Path(__file__).resolve().parents[1]

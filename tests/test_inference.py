@@ -6,12 +6,12 @@ import pytest
 import torch
 from torch.distributions import Normal
 
-from fhvae.checkpoint import save_checkpoint
 from fhvae.errors import FhvaeError
 from fhvae.features.mvn import MVN
 from fhvae.inference import (IndexedWindows, cut_segments, decode_log_likelihood, decode_means,
                              encode, encode_z1, encode_z2, load, sequence_mu2, window_index)
 from fhvae.model import FHVAE, ModelConfig
+from fhvae.training.checkpoint import save_checkpoint
 
 SEG = 5
 DIM = 6

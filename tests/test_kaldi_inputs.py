@@ -16,7 +16,6 @@ import torch
 os.environ.setdefault("KALDI_ROOT", "/nonexistent")  # kaldi_io only warns about it
 import kaldi_io  # noqa: E402
 
-from fhvae.checkpoint import save_checkpoint  # noqa: E402
 from fhvae.data.index import SegmentIndex  # noqa: E402
 from fhvae.data.loader import SequenceBatchLoader  # noqa: E402
 from fhvae.extract import run_job  # noqa: E402
@@ -24,6 +23,7 @@ from fhvae.features.mvn import MVN  # noqa: E402
 from fhvae.inference import ExtractOptions  # noqa: E402
 from fhvae.io.tables import read_scp  # noqa: E402
 from fhvae.model import FHVAE, ModelConfig  # noqa: E402
+from fhvae.training.checkpoint import save_checkpoint  # noqa: E402
 
 DIM = 80
 LENGTHS = {"u1": 31, "u2": 45, "u3": 22, "u4": 40, "u5": 27, "u6": 25}

@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fhvae.checkpoint import load_model
 from fhvae.data.index import SegmentIndex
 from fhvae.evaluate.metrics import compute_eer
 from fhvae.evaluate.scoring import cosine
@@ -20,7 +19,9 @@ from fhvae.features.mvn import compute_mvn
 from fhvae.inference import extract_latents
 from fhvae.io.tables import write_table
 from fhvae.model import ModelConfig
-from fhvae.train import TrainConfig, train
+from fhvae.training.checkpoint import load_model
+from fhvae.training.config import TrainConfig
+from fhvae.training.loop import train
 
 FEAT_DIM, NUM_PHONES = 24, 8
 

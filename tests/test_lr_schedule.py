@@ -1,13 +1,14 @@
-"""The learning-rate schedule (fhvae.lr_schedule): warm-up ramp, cosine and linear decay to
-the floor, by steps or by a time budget, the constant default, and its config errors."""
+"""The learning-rate schedule (fhvae.training.lr_schedule): warm-up ramp, cosine and linear
+decay to the floor, by steps or by a time budget, the constant default, and its config
+errors."""
 
 import math
 
 import pytest
 
 from fhvae.errors import FhvaeError
-from fhvae.lr_schedule import decay_progress, lr_at
-from fhvae.train_config import TrainConfig
+from fhvae.training.config import TrainConfig
+from fhvae.training.lr_schedule import decay_progress, lr_at
 
 PEAK = 2e-3
 

@@ -701,7 +701,7 @@ def test_setup_env_installs_the_venv_package_a_debian_python3_lacks(tmp_path, ui
 @pytest.mark.parametrize("corpus, k", [("timit", 2000), ("aurora4", 2000), ("ami", 5000),
                                        ("librispeech", 5000)])
 def test_recipe_config_is_paper_defaults_with_k(corpus, k):
-    from fhvae.train import TrainConfig
+    from fhvae.training.config import TrainConfig
 
     cfg = TrainConfig.load(ROOT / "egs" / corpus / "conf" / "fhvae.yaml").to_dict()
     paper = TrainConfig.load(ROOT / "conf" / "fhvae.yaml").to_dict()

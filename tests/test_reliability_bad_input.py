@@ -25,9 +25,9 @@ import fhvae.io.tables
 from fhvae.bin import extract as extract_bin
 from fhvae.bin import make_index as index_bin
 from fhvae.bin import train as train_bin
-from fhvae.checkpoint import load_checkpoint, save_checkpoint
 from fhvae.data.index import SegmentIndex
 from fhvae.features.mvn import MVN, compute_mvn
+from fhvae.training.checkpoint import load_checkpoint, save_checkpoint
 from helpers import run, skip_unless_ci
 from test_reliability_data import (assert_clean_error, listing, random_feats, run_cli,
                                    run_in_process, save_tiny_model, write_feats,

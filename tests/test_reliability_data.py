@@ -17,8 +17,8 @@ import torch
 import yaml
 
 from fhvae.bin.cli import run_main
-from fhvae.checkpoint import save_checkpoint
 from fhvae.model import FHVAE, ModelConfig
+from fhvae.training.checkpoint import save_checkpoint
 import helpers
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -27,12 +27,13 @@ import numpy as np
 import pytest
 import torch
 
-from fhvae.checkpoint import load_checkpoint
 from fhvae.data.index import SegmentIndex
 from fhvae.features.mvn import MVN, compute_mvn
 from fhvae.io.datadir import read_kv
 from fhvae.io.tables import read_scp
-from fhvae.train import TrainConfig, train
+from fhvae.training.checkpoint import load_checkpoint
+from fhvae.training.config import TrainConfig
+from fhvae.training.loop import train
 from helpers import clean_env, run, spawn, wait_for
 from test_reliability_data import (ROOT, random_feats, save_tiny_model, write_feats,
                                    write_train_config)

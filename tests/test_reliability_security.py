@@ -105,8 +105,8 @@ def test_checkpoint_with_code_is_refused(tmp_path):
     """A pickle that would run code on load is rejected by the weights-only loader."""
     import pickle  # noqa: PLC0415 - only to build the hostile file this test feeds in
 
-    from fhvae.checkpoint import load_checkpoint
     from fhvae.errors import FhvaeError
+    from fhvae.training.checkpoint import load_checkpoint
 
     marker = tmp_path / "pwned"
 

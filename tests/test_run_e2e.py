@@ -329,10 +329,11 @@ def test_run_sh_stage_3_resumes_with_a_larger_budget(recipe, tmp_path):
     """`./run.sh --stage 3` with a larger max_steps continues the finished training from
     ckpt/last.pt (in a copy of exp/fhvae) and ends bit for bit where an uninterrupted run
     of the larger budget ends."""
-    from fhvae.checkpoint import load_checkpoint
     from fhvae.data.index import SegmentIndex
     from fhvae.features.mvn import MVN
-    from fhvae.train import TrainConfig, train
+    from fhvae.training.checkpoint import load_checkpoint
+    from fhvae.training.config import TrainConfig
+    from fhvae.training.loop import train
     root, _ = recipe
     tiny = yaml.safe_load(TINY.read_text())
     budget = tiny["max_steps"] + tiny["dev_every"]

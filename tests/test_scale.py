@@ -9,7 +9,7 @@ from fhvae.bin.make_index import mvn_utterances
 from fhvae.data.index import SegmentIndex
 from fhvae.features.mvn import MVN
 from fhvae.io.tables import write_table
-from fhvae.train import make_adam
+from fhvae.training.runtime import make_adam
 
 
 def test_mvn_utterances_spread_evenly():

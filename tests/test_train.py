@@ -11,12 +11,13 @@ import pytest
 import torch
 import yaml
 
-import fhvae.train as train_mod
+import fhvae.training.loop as train_mod
 from fhvae.bin.train import main as train_main
-from fhvae.checkpoint import RunState, load_checkpoint, load_model
 from fhvae.errors import FhvaeError
 from fhvae.model import ModelConfig
-from fhvae.train import TrainConfig, Trainer, train
+from fhvae.training.checkpoint import RunState, load_checkpoint, load_model
+from fhvae.training.config import TrainConfig
+from fhvae.training.loop import Trainer, train
 from test_train_data import index_mvn, make_index
 
 TINY = dict(hidden=16, num_layers=1, z1_dim=4, z2_dim=4)
@@ -262,7 +263,7 @@ def test_train_log_is_one_line_per_logged_step_without_carriage_returns(small, t
     text = log.read_bytes().decode()        # read_text() would turn a "\r" into "\n"
     assert done.returncode == 0, text[-3000:]
     assert "\r" not in text
-    lines = [ln for ln in text.splitlines() if " fhvae.train INFO step " in ln]
+    lines = [ln for ln in text.splitlines() if " fhvae.training.progress INFO step " in ln]
     assert [re.search(r"step (\d+)/6: ", ln).group(1) for ln in lines] == ["2", "4", "6"], text
     assert all(re.search(r": [\d.]+ steps/s, loss -?[\d.]+, lb -?[\d.]+, acc [\d.]+, "
                          r"lr 0\.001(,|$)", ln) for ln in lines), lines
@@ -371,7 +372,7 @@ def test_resume_refuses_other_sampler_settings(small, tmp_path, key, value, was)
 
 
 def test_resume_refuses_another_world_size_and_flat_mode_refuses_ranks(small, tmp_path):
-    from fhvae.checkpoint import save_checkpoint
+    from fhvae.training.checkpoint import save_checkpoint
     train_index, _, mvn = small
     train(tiny_config(max_steps=4), train_index, None, mvn, tmp_path)
     last = tmp_path / "ckpt" / "last.pt"
@@ -411,7 +412,8 @@ logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelnam
 from fhvae.data.index import SegmentIndex
 from fhvae.features.mvn import MVN
 from fhvae.model import ModelConfig
-from fhvae.train import TrainConfig, train
+from fhvae.training.config import TrainConfig
+from fhvae.training.loop import train
 root = sys.argv[1]
 rows = {}
 for amp in ("none", "bf16"):
@@ -520,7 +522,7 @@ def test_resume_with_a_cosine_schedule_and_warmup_reproduces_the_uninterrupted_r
     """Crashed at step 7, resumed from last.pt of step 4: bit-identical parameters and
     metric rows (the lr column included). Adam's saved param_groups hold step 4's lr,
     not step 5's: a resume that kept them would train step 5 at the wrong lr."""
-    from fhvae.lr_schedule import decay_progress, lr_at
+    from fhvae.training.lr_schedule import decay_progress, lr_at
     train_index, _, mvn = small
     cfg = tiny_yaml_config(lr_schedule="cosine", warmup_steps=3, lr_floor=0.1, max_steps=11,
                            ckpt_every=4, log_every=1, dev_every=1000)
@@ -567,8 +569,8 @@ def test_a_time_budget_drives_the_decay_read_at_each_budget_check(small, tmp_pat
 def test_metrics_written_before_the_lr_column_still_plot_and_resume(small, tmp_path):
     """A train_metrics.tsv without `lr` (older runs): loss.png is drawn from it, and a
     resume moves its rows under the new header with an empty lr cell."""
-    from fhvae.checkpoint import save_checkpoint
-    from fhvae.train_metrics import TSV_COLUMNS, plot_metrics
+    from fhvae.training.checkpoint import save_checkpoint
+    from fhvae.training.metrics import TSV_COLUMNS, plot_metrics
     train_index, _, mvn = small
     exp = tmp_path / "exp"
     train(tiny_config(max_steps=4), train_index, None, mvn, exp)

@@ -17,7 +17,7 @@ import pytest
 import torch
 import yaml
 
-from fhvae.checkpoint import load_checkpoint
+from fhvae.training.checkpoint import load_checkpoint
 from helpers import clean_env, python, run
 from test_train_data import index_mvn, make_index
 
@@ -35,7 +35,8 @@ WORKER = textwrap.dedent("""
     from fhvae.data.index import SegmentIndex
     from fhvae.features.mvn import MVN
     from fhvae.model import ModelConfig
-    from fhvae.train import TrainConfig, Trainer
+    from fhvae.training.config import TrainConfig
+    from fhvae.training.loop import Trainer
     root, exp, max_steps = sys.argv[1], sys.argv[2], int(sys.argv[3])
     cfg = TrainConfig(model=ModelConfig(**MODEL), max_steps=max_steps, **SETTINGS)
     trainer = Trainer(cfg, SegmentIndex.load(f"{root}/train.npz"),
@@ -129,11 +130,12 @@ AGREE_WORKER = textwrap.dedent("""
     import json, logging, os, sys, time, torch
     torch.set_num_threads(1)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    import fhvae.train as train_mod
+    import fhvae.training.loop as train_mod
     from fhvae.data.index import SegmentIndex
     from fhvae.features.mvn import MVN
     from fhvae.model import ModelConfig
-    from fhvae.train import TrainConfig, Trainer
+    from fhvae.training.config import TrainConfig
+    from fhvae.training.loop import Trainer
     root, out = sys.argv[1], sys.argv[2]
     rank = int(os.environ["RANK"])
     load = lambda: (SegmentIndex.load(f"{root}/train.npz"), SegmentIndex.load(f"{root}/dev.npz"),

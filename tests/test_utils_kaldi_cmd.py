@@ -11,9 +11,9 @@ import pytest
 import soundfile
 import torch
 
-from fhvae.checkpoint import save_checkpoint
 from fhvae.io.tables import write_table
 from fhvae.model import FHVAE, ModelConfig
+from fhvae.training.checkpoint import save_checkpoint
 import helpers
 from helpers import clean_env, python_bin
 

@@ -14,13 +14,13 @@ import torch
 
 from fhvae.bin.compute_vad import main as compute_vad_main
 from fhvae.bin.extract import main as extract_main
-from fhvae.checkpoint import load_model
 from fhvae.errors import FhvaeError
 from fhvae.extract import run_job
 from fhvae.inference import ExtractOptions, VoicedFrames, extract_latents
 from fhvae.features.vad import (VadOptions, compute_vad, compute_vad_job, frame_log_energy,
                                 read_vad_config)
 from fhvae.io.tables import read_scp, write_table
+from fhvae.training.checkpoint import load_model
 from test_extract import LENGTHS, make_data, read_table, save_model
 from helpers import run
 

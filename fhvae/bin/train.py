@@ -19,7 +19,8 @@ from fhvae.bin.cli import run_main
 from fhvae.data.index import SegmentIndex
 from fhvae.errors import FhvaeError
 from fhvae.features.mvn import MVN
-from fhvae.train import TrainConfig, train
+from fhvae.training.config import TrainConfig
+from fhvae.training.loop import train
 
 logger = logging.getLogger("fhvae.bin.train")
 

@@ -18,13 +18,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from fhvae.checkpoint import load_model
 from fhvae.device import resolve_device
 from fhvae.errors import FhvaeError
 from fhvae.features.mvn import MVN
 from fhvae.inference.windows import WindowSource
 from fhvae.model import FHVAE
 from fhvae.objective import log_normal, map_mu2
+from fhvae.training.checkpoint import load_model
 
 BATCH = 1024        # windows per call unless the caller says otherwise (evaluation)
 

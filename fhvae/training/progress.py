@@ -17,7 +17,7 @@ from typing import Mapping
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-logger = logging.getLogger("fhvae.train")
+logger = logging.getLogger(__name__)
 
 
 class Progress(contextlib.ExitStack):

@@ -21,9 +21,7 @@ sequences with its own table; the table is kept out of DistributedDataParallel s
 network gradients are averaged, and rank 0 gathers the per-rank table/RNG states into its
 checkpoints.
 
-Around the loop: train_config.py (the settings), lr_schedule.py (the lr of each step),
-train_runtime.py (rank, device, autocast, Adam), checkpoint.py (RunState, RNG states, the
-resume check), train_metrics.py (train_metrics.tsv, loss.png), progress.py (the log lines),
+Around the loop: the other modules of fhvae/training (see its __init__) and
 inference.sequence_mu2 (the table reset's MAP estimate).
 """
 
@@ -39,8 +37,6 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
-from fhvae.checkpoint import (RunState, check_resumable, load_checkpoint, rng_state,
-                              save_checkpoint, set_rng_state, to_cpu)
 from fhvae.data.index import SegmentIndex
 from fhvae.data.loader import SegmentBuffer, SequenceBatchLoader
 from fhvae.data.sampler import (FlatSampler, HierarchicalSampler, SeqBatch, eval_seq_batches,
@@ -48,13 +44,15 @@ from fhvae.data.sampler import (FlatSampler, HierarchicalSampler, SeqBatch, eval
 from fhvae.errors import FhvaeError
 from fhvae.features.mvn import MVN
 from fhvae.inference import sequence_mu2
-from fhvae.lr_schedule import decay_progress, lr_at
 from fhvae.model import FHVAE
 from fhvae.objective import fhvae_loss, segment_lower_bound
-from fhvae.progress import Progress
-from fhvae.train_config import TrainConfig, resolve_config
-from fhvae.train_metrics import append_metrics, plot_metrics, start_metrics, truncate_metrics
-from fhvae.train_runtime import autocast, init_distributed, make_adam, runnable_amp
+from fhvae.training.checkpoint import (RunState, check_resumable, load_checkpoint, rng_state,
+                                       save_checkpoint, set_rng_state, to_cpu)
+from fhvae.training.config import TrainConfig, resolve_config
+from fhvae.training.lr_schedule import decay_progress, lr_at
+from fhvae.training.metrics import append_metrics, plot_metrics, start_metrics, truncate_metrics
+from fhvae.training.progress import Progress
+from fhvae.training.runtime import autocast, init_distributed, make_adam, runnable_amp
 
 logger = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ import yaml
 from fhvae.data.index import SegmentIndex
 from fhvae.errors import FhvaeError
 from fhvae.io.atomic import write_text_atomic
-from fhvae.lr_schedule import check_schedule
+from fhvae.training.lr_schedule import check_schedule
 from fhvae.model import ModelConfig
 
 
@@ -30,9 +30,9 @@ class TrainConfig:
                                        # grid by a random 0..seg_shift-1 frames (as the
                                        # reference draws window starts), not a fixed grid
     reset_shift: int = 0               # windows the table reset averages; 0 = seg_len
-                                       # (see train.reset_windows)
+                                       # (see loop.reset_windows)
     alpha: float = 10.0
-    lr: float = 1e-3                   # the peak lr when a schedule is set (fhvae.lr_schedule)
+    lr: float = 1e-3                   # the peak lr when a schedule is set (lr_schedule.py)
     lr_schedule: str = "constant"      # constant | cosine | linear: decay after the warm-up
                                        # to lr_floor x lr at max_steps (or max_minutes)
     warmup_steps: int = 0              # lr rises linearly from lr/warmup_steps to lr
