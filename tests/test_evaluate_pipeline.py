@@ -13,6 +13,7 @@ from fhvae.bin.cli import run_main
 from fhvae.bin.evaluate import main
 from fhvae.errors import FhvaeError
 from fhvae.evaluate.inputs import load_eval_set, read_ctm_frame_labels
+from fhvae.evaluate.pipeline import baseline_mvn
 from fhvae.evaluate.probes import PHONE_FACTOR, run_probes, split_utterances
 from fhvae.evaluate.recombine import choose_utterances, make_recombine_figure, recombine
 from fhvae.evaluate.tsne import make_tsne_figures, sample_points
@@ -105,6 +106,16 @@ def test_ctm_frame_labels_use_frame_centres(tmp_path):
     ctm.write_text("u 1 0.00 zero sil silence\n")
     with pytest.raises(FhvaeError, match="phone_ali.ctm:1: expected"):
         read_ctm_frame_labels(ctm, {"u": 3})
+
+
+def test_baselines_normalise_with_their_own_training_fbank_when_the_model_reads_copies(setup):
+    _, train, _, model_path = setup
+    _, model_mvn, _ = load_model(model_path)
+    assert baseline_mvn(model_mvn, None) is model_mvn
+    own = baseline_mvn(model_mvn, train[0])          # --train-fbank-data: train's feats.scp
+    want = compute_mvn(train[2].values())
+    np.testing.assert_allclose(own.mean, want.mean, atol=1e-5)
+    np.testing.assert_allclose(own.std, want.std, atol=1e-5)
 
 
 def test_load_eval_set_checks_frames_and_keys(setup, tmp_path):

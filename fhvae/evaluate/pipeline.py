@@ -72,8 +72,11 @@ class EvalConfig:
     fbank_data: Path | None = None
     adapt_fbank_data: Path | None = None
 
-    def check_ivectors(self) -> None:
-        """i-vectors come for every set the evaluation reads, or for none."""
+    def check(self) -> None:
+        """Before any work: every back-end name is known, and i-vectors come for every set the
+        evaluation reads, or for none."""
+        for name in self.backends:
+            make_backend(name, self.lda_dim)
         given = [self.train_ivectors is not None, self.ivectors is not None]
         if self.adaptation is not None:
             given.append(self.adapt_ivectors is not None)
@@ -86,13 +89,14 @@ class EvalConfig:
     def with_ivectors(self) -> bool:
         return self.ivectors is not None
 
-    def baseline_mvn(self, model_mvn: MVN) -> MVN:
-        """The baselines' normalisation: the model's, unless the model reads normalised
-        copies; then the statistics of the training set's own FBank (as the model's MVN
-        would be without --input-norm), so the baselines do not depend on the option."""
-        if self.train_fbank_data is None:
-            return model_mvn
-        return compute_mvn(f for _, f in iter_feats(self.train_fbank_data, None, model_mvn.dim))
+
+def baseline_mvn(model_mvn: MVN, train_fbank_data: Path | None) -> MVN:
+    """The baselines' normalisation: the model's, unless the model reads normalised copies
+    (`train_fbank_data`: the training set's own FBank); then that FBank's statistics (as the
+    model's MVN would be without --input-norm), so the baselines do not depend on the option."""
+    if train_fbank_data is None:
+        return model_mvn
+    return compute_mvn(f for _, f in iter_feats(train_fbank_data, None, model_mvn.dim))
 
 
 def read_embedding(scp: Path, utts: list[str], utt2spk_path: Path | None = None
@@ -108,45 +112,54 @@ def read_embedding(scp: Path, utts: list[str], utt2spk_path: Path | None = None
     return {u: vectors[u] for u in utts}
 
 
-def load_train_svectors(cfg: EvalConfig) -> tuple[dict[str, np.ndarray], dict[str, str]]:
-    utt2spk = read_dict(cfg.train_data / "utt2spk")
-    scp = cfg.train_latents / "svector.scp"
+def load_train_svectors(train_data: Path, train_latents: Path
+                        ) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    utt2spk = read_dict(train_data / "utt2spk")
+    scp = train_latents / "svector.scp"
     svectors = read_vectors(scp)
-    check_known(scp, svectors, utt2spk, cfg.train_data / "utt2spk")
+    check_known(scp, svectors, utt2spk, train_data / "utt2spk")
     return svectors, {u: utt2spk[u] for u in svectors}
 
 
-def load_adapt_embeddings(cfg: EvalConfig, mvn: MVN) -> dict[str, dict[str, np.ndarray]]:
-    """s-vectors, FBank statistics and (when used) i-vectors of the adaptation set, by
-    embedding name (no labels read)."""
-    scp = cfg.adapt_latents / "svector.scp"
+def load_adapt_embeddings(latents: Path, fbank_data: Path, mvn: MVN, ivectors: Path | None
+                          ) -> dict[str, dict[str, np.ndarray]]:
+    """s-vectors, FBank statistics and (with an i-vector dir) i-vectors of the adaptation
+    set, by embedding name (no labels read)."""
+    scp = latents / "svector.scp"
     svectors = read_vectors(scp)
     if not svectors:
         raise FhvaeError(f"{scp}: the adaptation set is empty")
     utts = sorted(svectors)
-    means, meanstds = fbank_stats(cfg.adapt_fbank_data or cfg.adapt_data, mvn, utts)
+    means, meanstds = fbank_stats(fbank_data, mvn, utts)
     adapt = {CANDIDATE: svectors, MEANSTD: meanstds, BASELINE: means}
-    if cfg.with_ivectors:
-        adapt[IVECTOR] = read_embedding(cfg.adapt_ivectors / "ivector.scp", utts)
+    if ivectors is not None:
+        adapt[IVECTOR] = read_embedding(ivectors / "ivector.scp", utts)
     return adapt
 
 
-def build_embeddings(cfg: EvalConfig, evalset: EvalSet, feats: Mapping[str, np.ndarray],
+def ivector_embeddings(train_ivectors: Path, ivectors: Path, utt2spk_path: Path,
+                       train_utts: list[str], utts: list[str],
+                       adapt: Mapping[str, np.ndarray] | None) -> Embeddings:
+    """The i-vector baseline (dirs with ivector.scp) of the s-vectors' training utterances
+    and of the evaluated set, whose keys must be utterances of `utt2spk_path`."""
+    return Embeddings(read_embedding(train_ivectors / "ivector.scp", train_utts),
+                      read_embedding(ivectors / "ivector.scp", utts, utt2spk_path), adapt)
+
+
+def build_embeddings(evalset: EvalSet, feats: Mapping[str, np.ndarray],
                      train_sv: Mapping[str, np.ndarray], mvn: MVN,
-                     adapt: Mapping[str, Mapping[str, np.ndarray]]) -> dict[str, Embeddings]:
+                     adapt: Mapping[str, Mapping[str, np.ndarray]], train_fbank_data: Path,
+                     fbank_data: Path | None, ivectors: Embeddings | None
+                     ) -> dict[str, Embeddings]:
     """The candidate and every baseline on the same utterances (the s-vectors' training
-    utterances, the evaluated set), strongest baseline first."""
-    train_utts = sorted(train_sv)
-    train_means, train_meanstds = fbank_stats(cfg.train_fbank_data or cfg.train_data, mvn,
-                                              train_utts)
-    test_means, test_meanstds = (stats_embeddings(feats.items(), mvn) if cfg.fbank_data is None
-                                 else fbank_stats(cfg.fbank_data, mvn, evalset.utts))
+    utterances, the evaluated set), strongest baseline first. The FBank baselines come from
+    `train_fbank_data` and `fbank_data` (None: `feats`, the evaluated set's raw FBank)."""
+    train_means, train_meanstds = fbank_stats(train_fbank_data, mvn, sorted(train_sv))
+    test_means, test_meanstds = (stats_embeddings(feats.items(), mvn) if fbank_data is None
+                                 else fbank_stats(fbank_data, mvn, evalset.utts))
     embeddings = {CANDIDATE: Embeddings(train_sv, evalset.svector, adapt.get(CANDIDATE))}
-    if cfg.with_ivectors:
-        embeddings[IVECTOR] = Embeddings(
-            read_embedding(cfg.train_ivectors / "ivector.scp", train_utts),
-            read_embedding(cfg.ivectors / "ivector.scp", evalset.utts, cfg.data / "utt2spk"),
-            adapt.get(IVECTOR))
+    if ivectors is not None:
+        embeddings[IVECTOR] = ivectors
     embeddings[MEANSTD] = Embeddings(train_meanstds, test_meanstds, adapt.get(MEANSTD))
     embeddings[BASELINE] = Embeddings(train_means, test_means, adapt.get(BASELINE))
     return embeddings
@@ -159,46 +172,75 @@ def _timed(what: str, func: Callable[..., Any], *args: Any) -> Any:
     return result
 
 
-def score_latents(cfg: EvalConfig, evalset: EvalSet, feats: Mapping[str, np.ndarray],
-                  model: FHVAE, mvn: MVN, notes: list[str]
-                  ) -> tuple[SwapResult | None, RecombineScore | None, AsrProbeResult | None]:
-    """Swap test, re-combination score and robust-ASR probe on the evaluated set's raw
-    FBank `feats`, each timed in the log; why the probe was skipped goes to `notes`."""
-    swap = (_timed("swap test", run_swap_test, model, mvn, feats, cfg.seed, cfg.swap_segments)
-            if cfg.swap_segments else None)
+def score_latents(evalset: EvalSet, feats: Mapping[str, np.ndarray], model: FHVAE, mvn: MVN,
+                  seed: int, swap_segments: int, recombine_pairs: int, notes: list[str]
+                  ) -> tuple[SwapResult | None, RecombineScore | None]:
+    """Swap test and re-combination score on the evaluated set's raw FBank `feats` (0
+    segments or pairs: not run), each timed in the log; a skipped score is noted in `notes`."""
+    swap = (_timed("swap test", run_swap_test, model, mvn, feats, seed, swap_segments)
+            if swap_segments else None)
     recombination = (_timed("re-combination score", score_recombination, evalset, feats, model,
-                            mvn, cfg.seed, cfg.recombine_pairs) if cfg.recombine_pairs else None)
-    if cfg.recombine_pairs and recombination is None:
+                            mvn, seed, recombine_pairs) if recombine_pairs else None)
+    if recombine_pairs and recombination is None:
         notes.append("Re-combination score skipped: it needs two speakers with two or more "
                      "utterances of at least one segment.")
-    reason = skip_reason(cfg.train_data, cfg.data) if cfg.asr_train_utts else None
+    return swap, recombination
+
+
+def probe_robust_asr(evalset: EvalSet, feats: Mapping[str, np.ndarray], model: FHVAE,
+                     mvn: MVN, train_data: Path, data: Path, seed: int, train_utts: int,
+                     notes: list[str]) -> AsrProbeResult | None:
+    """The robust-ASR probe on `feats` (0 training utterances: not run), timed in the log;
+    why it was skipped goes to `notes`."""
+    if not train_utts:
+        return None
+    reason = skip_reason(train_data, data)
     if reason:
         notes.append(reason)
-    asr = (_timed("robust-ASR probe", run_asr_probe, evalset, feats, model, mvn, cfg.train_data,
-                  cfg.data, cfg.seed, cfg.asr_train_utts)
-           if cfg.asr_train_utts and not reason else None)
-    if cfg.asr_train_utts and not reason and asr is None:
+        return None
+    asr = _timed("robust-ASR probe", run_asr_probe, evalset, feats, model, mvn, train_data,
+                 data, seed, train_utts)
+    if asr is None:
         notes.append("Robust-ASR probe skipped: the clean close-talk training frames hold "
                      "fewer than two phones with enough frames.")
-    return swap, recombination, asr
+    return asr
+
+
+def input_notes(evalset: EvalSet, data: Path, matched_trials_skipped: bool) -> list[str]:
+    """What the evaluated set lacks, and so what results.md leaves out."""
+    notes = []
+    if matched_trials_skipped:
+        notes.append("No two utterances of one speaker share a noise and channel: "
+                     "condition-matched trials skipped.")
+    if evalset.phone_class is None:
+        notes.append(f"No `{PHONE_CTM}` in `{data}`: phone-class probe and plots skipped.")
+    missing = [f for f in ("noise", "channel", "gender") if f not in evalset.factors]
+    if missing:
+        notes.append(f"No utt2{'/utt2'.join(missing)} in `{data}`: those factors not probed.")
+    return notes
 
 
 def run_evaluation(cfg: EvalConfig) -> EvalSummary:
     """Run everything and write trials, scores_*, eer.txt, figures and results.md to out_dir."""
-    for name in cfg.backends:
-        make_backend(name, cfg.lda_dim)           # reject a bad name before any work
-    cfg.check_ivectors()
+    cfg.check()
     model, mvn, payload = load(cfg.model, "cpu")
-    fbank_mvn = cfg.baseline_mvn(mvn)
-    adapt = load_adapt_embeddings(cfg, fbank_mvn) if cfg.adaptation else {}  # fails before writing
+    fbank_mvn = baseline_mvn(mvn, cfg.train_fbank_data)
+    adapt = (load_adapt_embeddings(cfg.adapt_latents, cfg.adapt_fbank_data or cfg.adapt_data,
+                                   fbank_mvn, cfg.adapt_ivectors)     # fails before writing
+             if cfg.adaptation else {})
     cfg.out_dir.mkdir(parents=True, exist_ok=True)
     evalset = load_eval_set(cfg.data, cfg.latents)
     utt2cond = utterance_conditions(evalset.factors)
     trial_lists = load_trial_lists(cfg.out_dir, evalset.utt2spk, utt2cond, cfg.trials, cfg.seed,
                                    cfg.max_targets_per_utt, cfg.max_matched_nontarget)
-    train_sv, train_spk = load_train_svectors(cfg)
+    train_sv, train_spk = load_train_svectors(cfg.train_data, cfg.train_latents)
     feats = dict(iter_feats(cfg.data, evalset.utts, mvn.dim))    # raw FBank, read once for all
-    embeddings = build_embeddings(cfg, evalset, feats, train_sv, fbank_mvn, adapt)
+    ivectors = (ivector_embeddings(cfg.train_ivectors, cfg.ivectors, cfg.data / "utt2spk",
+                                   sorted(train_sv), evalset.utts, adapt.get(IVECTOR))
+                if cfg.with_ivectors else None)
+    embeddings = build_embeddings(evalset, feats, train_sv, fbank_mvn, adapt,
+                                  cfg.train_fbank_data or cfg.train_data, cfg.fbank_data,
+                                  ivectors)
     verification = run_verification(embeddings, train_spk, evalset.utt2spk, trial_lists,
                                     cfg.backends, cfg.lda_dim, cfg.p_target, cfg.bootstrap,
                                     cfg.seed, cfg.out_dir, cfg.adaptation)
@@ -206,21 +248,16 @@ def run_evaluation(cfg: EvalConfig) -> EvalSummary:
                       eer_lines([r for v in verification for r in v.systems]))
 
     probes = run_probes(evalset, cfg.seed, cfg.probe_stride)
-    notes = []
-    if utt2cond is not None and len(trial_lists) == 1:
-        notes.append("No two utterances of one speaker share a noise and channel: "
-                     "condition-matched trials skipped.")
-    if evalset.phone_class is None:
-        notes.append(f"No `{PHONE_CTM}` in `{cfg.data}`: phone-class probe and plots skipped.")
-    missing = [f for f in ("noise", "channel", "gender") if f not in evalset.factors]
-    if missing:
-        notes.append(f"No utt2{'/utt2'.join(missing)} in `{cfg.data}`: those factors not probed.")
+    notes = input_notes(evalset, cfg.data, utt2cond is not None and len(trial_lists) == 1)
     tsne_paths = make_tsne_figures(evalset, cfg.out_dir, cfg.seed, cfg.tsne_speakers,
                                    cfg.tsne_points)
     recombine_path = make_recombine_figure(evalset, cfg.data, model, mvn,
                                            cfg.out_dir / "recombine.png", cfg.seed,
                                            cfg.num_a, cfg.num_b)
-    swap, recombination, asr = score_latents(cfg, evalset, feats, model, mvn, notes)
+    swap, recombination = score_latents(evalset, feats, model, mvn, cfg.seed,
+                                        cfg.swap_segments, cfg.recombine_pairs, notes)
+    asr = probe_robust_asr(evalset, feats, model, mvn, cfg.train_data, cfg.data, cfg.seed,
+                           cfg.asr_train_utts, notes)
     summary = EvalSummary(
         data_dir=str(cfg.data), train_dir=str(cfg.train_data),
         model=f"{cfg.model} (step {payload.get('step', '?')})", seed=cfg.seed,

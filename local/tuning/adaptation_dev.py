@@ -37,7 +37,7 @@ from fhvae.analysis.significance import percentile_interval  # noqa: E402
 from fhvae.evaluate.bootstrap import bootstrap_eers, compare  # noqa: E402
 from fhvae.evaluate.inputs import fbank_stats, read_factors, read_vectors  # noqa: E402
 from fhvae.evaluate.metrics import compute_eer  # noqa: E402
-from fhvae.evaluate.pipeline import EvalConfig, load_train_svectors  # noqa: E402
+from fhvae.evaluate.pipeline import load_train_svectors  # noqa: E402
 from fhvae.evaluate.probes import split_speakers  # noqa: E402
 from fhvae.evaluate.scoring import Adaptation  # noqa: E402
 from fhvae.evaluate.verification import (BACKENDS, BASELINE, CANDIDATE,  # noqa: E402
@@ -135,11 +135,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    cfg = EvalConfig(model=args.model, train_data=args.train_data,
-                     train_latents=args.train_latents, data=args.dev_data,
-                     latents=args.dev_latents, out_dir=args.out_dir)
     _, mvn, _ = load_model(args.model)
-    train_sv, train_spk = load_train_svectors(cfg)
+    train_sv, train_spk = load_train_svectors(args.train_data, args.train_latents)
     train = {CANDIDATE: train_sv,
              BASELINE: fbank_stats(args.train_data, mvn, sorted(train_sv))[0]}
     factors = read_factors(args.dev_data)
