@@ -15,7 +15,7 @@ from fhvae.errors import FhvaeError
 from fhvae.evaluate.inputs import load_eval_set, read_ctm_frame_labels
 from fhvae.evaluate.pipeline import baseline_mvn
 from fhvae.evaluate.probes import PHONE_FACTOR, run_probes, split_utterances
-from fhvae.evaluate.recombine import choose_utterances, make_recombine_figure, recombine
+from fhvae.evaluate.recombination import choose_utterances, make_recombine_figure, recombine
 from fhvae.evaluate.tsne import make_tsne_figures, sample_points
 from fhvae.features.mvn import compute_mvn
 from fhvae.io.datadir import write_kv

@@ -16,7 +16,8 @@ from fhvae.evaluate.asr_probe import AsrProbeResult, run_asr_probe, skip_reason
 from fhvae.evaluate.inputs import (PHONE_CTM, EvalSet, check_known, fbank_stats, iter_feats,
                                    load_eval_set, read_vectors, stats_embeddings)
 from fhvae.evaluate.probes import run_probes
-from fhvae.evaluate.recombine import RecombineScore, make_recombine_figure, score_recombination
+from fhvae.evaluate.recombination import (RecombineScore, make_recombine_figure,
+                                          score_recombination)
 from fhvae.evaluate.report import (AdaptationSummary, EvalSummary, eer_lines, render_results,
                                    summary_record)
 from fhvae.evaluate.scoring import Adaptation

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from fhvae.evaluate.asr_probe import MIN_PHONE_FRAMES, OTHER, SPLICE_HOP, AsrProbeResult
 from fhvae.evaluate.probes import ProbeResult
-from fhvae.evaluate.recombine import RecombineScore
+from fhvae.evaluate.recombination import RecombineScore
 from fhvae.evaluate.scoring import Adaptation
 from fhvae.evaluate.swap import SwapResult
 from fhvae.evaluate.verification import SystemResult, VerificationResult

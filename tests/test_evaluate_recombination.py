@@ -1,4 +1,4 @@
-"""Re-combination score (fhvae/evaluate/recombine.py) on synthetic FBank where speaker, noise,
+"""Re-combination score (fhvae/evaluate/recombination.py) on synthetic FBank where speaker, noise,
 channel and phone class each own a few feature dimensions, so classifiers on real segments
 are perfect: "decoded" segments that are B's real segments must score B's factors 100% and
 A's content 0%, and the other way round."""
@@ -9,8 +9,8 @@ import torch
 
 from fhvae.evaluate.inputs import NO_LABEL, EvalSet
 from fhvae.evaluate.probes import split_utterances
-from fhvae.evaluate.recombine import (check_decoded, choose_pairs, draw_segments,
-                                      score_recombination)
+from fhvae.evaluate.recombination import (check_decoded, choose_pairs, draw_segments,
+                                          score_recombination)
 from fhvae.features.mvn import MVN
 from fhvae.inference import cut_segments
 from fhvae.model import FHVAE, ModelConfig
