@@ -16,7 +16,7 @@ fhvae_config=conf/fhvae.yaml
 seq_unit=utt                # utt | spk: what counts as one sequence (mu2 row)
 exp=exp/fhvae
 nproc_per_node=1            # >1: train with torchrun + DDP on this many processes/GPUs
-setup_venv=auto             # true|false|auto: .venv only without a usable Python (docs/corpora.md)
+setup_venv=auto             # true|false|auto: .venv only without a usable Python (docs/corpus_recipes.md)
 
 . ./cmd.sh
 . utils/parse_options.sh
