@@ -1,11 +1,11 @@
 """Checkpoint files: plain dicts of tensors and primitives, written atomically, read with
 `weights_only=True` so that loading a file can never execute code from it.
 
-Layout of every checkpoint (last.pt, best.pt, final.pt):
-  model_config: dict (ModelConfig fields)     model: state_dict
-  mvn_mean, mvn_std: float32 tensors (F,)     train_config: dict of primitives
-  step: int        plus, in last.pt, the optimizers, each rank's table and RNG states
-                   (rank_states) and the RunState fields (see RunState).
+Every checkpoint (final.pt, best.pt, last.pt) begins with the keys of a model file,
+MODEL_FILE_KEYS; best.pt adds DEV_LB, and last.pt what resuming needs (NET_OPT, SCALER,
+RANK_STATES, WORLD and the RunState fields). The keys are named here once, for the writer
+(the training loop) and every reader (load_model, the resume check); they are the keys of
+every final.pt written before, which therefore still load.
 """
 
 from __future__ import annotations
@@ -25,6 +25,20 @@ from fhvae.features.mvn import MVN
 from fhvae.io.atomic import atomic_path
 from fhvae.model import FHVAE, ModelConfig
 
+
+# The keys of a model file, in the order they are written.
+MODEL_CONFIG = "model_config"   # dict of ModelConfig fields
+WEIGHTS = "model"               # the FHVAE's state_dict
+MVN_MEAN = "mvn_mean"           # float32 tensors (F,): the inputs' normalisation
+MVN_STD = "mvn_std"
+TRAIN_CONFIG = "train_config"   # TrainConfig.to_dict()
+STEP = "step"                   # the training step of these weights
+MODEL_KEYS = (MODEL_CONFIG, WEIGHTS, MVN_MEAN, MVN_STD)   # what load_model needs
+MODEL_FILE_KEYS = (*MODEL_KEYS, TRAIN_CONFIG, STEP)
+DEV_LB = "dev_lb"               # best.pt: the dev lower bound of its weights
+# last.pt: the network's Adam state, the gradient scaler's, each rank's table, table Adam
+# state and RNG states, and the number of processes that wrote it.
+NET_OPT, SCALER, RANK_STATES, WORLD = "net_opt", "scaler", "rank_states", "world"
 
 # Settings that fix the sampler's streams: resuming with other values would not continue
 # the same run, so they must match the checkpoint.
@@ -58,22 +72,30 @@ class RunState:
         return cls(**{f.name: payload[f.name] for f in fields(cls) if f.name in payload})
 
 
+def model_file(model: FHVAE, mvn: MVN, train_config: dict, step: int) -> dict:
+    """A model file's dict: what load_model rebuilds the model from, and the run's metadata."""
+    return {MODEL_CONFIG: model.cfg.to_dict(), WEIGHTS: model.state_dict(),
+            MVN_MEAN: torch.from_numpy(mvn.mean), MVN_STD: torch.from_numpy(mvn.std),
+            TRAIN_CONFIG: train_config, STEP: step}
+
+
 def check_resumable(path: Path, ckpt: dict, model_config: dict, train_config: dict,
                     world: int) -> None:
     """A one-line FhvaeError unless last.pt `ckpt` continues the requested run: the same
     model, the same sampler settings (RESUME_KEYS) and the same number of processes."""
-    if ckpt["model_config"] != model_config:
-        diff = ", ".join(f"{k}: {ckpt['model_config'].get(k)} -> {v}"
-                         for k, v in model_config.items() if ckpt["model_config"].get(k) != v)
+    saved = ckpt[MODEL_CONFIG]
+    if saved != model_config:
+        diff = ", ".join(f"{k}: {saved.get(k)} -> {v}"
+                         for k, v in model_config.items() if saved.get(k) != v)
         raise FhvaeError(f"{path}: model config differs from the requested one "
                          f"({diff}); use a new experiment directory")
-    old = ckpt["train_config"]
+    old = ckpt[TRAIN_CONFIG]
     for key in RESUME_KEYS:
         if old.get(key) != train_config[key]:
             raise FhvaeError(f"{path}: {key} was {old.get(key)}, now "
                              f"{train_config[key]}; cannot resume the same run")
-    if ckpt["world"] != world:
-        raise FhvaeError(f"{path}: written by {ckpt['world']} process(es), resuming with "
+    if ckpt[WORLD] != world:
+        raise FhvaeError(f"{path}: written by {ckpt[WORLD]} process(es), resuming with "
                          f"{world}")
 
 
@@ -137,7 +159,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         detail = str(err).strip().splitlines()[0].split(". ")[0] if str(err).strip() else ""
         raise FhvaeError(f"{path}: not a readable checkpoint, truncated, corrupt or not "
                          f"written by fhvae ({type(err).__name__}: {detail})") from None
-    for key in ("model_config", "model", "mvn_mean", "mvn_std"):
+    for key in MODEL_KEYS:
         if key not in payload:
             raise FhvaeError(f"{path}: checkpoint lacks '{key}'")
     return payload
@@ -148,15 +170,15 @@ def load_model(path: str | os.PathLike,
     """Rebuild the trained model (eval mode), its MVN statistics and the full payload."""
     payload = load_checkpoint(path, map_location=device)
     try:
-        cfg = ModelConfig(**payload["model_config"])
+        cfg = ModelConfig(**payload[MODEL_CONFIG])
     except TypeError as err:
         raise FhvaeError(f"{path}: incompatible model_config ({err})") from None
     model = FHVAE(cfg).to(device)
     try:
-        model.load_state_dict(payload["model"])
+        model.load_state_dict(payload[WEIGHTS])
     except RuntimeError as err:
         raise FhvaeError(f"{path}: weights do not match its model_config "
                          f"({str(err).splitlines()[0]})") from None
     model.eval()
-    mvn = MVN(payload["mvn_mean"].cpu().numpy(), payload["mvn_std"].cpu().numpy())
+    mvn = MVN(payload[MVN_MEAN].cpu().numpy(), payload[MVN_STD].cpu().numpy())
     return model, mvn, payload

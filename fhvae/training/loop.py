@@ -46,8 +46,10 @@ from fhvae.features.mvn import MVN
 from fhvae.inference import sequence_mu2
 from fhvae.model import FHVAE
 from fhvae.objective import fhvae_loss, segment_lower_bound
-from fhvae.training.checkpoint import (RunState, check_resumable, load_checkpoint, rng_state,
-                                       save_checkpoint, set_rng_state, to_cpu)
+from fhvae.training.checkpoint import (DEV_LB, MODEL_FILE_KEYS, NET_OPT, RANK_STATES, SCALER,
+                                       STEP, WEIGHTS, WORLD, RunState, check_resumable,
+                                       load_checkpoint, model_file, rng_state, save_checkpoint,
+                                       set_rng_state, to_cpu)
 from fhvae.training.config import TrainConfig, resolve_config
 from fhvae.training.lr_schedule import decay_progress, lr_at
 from fhvae.training.metrics import append_metrics, plot_metrics, start_metrics, truncate_metrics
@@ -180,11 +182,8 @@ class Trainer:
 
     # ------------------------------------------------------------------ checkpoints
     def _payload(self) -> dict:
-        """What load_model needs (model, config, MVN) plus the run's metadata."""
-        return {"model_config": self.cfg.model.to_dict(), "model": self.model.state_dict(),
-                "mvn_mean": torch.from_numpy(self.mvn.mean),
-                "mvn_std": torch.from_numpy(self.mvn.std),
-                "train_config": self.cfg.to_dict(), "step": self.run.step}
+        """The model file of the current weights."""
+        return model_file(self.model, self.mvn, self.cfg.to_dict(), self.run.step)
 
     def _rank_state(self) -> dict:
         """The state that differs between ranks: table, its Adam moments, RNG streams."""
@@ -199,19 +198,19 @@ class Trainer:
             states = gathered
         if self.rank != 0:
             return
-        payload = self._payload()
-        payload.update(net_opt=self.net_opt.state_dict(), scaler=self.scaler.state_dict(),
-                       rank_states=states, world=self.world, **self.run.to_payload())
+        payload = {**self._payload(), NET_OPT: self.net_opt.state_dict(),
+                   SCALER: self.scaler.state_dict(), RANK_STATES: states, WORLD: self.world,
+                   **self.run.to_payload()}
         save_checkpoint(self.last_path, payload)
 
     def _resume(self) -> None:
         ckpt = load_checkpoint(self.last_path, map_location="cpu")
         check_resumable(self.last_path, ckpt, self.cfg.model.to_dict(), self.cfg.to_dict(),
                         self.world)
-        self.model.load_state_dict(ckpt["model"])
-        self.net_opt.load_state_dict(ckpt["net_opt"])
-        self.scaler.load_state_dict(ckpt["scaler"])
-        mine = ckpt["rank_states"][self.rank]
+        self.model.load_state_dict(ckpt[WEIGHTS])
+        self.net_opt.load_state_dict(ckpt[NET_OPT])
+        self.scaler.load_state_dict(ckpt[SCALER])
+        mine = ckpt[RANK_STATES][self.rank]
         with torch.no_grad():
             self.model.mu2.copy_(mine["mu2"])
         self.table_opt.load_state_dict(mine["table_opt"])
@@ -229,13 +228,12 @@ class Trainer:
             return final
         if self.dev_index is not None and self.best_path.is_file():
             best = load_checkpoint(self.best_path)
-            payload = {k: best[k] for k in ("model_config", "model", "mvn_mean", "mvn_std",
-                                            "train_config", "step")}
+            payload = {k: best[k] for k in MODEL_FILE_KEYS}
         else:
             payload = self._payload()
         save_checkpoint(final, payload)
         plot_metrics(self.tsv, self.exp / "loss.png")
-        logger.info("wrote %s (step %d)", final, payload["step"])
+        logger.info("wrote %s (step %d)", final, payload[STEP])
         return final
 
     # ------------------------------------------------------------------ helpers
@@ -285,7 +283,7 @@ class Trainer:
         if value > self.run.best_dev:
             self.run.best_dev, self.run.best_step = value, self.run.step
             if self.rank == 0:
-                save_checkpoint(self.best_path, {**self._payload(), "dev_lb": value})
+                save_checkpoint(self.best_path, {**self._payload(), DEV_LB: value})
         return value
 
     def _scheduled_dev(self) -> float | None:
