@@ -2,20 +2,22 @@
 
 A log file (exp/fhvae/log/train.log) gets plain `logging` lines, one per log_every steps,
 that tail, grep and diff can read; tqdm's carriage-return redraws would fill it with
-half-lines, so the bar is drawn only when stderr is a terminal, with the log lines routed
-around it. train_metrics.tsv stays the machine-readable record.
+half-lines, so the bar (fhvae.progress.terminal_bar) is drawn only when stderr is a
+terminal, with the log lines routed around it. In a file the log lines are the progress
+report, in place of the shared helper's count lines. train_metrics.tsv stays the
+machine-readable record.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import sys
 import time
 from typing import Mapping
 
-from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
+
+from fhvae.progress import terminal_bar
 
 logger = logging.getLogger(__name__)
 
@@ -26,10 +28,9 @@ class Progress(contextlib.ExitStack):
     def __init__(self, total: int, initial: int, enabled: bool = True):
         super().__init__()
         self.total, self.enabled = total, enabled
-        self.bar = None
-        if enabled and sys.stderr.isatty():
-            self.bar = self.enter_context(tqdm(total=total, initial=initial, desc="train",
-                                               dynamic_ncols=True))
+        self.bar = terminal_bar("train", total, initial) if enabled else None
+        if self.bar is not None:
+            self.enter_context(self.bar)
             self.enter_context(logging_redirect_tqdm())
         self._last = (initial, time.monotonic())
 
