@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train-clean", choices=("true", "false"), default="false",
                         help=f"also data/{CLEAN_TRAIN_SET}: every training utterance again, "
                              "clean and close-talk (the mismatched ASR training condition)")
-    parser.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar or lines")
     parser.add_argument("corpus_dir", help="where the generated audio goes")
     parser.add_argument("data_root", help="where the train/dev/test data dirs go")
     args = parser.parse_args(argv)

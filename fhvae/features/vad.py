@@ -21,11 +21,11 @@ from dataclasses import dataclass
 from typing import Iterator
 
 import numpy as np
-from tqdm import tqdm
 
 from fhvae.errors import FhvaeError
 from fhvae.io.kaldi_config import read_kaldi_config
 from fhvae.io.tables import read_scp, write_table
+from fhvae.progress import progress
 
 logger = logging.getLogger(__name__)
 
@@ -106,7 +106,7 @@ def compute_vad_job(feats_scp: str | os.PathLike, ark: str | os.PathLike,
     stats = VadStats()
 
     def decisions() -> Iterator[tuple[str, np.ndarray]]:
-        for utt, feats in tqdm(read_scp(feats_scp), desc="vad", unit="utt", disable=None):
+        for utt, feats in progress(read_scp(feats_scp), "vad", unit="utt"):
             if feats.ndim != 2 or feats.shape[0] == 0:
                 logger.warning("%s: utterance '%s' has no feature frames; no VAD written",
                                feats_scp, utt)

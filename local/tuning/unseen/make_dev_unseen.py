@@ -16,8 +16,7 @@ import argparse
 import multiprocessing
 from pathlib import Path
 
-from tqdm import tqdm
-
+from fhvae.progress import progress
 from synthcorpus.generate import plan_utterances, render_utterance, write_data_dir
 from synthcorpus.speakers import DEV_UNSEEN_SET, make_unseen_speakers
 
@@ -34,8 +33,9 @@ def main() -> None:
     speakers = {DEV_UNSEEN_SET: make_unseen_speakers(args.seed, args.speakers, DEV_UNSEEN_SET)}
     specs = plan_utterances(speakers, args.utts_per_spk, args.seed, args.corpus_dir)[DEV_UNSEEN_SET]
     with multiprocessing.get_context("spawn").Pool(args.nj) as pool:
-        records = {r.utt_id: r for r in tqdm(pool.imap_unordered(render_utterance, specs, chunksize=4),
-                                             total=len(specs), desc=DEV_UNSEEN_SET)}
+        rendered = pool.imap_unordered(render_utterance, specs, chunksize=4)
+        records = {r.utt_id: r for r in progress(rendered, DEV_UNSEEN_SET, total=len(specs),
+                                                 unit="utt")}
     print(write_data_dir(args.data_root / DEV_UNSEEN_SET, specs, records))
 
 
