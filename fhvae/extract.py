@@ -26,9 +26,10 @@ import numpy as np
 from fhvae.errors import FhvaeError
 from fhvae.inference import TABLES, ExtractOptions, VoicedFrames, extract_latents, load
 from fhvae.io.atomic import write_text_atomic
-from fhvae.io.datadir import read_dict, read_kv, write_kv
+from fhvae.io.datadir import UTT2SPK, VAD_SCP, DataDir
 from fhvae.io.rxfile import parse, read_matrix
-from fhvae.io.tables import TableWriter, feats_entries, read_entries, read_scp, write_table
+from fhvae.io.tables import TableWriter, read_scp, write_table
+from fhvae.io.text_table import read_dict, read_kv, write_kv
 
 logger = logging.getLogger(__name__)
 
@@ -87,17 +88,17 @@ def _fingerprint(model_path: Path, part: Sequence[tuple[int, str, str]],
             "svector_pool": pool}
 
 
-def _vad_entries(data_dir: Path, part: Sequence[tuple[int, str, str]],
+def _vad_entries(data: DataDir, part: Sequence[tuple[int, str, str]],
                  opts: ExtractOptions) -> dict[str, str] | None:
     """With speech pooling, vad.scp as {utterance: rxfile}, where every utterance of the
     part must have an entry (None without: nothing reads it)."""
     if opts.svector_pool != "speech":
         return None
-    vad_scp = data_dir / "vad.scp"
+    vad_scp = data.vad_scp
     if not vad_scp.is_file():
         raise FhvaeError(f"{vad_scp}: no such file (speech-only s-vector pooling needs it: "
                          "run utils/compute_vad_decision.sh)")
-    entries = read_dict(vad_scp)
+    entries = data.table(VAD_SCP)
     for lineno, key, _ in part:
         if key not in entries:
             raise FhvaeError(f"{vad_scp}: no entry for utterance '{key}' "
@@ -105,10 +106,10 @@ def _vad_entries(data_dir: Path, part: Sequence[tuple[int, str, str]],
     return entries
 
 
-def _load_vad(data_dir: Path, part: Sequence[tuple[int, str, str]],
+def _load_vad(data: DataDir, part: Sequence[tuple[int, str, str]],
               entries: Mapping[str, str]) -> VoicedFrames:
     """The decisions of the part's utterances (`entries`: vad.scp), read before encoding."""
-    vad_scp = data_dir / "vad.scp"
+    vad_scp = data.vad_scp
     return VoicedFrames(str(vad_scp), {key: read_matrix(entries[key], f"{vad_scp} ({key})")
                                        for _, key, _ in part})
 
@@ -126,11 +127,11 @@ def _job_is_done(out_dir: Path, job: int | None, fingerprint: dict[str, str]) ->
 def check_speakers(data_dir: str | os.PathLike) -> None:
     """Every utterance of feats.scp has a speaker in utt2spk (checked before any work, so
     a bad utt2spk cannot fail the run after the tables were written)."""
-    data_dir = Path(data_dir)
-    spk_of = read_dict(data_dir / "utt2spk")
-    for lineno, utt, _ in feats_entries(data_dir):
+    data = DataDir(data_dir)
+    spk_of = data.table(UTT2SPK)
+    for lineno, utt, _ in data.feats_entries():
         if utt not in spk_of:
-            raise FhvaeError(f"{data_dir / 'utt2spk'}: no speaker for utterance '{utt}' "
+            raise FhvaeError(f"{data.utt2spk}: no speaker for utterance '{utt}' "
                              f"(feats.scp line {lineno})")
 
 
@@ -143,13 +144,13 @@ def run_job(model_path: str | os.PathLike, data_dir: str | os.PathLike,
     matches the current model, data and options is not redone.
     """
     opts = opts or ExtractOptions()
-    model_path, data_dir, out_dir = Path(model_path), Path(data_dir), Path(out_dir)
+    model_path, data, out_dir = Path(model_path), DataDir(data_dir), Path(out_dir)
     if not model_path.is_file():
         raise FhvaeError(f"{model_path}: model not found")
-    part = feats_entries(data_dir)
+    part = data.feats_entries()
     if job is not None:
         part = list(split_contiguous(part, job, num_jobs))
-    vad_entries = _vad_entries(data_dir, part, opts)
+    vad_entries = _vad_entries(data, part, opts)
     fingerprint = _fingerprint(model_path, part, opts, vad_entries)
     marker = _marker_path(out_dir, job)
     if _job_is_done(out_dir, job, fingerprint):
@@ -158,11 +159,11 @@ def run_job(model_path: str | os.PathLike, data_dir: str | os.PathLike,
         return {name: int(counts[name]) for name in ("utterances", "skipped", "no_voiced")}
     marker.unlink(missing_ok=True)
     _remove_stale_temporaries(out_dir, job)
-    vad = None if vad_entries is None else _load_vad(data_dir, part, vad_entries)
+    vad = None if vad_entries is None else _load_vad(data, part, vad_entries)
 
     model, mvn, _ = load(model_path, device)
-    feats_scp = data_dir / "feats.scp"
-    utts = read_entries(feats_scp, part, "extract")
+    feats_scp = data.feats_scp
+    utts = data.read_feats(part, "extract")
     with contextlib.ExitStack() as stack:  # an exception discards all three tables
         writers = {name: stack.enter_context(TableWriter(
                        *table_paths(out_dir, name, job),
@@ -206,10 +207,10 @@ def merge_jobs(model_path: str | os.PathLike, data_dir: str | os.PathLike,
     job (as in Kaldi). Returns the number of utterances.
     """
     opts = opts or ExtractOptions()
-    model_path, data_dir, out_dir = Path(model_path), Path(data_dir), Path(out_dir)
+    model_path, data, out_dir = Path(model_path), DataDir(data_dir), Path(out_dir)
     total = skipped = no_voiced = 0
-    entries = feats_entries(data_dir)
-    vad_entries = _vad_entries(data_dir, entries, opts)     # read once for every job
+    entries = data.feats_entries()
+    vad_entries = _vad_entries(data, entries, opts)     # read once for every job
     for job in range(1, num_jobs + 1):
         part = split_contiguous(entries, job, num_jobs)
         if not _job_is_done(out_dir, job, _fingerprint(model_path, part, opts, vad_entries)):
@@ -225,7 +226,7 @@ def merge_jobs(model_path: str | os.PathLike, data_dir: str | os.PathLike,
             lines.extend(table_paths(out_dir, name, job)[1].read_text().splitlines(True))
         lines.sort(key=lambda line: line.split(maxsplit=1)[0].encode())
         write_text_atomic(out_dir / f"{name}.scp", "".join(lines))
-    check_counts(out_dir, data_dir, total, skipped, opts.tables)
+    check_counts(out_dir, data, total, skipped, opts.tables)
     _log_no_voiced(no_voiced, opts)
     return total
 
@@ -233,7 +234,7 @@ def merge_jobs(model_path: str | os.PathLike, data_dir: str | os.PathLike,
 def check_counts(out_dir: str | os.PathLike, data_dir: str | os.PathLike, written: int,
                  skipped: int, tables: Sequence[str] = TABLES) -> None:
     """Every utterance of feats.scp is in each output scp, except the skipped empty ones."""
-    out_dir, feats_scp = Path(out_dir), Path(data_dir) / "feats.scp"
+    out_dir, feats_scp = Path(out_dir), DataDir(data_dir).feats_scp
     expected = len(read_kv(feats_scp))
     if written + skipped != expected:
         raise FhvaeError(f"{out_dir}: {written} utterances extracted and {skipped} skipped, "

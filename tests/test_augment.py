@@ -19,8 +19,8 @@ from fhvae.augment.job import plan_targets
 from fhvae.bin.augment import main as augment_main
 from fhvae.errors import FhvaeError
 from fhvae.inference import aligned_frames
-from fhvae.io.datadir import read_dict, read_kv
 from fhvae.io.tables import read_scp, write_table
+from fhvae.io.text_table import read_dict, read_kv
 from fhvae.io.validate import validate_data_dir
 from fhvae.model import FHVAE, ModelConfig
 from fhvae.training.checkpoint import load_checkpoint, save_checkpoint

@@ -11,9 +11,9 @@ import pytest
 
 from fhvae.errors import FhvaeError
 from fhvae.io.combine import combine_data
-from fhvae.io.datadir import read_dict, read_kv
 from fhvae.io.feature_dir import cmvn_stats
 from fhvae.io.tables import read_scp, write_table
+from fhvae.io.text_table import read_dict, read_kv
 from fhvae.io.validate import validate_data_dir
 from helpers import run
 

@@ -17,10 +17,10 @@ from fhvae.convert.scores import (VERSIONS, PairScores, VersionScore, speaker_in
                                   summarise, train_judges)
 from fhvae.convert.voices import conversion_z2, convert_utterance, group_means
 from fhvae.inference import aligned_frames
-from fhvae.evaluate.inputs import NO_LABEL
 from fhvae.features.fbank import FbankComputer, FbankConfig
 from fhvae.features.mvn import MVN
 from fhvae.inference import Latents
+from fhvae.io.labels import NO_LABEL
 from fhvae.model import FHVAE, ModelConfig
 from helpers import ROOT, clean_env, python, run
 from test_reliability_data import (assert_clean_error, listing, run_in_process, save_tiny_model,

@@ -10,12 +10,14 @@ import torch
 
 from fhvae.evaluate.asr_probe import (INPUTS, MIN_PHONE_FRAMES, OTHER, _training_frames,
                                       labelled_rows, run_asr_probe, skip_reason, splice)
-from fhvae.evaluate.inputs import PHONE_CTM, EvalSet, iter_feats, read_ctm_frame_labels
+from fhvae.evaluate.inputs import EvalSet
 from fhvae.evaluate.report import asr_section
 from fhvae.features.mvn import MVN
 from fhvae.inference import extract_latents
-from fhvae.io.datadir import write_kv
+from fhvae.io.datadir import PHONE_CTM, DataDir
+from fhvae.io.labels import read_ctm_frame_labels
 from fhvae.io.tables import write_table
+from fhvae.io.text_table import write_kv
 from fhvae.model import FHVAE, ModelConfig
 
 PHONES = ("a", "b", "c", "d", "e", "rare")
@@ -139,7 +141,7 @@ def test_training_z1_is_what_the_extractor_writes(setup):
     model, mvn, train, _, _, _ = setup
     utts = ["train-000", "train-001"]
     inputs, phones = _training_frames(model, mvn, train, utts, stride=3)
-    feats = dict(iter_feats(train, utts, DIM))
+    feats = dict(DataDir(train).feats(utts, DIM))
     labels = read_ctm_frame_labels(train / PHONE_CTM, {u: 160 for u in utts}, column="phone")
     rows = labelled_rows(labels, utts, 3)
     lat = dict(extract_latents(model, mvn, feats.items(), torch.device("cpu")))

@@ -12,15 +12,16 @@ from threadpoolctl import threadpool_limits
 from fhvae.bin.cli import run_main
 from fhvae.bin.evaluate import main
 from fhvae.errors import FhvaeError
-from fhvae.evaluate.inputs import load_eval_set, read_ctm_frame_labels
+from fhvae.evaluate.inputs import load_eval_set
 from fhvae.evaluate.pipeline import baseline_mvn
 from fhvae.evaluate.probes import PHONE_FACTOR, run_probes, split_utterances
 from fhvae.evaluate.recombination import choose_utterances, make_recombine_figure, recombine
 from fhvae.evaluate.tsne import make_tsne_figures, sample_points
 from fhvae.features.mvn import compute_mvn
-from fhvae.io.datadir import write_kv
+from fhvae.io.labels import read_ctm_frame_labels
 from fhvae.io.tables import read_scp as read_table_scp
 from fhvae.io.tables import write_table
+from fhvae.io.text_table import write_kv
 from fhvae.model import FHVAE, ModelConfig
 from fhvae.training.checkpoint import load_model, save_checkpoint
 

@@ -7,12 +7,13 @@ import numpy as np
 import pytest
 import torch
 
-from fhvae.evaluate.inputs import NO_LABEL, EvalSet
+from fhvae.evaluate.inputs import EvalSet
 from fhvae.evaluate.probes import split_utterances
 from fhvae.evaluate.recombination import (check_decoded, choose_pairs, draw_segments,
                                           score_recombination)
 from fhvae.features.mvn import MVN
 from fhvae.inference import cut_segments
+from fhvae.io.labels import NO_LABEL
 from fhvae.model import FHVAE, ModelConfig
 
 SEG = 5

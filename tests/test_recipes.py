@@ -18,8 +18,8 @@ import soundfile
 
 from fhvae.errors import FhvaeError
 from fhvae.io.audio import load_audio
-from fhvae.io.datadir import read_dict, read_kv
 from fhvae.io.datadir_writer import Utterance, write_data_dir
+from fhvae.io.text_table import read_dict, read_kv
 from helpers import clean_env as base_env
 from helpers import python, run
 

@@ -29,8 +29,8 @@ import torch
 
 from fhvae.data.index import SegmentIndex
 from fhvae.features.mvn import MVN, compute_mvn
-from fhvae.io.datadir import read_kv
 from fhvae.io.tables import read_scp
+from fhvae.io.text_table import read_kv
 from fhvae.training.checkpoint import load_checkpoint
 from fhvae.training.config import TrainConfig
 from fhvae.training.loop import train

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 import helpers
-from fhvae.io.datadir import balanced_cuts
+from fhvae.io.split import balanced_cuts
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fhvae.errors import FhvaeError
-from fhvae.io.datadir import read_kv
+from fhvae.io.text_table import read_kv
 
 _WER_LINE = re.compile(r"%WER\s+([\d.]+|inf|nan)\s+\[\s*(\d+)\s*/\s*(\d+),\s*(\d+)\s+ins,"
                        r"\s*(\d+)\s+del,\s*(\d+)\s+sub\s*\]")

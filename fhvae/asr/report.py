@@ -20,7 +20,7 @@ from fhvae.asr.wer import (Errors, WerDifference, correct_family, speaker_bootst
                            utterance_errors)
 from fhvae.errors import FhvaeError
 from fhvae.io.atomic import write_text_atomic
-from fhvae.io.datadir import read_dict, read_kv
+from fhvae.io.datadir import TEXT, UTT2CHANNEL, UTT2NOISE, UTT2SPK, DataDir
 
 ALL = "all"
 
@@ -37,13 +37,13 @@ class EvalSet:
     @classmethod
     def read(cls, data_dir: str | os.PathLike) -> "EvalSet":
         """From `text`, `utt2spk`, `utt2noise` and `utt2channel` (condition 'noise/channel')."""
-        data_dir = Path(data_dir)
-        refs = {u: w.split() for u, w in read_kv(data_dir / "text", allow_empty_value=True)}
-        noise, channel = read_dict(data_dir / "utt2noise"), read_dict(data_dir / "utt2channel")
+        data = DataDir(data_dir)
+        refs = {u: w.split() for u, w in data.pairs(TEXT)}
+        noise, channel = data.table(UTT2NOISE), data.table(UTT2CHANNEL)
         missing = [u for u in refs if u not in noise or u not in channel]
         if missing:
-            raise FhvaeError(f"{data_dir}: no utt2noise/utt2channel entry for '{missing[0]}'")
-        return cls(data_dir.name, refs, read_dict(data_dir / "utt2spk"),
+            raise FhvaeError(f"{data}: no utt2noise/utt2channel entry for '{missing[0]}'")
+        return cls(data.path.name, refs, data.table(UTT2SPK),
                    {u: f"{noise[u]}/{channel[u]}" for u in refs})
 
 

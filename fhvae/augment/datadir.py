@@ -18,13 +18,12 @@ import shutil
 from pathlib import Path
 
 from fhvae.errors import FhvaeError
-from fhvae.io.atomic import write_text_atomic
-from fhvae.io.datadir import read_dict, read_loose, table_kinds, write_kv
+from fhvae.io.datadir import (CMVN_SCP, FEATS_SCP, FRAME_SHIFT, SEGMENTS, UTT2NUM_FRAMES,
+                              UTT2SPK, UTT2UNIQ, WAV_SCP, DataDir)
 from fhvae.io.feature_dir import write_feature_dir
 
 # Utterance tables that describe the source audio or features, not the new ones.
-NOT_CARRIED = ("wav.scp", "segments", "feats.scp", "utt2num_frames")
-UTT2UNIQ = "utt2uniq"
+NOT_CARRIED = (WAV_SCP, SEGMENTS, FEATS_SCP, UTT2NUM_FRAMES)
 
 
 def new_id(utt: str, suffix: str) -> str:
@@ -40,36 +39,35 @@ def check_suffix(suffix: str) -> None:
 def condition_labels(target: str | os.PathLike, names: list[str]) -> dict[str, str]:
     """{table: label} for each table of `names` (e.g. utt2noise) in which every utterance
     of the target dir has the same label; tables absent or mixed there are left out."""
-    out = {}
+    out, target_dir = {}, DataDir(target)
     for name in names:
-        path = Path(target) / name
-        if path.is_file():
-            labels = set(read_dict(path).values())
+        if target_dir.has(name):
+            labels = set(target_dir.table(name).values())
             if len(labels) == 1:
                 out[name] = labels.pop()
     return out
 
 
-def _renamed_source(src: Path, tmp: Path, suffix: str, relabel: dict[str, str]) -> None:
+def _renamed_source(src: DataDir, tmp: DataDir, suffix: str, relabel: dict[str, str]) -> None:
     """The source's tables under the new ids in `tmp` (utterance tables with their values,
     or the label of `relabel`), speaker tables as they are, CTMs with renamed first fields."""
-    tmp.mkdir(parents=True)
-    kinds = table_kinds(src)
+    tmp.path.mkdir(parents=True)
+    kinds = src.kinds()
     for name, kind in kinds.items():
-        if (kind == "utt" and name not in NOT_CARRIED) or (kind == "spk" and name != "cmvn.scp"):
-            pairs = read_loose(src / name)[0]
+        if (kind == "utt" and name not in NOT_CARRIED) or (kind == "spk" and name != CMVN_SCP):
+            pairs = src.loose_pairs(name)[0]
             if kind == "utt":
                 pairs = [(new_id(k, suffix), relabel.get(name, v)) for k, v in pairs]
-            write_kv(tmp / name, pairs)
+            tmp.write(name, pairs)
     if UTT2UNIQ not in kinds:
-        write_kv(tmp / UTT2UNIQ, [(new_id(u, suffix), u)
-                                  for u, _ in read_loose(src / "utt2spk")[0]])
-    for ctm in sorted(src.glob("*.ctm")):
-        lines = [line.split(maxsplit=1) for line in ctm.read_text(encoding="utf-8").splitlines()]
-        write_text_atomic(tmp / ctm.name, "".join(f"{new_id(f[0], suffix)} {f[1]}\n"
-                                                  for f in lines if len(f) == 2))
-    if (src / "frame_shift").is_file():
-        shutil.copy(src / "frame_shift", tmp / "frame_shift")
+        tmp.write(UTT2UNIQ, [(new_id(u, suffix), u) for u, _ in src.loose_pairs(UTT2SPK)[0]])
+    for ctm in src.ctms():
+        lines = [line.split(maxsplit=1)
+                 for line in src.file(ctm).read_text(encoding="utf-8").splitlines()]
+        tmp.write_text(ctm, "".join(f"{new_id(f[0], suffix)} {f[1]}\n"
+                                    for f in lines if len(f) == 2))
+    if src.has(FRAME_SHIFT):
+        tmp.write_text(FRAME_SHIFT, src.file(FRAME_SHIFT).read_text())
 
 
 def write_augmented_dir(src: str | os.PathLike, dst: str | os.PathLike,
@@ -78,14 +76,14 @@ def write_augmented_dir(src: str | os.PathLike, dst: str | os.PathLike,
     """Write data dir `dst`: the utterances of `feats_scp` (ids `<utt>-<suffix>` of
     utterances of `src`) with the source's carried tables, `relabel` {table: label}
     replacing the values of those utterance tables. Returns the number of utterances."""
-    src, dst = Path(src), Path(dst)
+    source, dst = DataDir(src), Path(dst)
     check_suffix(suffix)
-    if not (src / "utt2spk").is_file():
-        raise FhvaeError(f"{src / 'utt2spk'}: no such file")
+    if not source.has(UTT2SPK):
+        raise FhvaeError(f"{source.utt2spk}: no such file")
     tmp = dst.parent / f".{dst.name}.src.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     try:
-        _renamed_source(src, tmp, suffix, relabel or {})
+        _renamed_source(source, DataDir(tmp), suffix, relabel or {})
         return write_feature_dir(tmp, dst, feats_scp, cmvn_ark)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

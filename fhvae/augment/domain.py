@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import zlib
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -23,7 +22,7 @@ import numpy as np
 from fhvae.errors import FhvaeError
 from fhvae.features.mvn import MVN
 from fhvae.inference import ExtractOptions, extract_latents
-from fhvae.io.tables import feats_entries, read_entries
+from fhvae.io.datadir import DataDir
 from fhvae.model import FHVAE
 
 METHODS = ("shift", "target")
@@ -33,9 +32,10 @@ def svectors(model: FHVAE, mvn: MVN, data_dir: str | os.PathLike,
              batch_size: int = 4096) -> dict[str, np.ndarray]:
     """The s-vector of every utterance of a data dir (non-overlapping windows only)."""
     opts = ExtractOptions(svector_only=True, batch_size=batch_size)
-    scp = Path(data_dir) / "feats.scp"
-    feats = read_entries(scp, feats_entries(data_dir), f"s-vectors {Path(data_dir).name}")
-    return {key: lat.svector for key, lat in extract_latents(model, mvn, feats, None, opts, str(scp))}
+    data = DataDir(data_dir)
+    feats = data.read_feats(data.feats_entries(), f"s-vectors {data.path.name}")
+    return {key: lat.svector
+            for key, lat in extract_latents(model, mvn, feats, None, opts, str(data.feats_scp))}
 
 
 class Z2Move(Protocol):

@@ -26,8 +26,8 @@ from fhvae.augment.domain import METHODS, Z2Move, make_move, svectors
 from fhvae.errors import FhvaeError
 from fhvae.inference import FRAME_MODES, ExtractOptions, decode_frames, extract_latents, load
 from fhvae.io.atomic import write_text_atomic
-from fhvae.io.datadir import read_kv
-from fhvae.io.tables import TableWriter, feats_entries, read_entries
+from fhvae.io.datadir import UTT2CHANNEL, UTT2NOISE, UTT2SPK, DataDir
+from fhvae.io.tables import TableWriter
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ class AugmentOptions:
     compress: bool = False
     batch_size: int = 4096
     device: str = "auto"
-    relabel: list[str] = field(default_factory=lambda: ["utt2noise", "utt2channel"])
+    relabel: list[str] = field(default_factory=lambda: [UTT2NOISE, UTT2CHANNEL])
 
     def check(self) -> None:
         if self.method not in METHODS:
@@ -79,8 +79,9 @@ def plan_targets(src: str | os.PathLike, targets: Sequence[str | os.PathLike],
                          "target dir's name is its suffix")
     plan = []
     for target in map(Path, targets):
-        if not (target / "feats.scp").is_file():
-            raise FhvaeError(f"{target / 'feats.scp'}: no such file")
+        feats_scp = DataDir(target).feats_scp
+        if not feats_scp.is_file():
+            raise FhvaeError(f"{feats_scp}: no such file")
         name = Path(os.path.abspath(target)).name
         plan.append(Target(target, Path(out_root) / f"{Path(os.path.abspath(src)).name}_aug_{name}",
                            suffix if suffix is not None else name))
@@ -120,13 +121,15 @@ def augment_part(model_path: str | os.PathLike, src: str | os.PathLike,
     moves = _moves(model, mvn, src, targets, opts)
     pending: dict[str, np.ndarray] = {}    # features read but not yet decoded
 
+    part_dir = DataDir(part)
+
     def reading() -> Iterator[tuple[str, np.ndarray]]:
-        for utt, feats in read_entries(part / "feats.scp", feats_entries(part), "augment"):
+        for utt, feats in part_dir.read_feats(part_dir.feats_entries(), "augment"):
             pending[utt] = feats
             yield utt, feats
 
     latents = extract_latents(model, mvn, reading(), None,
-                              ExtractOptions(batch_size=opts.batch_size), str(part / "feats.scp"))
+                              ExtractOptions(batch_size=opts.batch_size), str(part_dir.feats_scp))
     with contextlib.ExitStack() as stack:   # an exception discards every table
         writers = [stack.enter_context(TableWriter(*table_paths(ark_dir, t, job),
                                                    compress=opts.compress)) for t in targets]
@@ -150,7 +153,7 @@ def merge(src: str | os.PathLike, targets: list[Target], ark_dir: str | os.PathL
     run's when None). Returns {output dir: utterances}."""
     opts = opts or AugmentOptions()
     src, counts = Path(src), {}
-    num_src = len(read_kv(src / "utt2spk"))
+    num_src = len(DataDir(src).pairs(UTT2SPK))
     for target in targets:
         jobs = [None] if num_jobs is None else range(1, num_jobs + 1)
         lines = []

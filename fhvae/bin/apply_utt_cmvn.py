@@ -24,6 +24,7 @@ from tqdm import tqdm
 from fhvae.bin.cli import run_main
 from fhvae.errors import FhvaeError
 from fhvae.features.mvn import utterance_cmvn
+from fhvae.io.datadir import DataDir
 from fhvae.io.feature_dir import write_feature_dir
 from fhvae.io.tables import TableWriter, read_scp
 
@@ -37,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("dst_data", type=Path)
     parser.add_argument("feat_dir", type=Path, help="where the ark/scp of the features go")
     args = parser.parse_args(argv)
-    feats_scp = args.src_data / "feats.scp"
+    feats_scp = DataDir(args.src_data).feats_scp
     if not feats_scp.is_file():
         raise FhvaeError(f"{feats_scp}: not found (run stage 1 on {args.src_data})")
     name = f"utt_cmvn_{args.dst_data.name}"

@@ -28,6 +28,7 @@ from fhvae.augment.job import AugmentOptions, augment_part, merge, plan_targets
 from fhvae.bin.cli import add_model_run_options, field_defaults, run_main
 from fhvae.errors import FhvaeError
 from fhvae.inference import FRAME_MODES
+from fhvae.io.datadir import DataDir
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -91,8 +92,9 @@ def main(argv: list[str] | None = None) -> int:
     plan = plan_targets(src, targets, out_root, args.suffix)
     if args.job is not None:
         part = src / f"split{args.num_jobs}" / str(args.job)
-        if not (part / "feats.scp").is_file():
-            raise FhvaeError(f"{part / 'feats.scp'}: no such file (run utils/split_data.sh "
+        feats_scp = DataDir(part).feats_scp
+        if not feats_scp.is_file():
+            raise FhvaeError(f"{feats_scp}: no such file (run utils/split_data.sh "
                              f"{src} {args.num_jobs} first)")
         augment_part(args.model, src, part, plan, args.ark_dir, args.job, opts)
         return 0

@@ -16,8 +16,8 @@ import torch
 from fhvae.bin.cli import field_defaults, run_main
 from fhvae.convert.pipeline import ConvertOptions, convert_data_dir
 from fhvae.convert.voices import Z2_MODES
-from fhvae.evaluate.inputs import FACTOR_FILES
 from fhvae.inference import FRAME_MODES
+from fhvae.io.datadir import FACTOR_FILES
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -25,6 +25,7 @@ import torch
 from fhvae.bin.cli import add_model_run_options, field_defaults, run_main
 from fhvae.extract import check_counts, check_speakers, merge_jobs, run_job, speaker_means
 from fhvae.inference import SVECTOR_POOLS, ExtractOptions
+from fhvae.io.datadir import DataDir
 from fhvae.io.feature_dir import check_owner, write_feature_dir
 
 
@@ -93,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         counts = run_job(args.model, data_dir, out_dir, None, 1, args.device, opts)
         check_counts(out_dir, data_dir, counts["utterances"], counts["skipped"], opts.tables)
-    speaker_means(out_dir / "svector.scp", data_dir / "utt2spk", out_dir)
+    speaker_means(out_dir / "svector.scp", DataDir(data_dir).utt2spk, out_dir)
     if args.data_out_prefix:
         for name in ("z1", "z2"):
             write_feature_dir(data_dir, f"{args.data_out_prefix}_{name}",

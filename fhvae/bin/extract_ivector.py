@@ -16,7 +16,7 @@ from pathlib import Path
 
 from fhvae.bin.cli import run_main
 from fhvae.errors import FhvaeError
-from fhvae.evaluate.inputs import iter_feats
+from fhvae.io.datadir import DataDir
 from fhvae.io.tables import write_table
 from fhvae.ivector.system import IvectorSystem, check_dims, extract_ivectors
 
@@ -34,10 +34,11 @@ def main(argv: list[str] | None = None) -> int:
     system = IvectorSystem.load(args.extractor)
     if args.num_threads is not None:
         system.config = dataclasses.replace(system.config, num_threads=args.num_threads)
-    scp = args.data_dir / "feats.scp"
+    data = DataDir(args.data_dir)
+    scp = data.feats_scp
     if not scp.is_file():
         raise FhvaeError(f"{scp}: no such file")
-    feats = dict(iter_feats(args.data_dir, dim=system.input_dim))
+    feats = dict(data.feats(dim=system.input_dim))
     check_dims(feats, system.input_dim, str(scp))
     ivectors = extract_ivectors(system, feats)
     count = write_table(args.out_dir / "ivector.ark", args.out_dir / "ivector.scp",

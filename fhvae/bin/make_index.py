@@ -20,6 +20,7 @@ from tqdm import tqdm
 from fhvae.bin.cli import run_main
 from fhvae.data.index import SegmentIndex
 from fhvae.features.mvn import compute_mvn
+from fhvae.io.datadir import DataDir
 
 
 def mvn_utterances(num_utts: int, max_utts: int) -> np.ndarray:
@@ -65,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     if mvn is not None:
         mvn.save(args.mvn_out)
 
-    with open(data_dir / "feats.scp", encoding="utf-8") as handle:
+    with open(DataDir(data_dir).feats_scp, encoding="utf-8") as handle:
         excluded = sum(1 for _ in handle) - index.num_utts
     held = f", {heldout.num_seqs} seqs held out" if args.heldout_frac > 0 else ""
     print(f"{data_dir}: {index.num_utts} utts, {index.num_seqs} seqs, "

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import logging
 import sys
-from pathlib import Path
 
 from fhvae.bin.cli import run_main
-from fhvae.io.datadir import read_kv, split_data_dir
+from fhvae.io.datadir import FEATS_SCP, TEXT, UTT2SPK, DataDir
+from fhvae.io.split import split_data_dir
 
 USAGE = "usage: split_data.sh [--per-utt|--per-reco] <data-dir> <num-to-split>"
 log = logging.getLogger("split_data")
@@ -28,11 +28,12 @@ def main(argv: list[str] | None = None) -> int:
         print(USAGE, file=sys.stderr)
         return 1
     data, num = args[0], int(args[1])
-    num_utts = len(read_kv(f"{data}/utt2spk"))
-    for name in ("feats.scp", "text"):
-        if not Path(data, name).is_file():
+    source = DataDir(data)
+    num_utts = len(source.pairs(UTT2SPK))
+    for name in (FEATS_SCP, TEXT):
+        if not source.has(name):
             continue
-        count = len(read_kv(Path(data, name), allow_empty_value=name == "text"))
+        count = len(source.pairs(name))
         if count != num_utts:
             log.warning("#lines of (utt2spk, %s) is (%d, %d); utils/fix_data_dir.sh %s fixes "
                         "this", name, num_utts, count, data)

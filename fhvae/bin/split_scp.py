@@ -14,7 +14,7 @@ from pathlib import Path
 
 from fhvae.bin.cli import run_main
 from fhvae.errors import FhvaeError
-from fhvae.io.datadir import split_scp
+from fhvae.io.split import split_scp
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,7 +17,8 @@ import sys
 
 from fhvae.bin.cli import run_main
 from fhvae.errors import FhvaeError
-from fhvae.io.datadir import read_kv, subset_data_dir
+from fhvae.io.datadir import UTT2SPK, DataDir
+from fhvae.io.subset import subset_data_dir
 
 MODES = {"--speakers": "speakers", "--shortest": "shortest", "--first": "first",
          "--last": "last", "--per-spk": "per-spk"}
@@ -45,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         if not num.isdigit():
             raise FhvaeError(f"<num> must be a positive integer, got '{num}'\n{USAGE}")
         count = subset_data_dir(src, dst, mode=MODES.get(flag, "spread"), num=int(num))
-    total = len(read_kv(f"{src}/utt2spk"))
+    total = len(DataDir(src).pairs(UTT2SPK))
     print(f"subset_data_dir.sh: reducing #utt from {total} to {count}")
     return 0
 

@@ -17,8 +17,8 @@ from pathlib import Path
 
 from fhvae.bin.cli import run_main
 from fhvae.errors import FhvaeError
-from fhvae.evaluate.inputs import iter_feats
 from fhvae.features.vad import read_vad_config
+from fhvae.io.datadir import DataDir
 from fhvae.io.kaldi_config import _parse_bool
 from fhvae.ivector.extractor import EmOptions
 from fhvae.ivector.features import FEATURE_TYPES, FrontEndConfig
@@ -103,10 +103,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     cfg = config_from_args(args)
     cfg.check()
-    scp = args.data_dir / "feats.scp"
+    data = DataDir(args.data_dir)
+    scp = data.feats_scp
     if not scp.is_file():
         raise FhvaeError(f"{scp}: no such file")
-    feats = dict(iter_feats(args.data_dir))
+    feats = dict(data.feats())
     check_dims(feats, None, str(scp))
     system = train_ivector_system(feats, cfg)
     out = args.exp_dir / "extractor.npz"

@@ -15,6 +15,7 @@ from fhvae.errors import FhvaeError
 from fhvae.features.fbank import FbankComputer, FbankConfig
 from fhvae.io.atomic import atomic_path
 from fhvae.io.audio import iter_utterances
+from fhvae.io.datadir import SEGMENTS, WAV_SCP, DataDir
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,8 @@ class Synthesiser:
 
 def original_audio(data_dir: Path, utts: set[str]) -> dict[str, tuple[np.ndarray, int]]:
     """Samples of `utts` from wav.scp (and segments); {} without wav.scp."""
-    wav_scp, segments = data_dir / "wav.scp", data_dir / "segments"
+    data = DataDir(data_dir)
+    wav_scp, segments = data.file(WAV_SCP), data.file(SEGMENTS)
     if not wav_scp.is_file():
         return {}
     failed: dict[str, FhvaeError] = {}

@@ -33,13 +33,12 @@ from fhvae.convert.scores import (DISTORTION_OF, Judges, PairScores, judge, scor
 from fhvae.convert.voices import (Z2_MODES, convert_utterance, decode_utterance,
                                   encode_utterances, group_means)
 from fhvae.errors import FhvaeError
-from fhvae.evaluate.inputs import FACTOR_FILES, NO_LABEL, PHONE_CTM, iter_feats, \
-    read_ctm_frame_labels
 from fhvae.features.fbank import FbankConfig, read_fbank_config
 from fhvae.features.mvn import MVN
 from fhvae.inference import FRAME_MODES, Latents, load
 from fhvae.io.atomic import write_text_atomic
-from fhvae.io.datadir import read_dict
+from fhvae.io.datadir import FACTOR_FILES, PHONE_CTM, DataDir
+from fhvae.io.labels import NO_LABEL, read_ctm_frame_labels
 from fhvae.model import FHVAE
 
 log = logging.getLogger(__name__)
@@ -90,10 +89,11 @@ def fbank_config(path: str | None, feat_dim: int) -> FbankConfig:
 
 def read_labels(data_dir: Path, utts: list[str], factor: str) -> dict[str, str]:
     """The target factor's label of every utterance of feats.scp."""
-    path = data_dir / FACTOR_FILES[factor]
+    data = DataDir(data_dir)
+    path = data.file(FACTOR_FILES[factor])
     if not path.is_file():
         raise FhvaeError(f"{path}: not found (needed for --target-factor {factor})")
-    labels = read_dict(path)
+    labels = data.table(FACTOR_FILES[factor])
     missing = next((u for u in utts if u not in labels), None)
     if missing is not None:
         raise FhvaeError(f"{path}: no entry for utterance '{missing}' of feats.scp")
@@ -198,7 +198,7 @@ class Inputs:
 
 
 def read_inputs(data_dir: Path, feat_dim: int, opts: ConvertOptions) -> Inputs:
-    feats = {u: f for u, f in iter_feats(data_dir, dim=feat_dim) if f.shape[0] > 0}
+    feats = {u: f for u, f in DataDir(data_dir).feats(dim=feat_dim) if f.shape[0] > 0}
     utts = sorted(feats)
     utt2group = read_labels(data_dir, utts, opts.target_factor)
     enrol, sources = hold_out(utt2group, opts.seed)

@@ -24,8 +24,9 @@ from typing import Mapping
 import numpy as np
 
 from fhvae.analysis.classifiers import fit_classifier
-from fhvae.evaluate.inputs import NO_LABEL, stats_embeddings
 from fhvae.features.mvn import MVN
+from fhvae.features.stats_embedding import stats_embeddings
+from fhvae.io.labels import NO_LABEL
 
 PHONE_STRIDE = 4
 VERSIONS = ("source FBank", "source re-synthesised", "source reconstructed",

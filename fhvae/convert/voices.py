@@ -28,6 +28,7 @@ import numpy as np
 from fhvae.errors import FhvaeError
 from fhvae.features.mvn import MVN
 from fhvae.inference import ExtractOptions, Latents, decode_frames, extract_latents
+from fhvae.io.datadir import FEATS_SCP
 from fhvae.model import FHVAE
 
 Z2_MODES = ("replace", "shift")
@@ -35,7 +36,7 @@ Z2_MODES = ("replace", "shift")
 
 def encode_utterances(model: FHVAE, mvn: MVN, feats: Mapping[str, np.ndarray],
                       utts: Iterable[str], svector_only: bool = False,
-                      source: str = "feats.scp") -> dict[str, Latents]:
+                      source: str = FEATS_SCP) -> dict[str, Latents]:
     """z1/z2 per frame and the s-vector of each of `utts` (only s-vectors with
     `svector_only`: the targets need no frames)."""
     opts = ExtractOptions(svector_only=svector_only)

@@ -19,7 +19,9 @@ import numpy as np
 
 from fhvae.errors import FhvaeError
 from fhvae.io.atomic import atomic_path
-from fhvae.io.rxfile import absolute, read_matrix, split_offsets
+from fhvae.io.datadir import UTT2NUM_FRAMES, DataDir
+from fhvae.io.rxfile import read_matrix
+from fhvae.io.text_table import as_text, read_columns, sorted_order
 
 logger = logging.getLogger(__name__)
 
@@ -195,30 +197,30 @@ class SegmentIndex:
 
         Utterances shorter than seg_len hold no segment: they are excluded and reported.
         """
-        data_dir = Path(data_dir)
+        data = DataDir(data_dir)
         if seq_unit not in ("utt", "spk"):
             raise FhvaeError(f"seq_unit must be 'utt' or 'spk', got '{seq_unit}'")
         if seg_len < 1:
             raise FhvaeError(f"seg_len must be >= 1, got {seg_len}")
-        utt_ids, ark_names, offsets = _read_feats_scp(data_dir / "feats.scp")
-        frames_file = data_dir / "utt2num_frames"
+        utt_ids, ark_names, offsets = data.feats_locations()
+        frames_file = data.file(UTT2NUM_FRAMES)
         if frames_file.is_file():
             num_frames = _align_ints(frames_file, utt_ids)
         else:
             logger.info("%s missing: reading every matrix header from the arks (slow)", frames_file)
-            num_frames = np.array([_read_mat(_rxfile(a, o), _text(u)).shape[0]
+            num_frames = np.array([_read_mat(_rxfile(a, o), as_text(u)).shape[0]
                                    for u, a, o in zip(utt_ids, ark_names, offsets)], dtype=np.int64)
         if seq_unit == "spk":
-            spk_of_utt = _align(data_dir / "utt2spk", utt_ids)
+            spk_of_utt = _align(data.utt2spk, utt_ids)
         short = num_frames < seg_len
         if short.any():
-            ids = [_text(u) for u in utt_ids[short][:_SHOW_IDS]]
+            ids = [as_text(u) for u in utt_ids[short][:_SHOW_IDS]]
             more = " ..." if short.sum() > _SHOW_IDS else ""
             logger.warning("%s: excluded %d utterance(s) shorter than %d frames: %s%s",
-                           data_dir, short.sum(), seg_len, " ".join(ids), more)
+                           data, short.sum(), seg_len, " ".join(ids), more)
         keep = ~short
         if not keep.any():
-            raise FhvaeError(f"{data_dir}: no utterance has at least {seg_len} frames")
+            raise FhvaeError(f"{data}: no utterance has at least {seg_len} frames")
         utt_ids, ark_names, offsets = utt_ids[keep], ark_names[keep], offsets[keep]
         if seq_unit == "spk":
             seq_ids, seq_of_utt = np.unique(spk_of_utt[keep], return_inverse=True)
@@ -227,9 +229,9 @@ class SegmentIndex:
         uniq_arks, ark_of_utt = _factorize(ark_names)
         is_ark = np.zeros(uniq_arks.size, dtype=bool)
         is_ark[ark_of_utt[offsets >= 0]] = True
-        ark_paths = np.array([os.path.abspath(_text(a)) if plain else _text(a)
+        ark_paths = np.array([os.path.abspath(as_text(a)) if plain else as_text(a)
                               for a, plain in zip(uniq_arks, is_ark)])
-        first = _read_mat(_rxfile(ark_paths[ark_of_utt[0]], offsets[0]), _text(utt_ids[0]))
+        first = _read_mat(_rxfile(ark_paths[ark_of_utt[0]], offsets[0]), as_text(utt_ids[0]))
         utt_str = _to_str(utt_ids)
         return cls(utt_ids=utt_str, num_frames=num_frames[keep].astype(np.int32),
                    seq_of_utt=seq_of_utt.astype(np.int32),
@@ -240,86 +242,9 @@ class SegmentIndex:
 
 
 # --------------------------------------------------------------------- helpers
-# Kaldi tables separate fields by ASCII whitespace only (what bytes.split() splits on).
-_IS_SPACE = np.zeros(256, dtype=bool)
-_IS_SPACE[[9, 10, 11, 12, 13, 32]] = True
-
-
-def _read_table(path: Path, usage: str,
-                rest_of_line: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """(keys, values) of a two-column text table as byte-string arrays, in file order.
-
-    Vectorised over the bytes (no per-line Python) for million-line tables: every line must
-    hold exactly two fields, else FhvaeError names the first bad line. With `rest_of_line`
-    a line may hold more fields (a 'cmd |' pipe in feats.scp): the value is then the rest
-    of the line, and the table is parsed line by line.
-    """
-    if not path.is_file():
-        raise FhvaeError(f"{path}: no such file")
-    raw = path.read_bytes()
-    if raw and not raw.endswith(b"\n"):
-        raw += b"\n"
-    buf = np.frombuffer(raw, dtype=np.uint8)
-    newlines = np.flatnonzero(buf == 10)
-    space = _IS_SPACE[buf]
-    starts = ~space
-    starts[1:] &= space[:-1]                      # a field starts after whitespace
-    line_of_field = np.searchsorted(newlines, np.flatnonzero(starts))
-    fields = np.bincount(line_of_field, minlength=newlines.size)
-    bad = np.flatnonzero(fields < 2 if rest_of_line else fields != 2)
-    if bad.size:
-        line = raw.split(b"\n")[bad[0]].decode("utf-8", errors="replace")
-        raise FhvaeError(f"{path}:{bad[0] + 1}: expected '{usage}', got '{line}'")
-    if rest_of_line and bool((fields > 2).any()):
-        pairs = [line.split(maxsplit=1) for line in raw.splitlines()]
-        return (_shrink(np.array([k for k, _ in pairs], dtype=np.bytes_)),
-                _shrink(np.array([v.strip() for _, v in pairs], dtype=np.bytes_)))
-    tokens = np.array(raw.split(), dtype=np.bytes_)
-    return _shrink(tokens[0::2]), _shrink(tokens[1::2])
-
-
-def _shrink(strings: np.ndarray) -> np.ndarray:
-    """Narrowest fixed width holding every entry (keys and values share the width of the
-    longest token when split together)."""
-    width = int(np.strings.str_len(strings).max()) if strings.size else 1
-    return strings.astype(f"S{max(width, 1)}")
-
-
-def _sorted_unique(keys: np.ndarray, path: Path) -> np.ndarray:
-    """Order that sorts byte-string keys as LC_ALL=C does; duplicates name file:line."""
-    if keys.size > 1 and bool(np.all(keys[1:] > keys[:-1])):
-        return np.arange(keys.size)               # already sorted (Kaldi's rule): no sort
-    order = np.argsort(keys, kind="stable")
-    dup = np.flatnonzero(keys[order][1:] == keys[order][:-1])
-    if dup.size:
-        lineno = int(order[dup[0] + 1]) + 1
-        raise FhvaeError(f"{path}:{lineno}: duplicate key '{_text(keys[order[dup[0]]])}'")
-    return order
-
-
-def _read_feats_scp(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(utt ids, ark paths as written, offsets) as arrays sorted by utterance id.
-
-    Entries that are not a plain '<ark>:<offset>' (ranges, pipes, single-matrix files) get
-    offset -1 and keep their whole rxfile, with a relative file path made absolute.
-    """
-    keys, values = _read_table(path, "<utt> <rxfile>", rest_of_line=True)
-    if not keys.size:
-        raise FhvaeError(f"{path}: empty feats.scp")
-    arks, offsets, plain = split_offsets(values)
-    order = _sorted_unique(keys, path)
-    if not plain.all():
-        other = np.flatnonzero(~plain)
-        arks = arks.astype(object)
-        arks[other] = [absolute(_text(values[i]), f"{path}:{i + 1}").encode() for i in other]
-        arks = arks.astype(np.bytes_)
-        offsets = np.where(plain, offsets, b"-1")
-    return keys[order], arks[order], offsets[order].astype(np.int64)
-
-
 def _rxfile(source: str | bytes, offset: int) -> str:
     """kaldiio rxfile of an (ark path, offset) pair, or of a whole rxfile (offset -1)."""
-    source = _text(source) if isinstance(source, bytes) else str(source)
+    source = as_text(source) if isinstance(source, bytes) else str(source)
     return f"{source}:{int(offset)}" if offset >= 0 else source
 
 
@@ -333,15 +258,15 @@ def _factorize(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _align(path: Path, utt_ids: np.ndarray) -> np.ndarray:
     """Values (bytes) of the two-column table `path` for every id in sorted `utt_ids`."""
-    keys, values = _read_table(path, "<utt> <value>")
-    order = _sorted_unique(keys, path)
+    keys, values = read_columns(path, "<utt> <value>")
+    order = sorted_order(keys, path)
     keys, values = keys[order], values[order]
     if keys.shape == utt_ids.shape and bool(np.all(keys == utt_ids)):
         return values                              # the usual case: same utterances
     pos = np.minimum(np.searchsorted(keys, utt_ids), max(keys.size - 1, 0))
     missing = keys[pos] != utt_ids if keys.size else np.ones(utt_ids.size, dtype=bool)
     if missing.any():
-        raise FhvaeError(f"{path}: no entry for utterance '{_text(utt_ids[missing][0])}' "
+        raise FhvaeError(f"{path}: no entry for utterance '{as_text(utt_ids[missing][0])}' "
                          f"({int(missing.sum())} of {utt_ids.size} missing)")
     return values[pos]
 
@@ -350,7 +275,7 @@ def _align_ints(path: Path, utt_ids: np.ndarray) -> np.ndarray:
     values = _align(path, utt_ids)
     bad = ~np.strings.isdigit(values)
     if bad.any():
-        raise FhvaeError(f"{path}: not an integer frame count: '{_text(values[bad][0])}'")
+        raise FhvaeError(f"{path}: not an integer frame count: '{as_text(values[bad][0])}'")
     return values.astype(np.int64)
 
 
@@ -359,11 +284,6 @@ def _read_mat(rxfile: str, utt: str) -> np.ndarray:
     if feats.ndim != 2:
         raise FhvaeError(f"utterance '{utt}' ({rxfile}): expected a matrix, got {feats.ndim}-d")
     return feats
-
-
-def _text(value: bytes) -> str:
-    """One byte-string table entry as text for a message."""
-    return bytes(value).decode("utf-8", errors="replace")
 
 
 def _to_bytes(strings: np.ndarray) -> np.ndarray:

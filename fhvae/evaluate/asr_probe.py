@@ -27,10 +27,11 @@ from typing import Mapping
 import numpy as np
 
 from fhvae.analysis.classifiers import fit_classifier
-from fhvae.evaluate.inputs import NO_LABEL, PHONE_CTM, EvalSet, iter_feats, read_ctm_frame_labels
+from fhvae.evaluate.inputs import EvalSet
 from fhvae.features.mvn import MVN, utterance_cmvn
 from fhvae.inference import encode, window_index
-from fhvae.io.datadir import read_dict
+from fhvae.io.datadir import PHONE_CTM, UTT2CHANNEL, UTT2NOISE, DataDir
+from fhvae.io.labels import NO_LABEL, read_ctm_frame_labels
 from fhvae.model import FHVAE
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,7 @@ SPLICE_HOP = 5      # spliced FBank: every SPLICE_HOP-th frame of z1's window
 CLEAN, CLOSE = "clean", "close"     # utt2noise / utt2channel labels of the training condition
 MIN_PHONE_FRAMES = 50               # rarer phones in the training frames are merged into OTHER
 OTHER = "other"
-NEEDED = ("utt2noise", "utt2channel", PHONE_CTM)
+NEEDED = (UTT2NOISE, UTT2CHANNEL, PHONE_CTM)
 
 
 @dataclass
@@ -94,8 +95,8 @@ def probe_inputs(feats: Mapping[str, np.ndarray], rows: Mapping[str, np.ndarray]
 
 
 def clean_close_utts(train_data: str | os.PathLike) -> list[str]:
-    noise = read_dict(Path(train_data) / "utt2noise")
-    channel = read_dict(Path(train_data) / "utt2channel")
+    data = DataDir(train_data)
+    noise, channel = data.table(UTT2NOISE), data.table(UTT2CHANNEL)
     return sorted(u for u, n in noise.items() if n == CLEAN and channel.get(u) == CLOSE)
 
 
@@ -117,7 +118,7 @@ def _training_frames(model: FHVAE, mvn: MVN, train_data: Path, utts: list[str],
     """Every `stride`-th labelled frame of `utts` with its phone; z1/z2 (posterior means, as
     stage 4 writes them by default) are encoded for those frames only, from the extractor's
     windows centred on them, which makes this `stride` times cheaper than full extraction."""
-    feats = dict(iter_feats(train_data, utts, mvn.dim))
+    feats = dict(DataDir(train_data).feats(utts, mvn.dim))
     phones = read_ctm_frame_labels(train_data / PHONE_CTM,
                                    {u: f.shape[0] for u, f in feats.items()}, column="phone")
     rows = labelled_rows(phones, utts, stride)

@@ -30,10 +30,10 @@ from fhvae.analysis.classifiers import fit_classifier
 from fhvae.analysis.significance import percentile_interval
 from fhvae.evaluate.asr_probe import (CLEAN, CLOSE, MIN_PHONE_FRAMES, OTHER, labelled_rows,
                                       splice)
-from fhvae.evaluate.inputs import PHONE_CTM, iter_feats, read_ctm_frame_labels
 from fhvae.errors import FhvaeError
 from fhvae.features.mvn import MVN, utterance_cmvn
-from fhvae.io.datadir import read_dict
+from fhvae.io.datadir import PHONE_CTM, UTT2CHANNEL, UTT2NOISE, UTT2SPK, DataDir
+from fhvae.io.labels import read_ctm_frame_labels
 
 INPUTS = ("FBank+CMVN spliced", "FBank spliced")
 SYSTEMS = ("clean", "+FHVAE", "+real")
@@ -60,8 +60,9 @@ class Frames:
 def read_frames(data_dir: str | os.PathLike, mvn: MVN, seg_len: int, stride: int) -> Frames:
     """The probe's frames of a data dir with feats.scp, utt2spk and phone_ali.ctm."""
     data_dir = Path(data_dir)
-    spk_of = read_dict(data_dir / "utt2spk")
-    feats = dict(iter_feats(data_dir, None, mvn.dim))
+    data = DataDir(data_dir)
+    spk_of = data.table(UTT2SPK)
+    feats = dict(data.feats(None, mvn.dim))
     phones = read_ctm_frame_labels(data_dir / PHONE_CTM,
                                    {u: f.shape[0] for u, f in feats.items()}, column="phone")
     rows = labelled_rows(phones, sorted(feats), stride)
@@ -92,8 +93,8 @@ def eval_conditions(data_dir: str | os.PathLike) -> list[tuple[str, set[str], bo
     """(name, utterances, is an away condition) of the evaluated set: clean close-talk, then
     each noise and each channel; away = a noise other than clean or a channel other than
     close (the conditions the gap is averaged over)."""
-    noise = read_dict(Path(data_dir) / "utt2noise")
-    channel = read_dict(Path(data_dir) / "utt2channel")
+    data = DataDir(data_dir)
+    noise, channel = data.table(UTT2NOISE), data.table(UTT2CHANNEL)
     out = [(f"{CLEAN}, {CLOSE}", {u for u in noise if noise[u] == CLEAN
                                   and channel.get(u) == CLOSE}, False)]
     for factor, labels, home in (("noise", noise, CLEAN), ("channel", channel, CLOSE)):

@@ -13,8 +13,7 @@ import numpy as np
 
 from fhvae.errors import FhvaeError
 from fhvae.evaluate.asr_probe import AsrProbeResult, run_asr_probe, skip_reason
-from fhvae.evaluate.inputs import (PHONE_CTM, EvalSet, check_known, fbank_stats, iter_feats,
-                                   load_eval_set, read_vectors, stats_embeddings)
+from fhvae.evaluate.inputs import EvalSet, load_eval_set
 from fhvae.evaluate.probes import run_probes
 from fhvae.evaluate.recombination import (RecombineScore, make_recombine_figure,
                                           score_recombination)
@@ -27,9 +26,12 @@ from fhvae.evaluate.verification import (BACKENDS, BASELINE, CANDIDATE, IVECTOR,
                                          Embeddings, load_trial_lists, make_backend,
                                          run_verification, utterance_conditions)
 from fhvae.features.mvn import MVN, compute_mvn
+from fhvae.features.stats_embedding import fbank_stats, stats_embeddings
 from fhvae.inference import load
 from fhvae.io.atomic import write_text_atomic
-from fhvae.io.datadir import read_dict
+from fhvae.io.datadir import PHONE_CTM, DataDir
+from fhvae.io.tables import check_known, read_vectors
+from fhvae.io.text_table import read_dict
 from fhvae.model import FHVAE
 
 log = logging.getLogger(__name__)
@@ -97,7 +99,7 @@ def baseline_mvn(model_mvn: MVN, train_fbank_data: Path | None) -> MVN:
     model's MVN would be without --input-norm), so the baselines do not depend on the option."""
     if train_fbank_data is None:
         return model_mvn
-    return compute_mvn(f for _, f in iter_feats(train_fbank_data, None, model_mvn.dim))
+    return compute_mvn(f for _, f in DataDir(train_fbank_data).feats(None, model_mvn.dim))
 
 
 def read_embedding(scp: Path, utts: list[str], utt2spk_path: Path | None = None
@@ -115,10 +117,11 @@ def read_embedding(scp: Path, utts: list[str], utt2spk_path: Path | None = None
 
 def load_train_svectors(train_data: Path, train_latents: Path
                         ) -> tuple[dict[str, np.ndarray], dict[str, str]]:
-    utt2spk = read_dict(train_data / "utt2spk")
+    utt2spk_path = DataDir(train_data).utt2spk
+    utt2spk = read_dict(utt2spk_path)
     scp = train_latents / "svector.scp"
     svectors = read_vectors(scp)
-    check_known(scp, svectors, utt2spk, train_data / "utt2spk")
+    check_known(scp, svectors, utt2spk, utt2spk_path)
     return svectors, {u: utt2spk[u] for u in svectors}
 
 
@@ -235,8 +238,8 @@ def run_evaluation(cfg: EvalConfig) -> EvalSummary:
     trial_lists = load_trial_lists(cfg.out_dir, evalset.utt2spk, utt2cond, cfg.trials, cfg.seed,
                                    cfg.max_targets_per_utt, cfg.max_matched_nontarget)
     train_sv, train_spk = load_train_svectors(cfg.train_data, cfg.train_latents)
-    feats = dict(iter_feats(cfg.data, evalset.utts, mvn.dim))    # raw FBank, read once for all
-    ivectors = (ivector_embeddings(cfg.train_ivectors, cfg.ivectors, cfg.data / "utt2spk",
+    feats = dict(DataDir(cfg.data).feats(evalset.utts, mvn.dim))    # raw FBank, read once for all
+    ivectors = (ivector_embeddings(cfg.train_ivectors, cfg.ivectors, DataDir(cfg.data).utt2spk,
                                    sorted(train_sv), evalset.utts, adapt.get(IVECTOR))
                 if cfg.with_ivectors else None)
     embeddings = build_embeddings(evalset, feats, train_sv, fbank_mvn, adapt,

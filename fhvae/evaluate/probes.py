@@ -17,7 +17,8 @@ from typing import Mapping
 import numpy as np
 
 from fhvae.analysis.classifiers import probe_accuracy
-from fhvae.evaluate.inputs import NO_LABEL, EvalSet
+from fhvae.evaluate.inputs import EvalSet
+from fhvae.io.labels import NO_LABEL
 
 log = logging.getLogger(__name__)
 

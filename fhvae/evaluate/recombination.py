@@ -21,10 +21,12 @@ from matplotlib.figure import Figure
 from fhvae.analysis.classifiers import fit_classifier, pairwise_accuracy
 from fhvae.analysis.figures import save_figure
 from fhvae.errors import FhvaeError
-from fhvae.evaluate.inputs import NO_LABEL, EvalSet, iter_feats
+from fhvae.evaluate.inputs import EvalSet
 from fhvae.evaluate.probes import split_utterances
 from fhvae.features.mvn import MVN
 from fhvae.inference import Segments, cut_segments, decode_means, encode, encode_z2
+from fhvae.io.datadir import DataDir
+from fhvae.io.labels import NO_LABEL
 from fhvae.model import FHVAE
 
 log = logging.getLogger(__name__)
@@ -112,7 +114,7 @@ def make_recombine_figure(evalset: EvalSet, data_dir: str | os.PathLike, model: 
     """Write the A (top row) x B (left column, in context, boxed red) re-combination grid."""
     seg_len = model.cfg.seg_len
     utts_a, utts_b = choose_utterances(evalset, seed, num_a, num_b, seg_len)
-    feats = dict(iter_feats(data_dir, utts_a + utts_b, mvn.dim))
+    feats = dict(DataDir(data_dir).feats(utts_a + utts_b, mvn.dim))
     segs_a = [Segment(u, loudest_start(feats[u], seg_len), feats[u]) for u in utts_a]
     segs_b = [Segment(u, loudest_start(feats[u], seg_len), feats[u]) for u in utts_b]
     raw_a = np.stack([s.window(s.start, seg_len) for s in segs_a])

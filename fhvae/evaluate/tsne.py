@@ -17,8 +17,9 @@ from matplotlib.figure import Figure
 from sklearn.manifold import TSNE
 
 from fhvae.analysis.figures import save_figure
-from fhvae.evaluate.inputs import NO_LABEL, EvalSet
+from fhvae.evaluate.inputs import EvalSet
 from fhvae.evaluate.probes import frame_indices, frame_labels
+from fhvae.io.labels import NO_LABEL
 
 log = logging.getLogger(__name__)
 

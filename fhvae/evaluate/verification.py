@@ -22,13 +22,13 @@ import numpy as np
 from fhvae.analysis.significance import percentile_interval
 from fhvae.errors import FhvaeError
 from fhvae.evaluate.bootstrap import EerComparison, bootstrap_metrics, compare, correct
-from fhvae.evaluate.inputs import NO_LABEL
 from fhvae.evaluate.metrics import compute_eer, compute_min_dcf
 from fhvae.evaluate.scoring import (Adaptation, Backend, CosineBackend, LdaPldaBackend,
                                     LdaWccnBackend, adapt_backend, score_trials)
 from fhvae.evaluate.trials import (Trial, condition_matched_trials, make_trials, read_trials,
                                    restrict_to_matched, write_trials)
 from fhvae.io.atomic import write_text_atomic
+from fhvae.io.labels import NO_LABEL
 
 log = logging.getLogger(__name__)
 

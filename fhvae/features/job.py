@@ -17,8 +17,8 @@ from tqdm import tqdm
 
 from fhvae.features.fbank import FbankComputer
 from fhvae.io.audio import iter_utterances
-from fhvae.io.datadir import write_kv
 from fhvae.io.tables import write_table
+from fhvae.io.text_table import write_kv
 
 logger = logging.getLogger(__name__)
 

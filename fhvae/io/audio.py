@@ -14,8 +14,8 @@ import numpy as np
 import soundfile
 
 from fhvae.errors import FhvaeError
-from fhvae.io.datadir import read_kv
 from fhvae.io.rxfile import open_rxfile
+from fhvae.io.text_table import read_kv
 
 # Kaldi's extract-segments accepts a segment ending this far past the end of the recording
 # (rounding in the segmentation) and truncates it; anything further is an error.

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fhvae.errors import FhvaeError
-from fhvae.io.datadir import write_kv
+from fhvae.io.datadir import CMVN_SCP, FEATS_SCP, SEGMENTS, SPK2GENDER, TEXT, UTT2SPK, WAV_SCP, DataDir
 
 logger = logging.getLogger(__name__)
 
@@ -102,31 +102,27 @@ def write_data_dir(data_dir: str | os.PathLike, utts: list[Utterance]) -> None:
     data_dir = Path(data_dir)
     _check(data_dir, utts)
     data_dir.mkdir(parents=True, exist_ok=True)
+    out = DataDir(data_dir)
     segmented = utts[0].start is not None
     optional: dict[str, list[tuple[str, object]]] = {}
     if segmented:
-        optional["segments"] = [(u.utt, f"{u.recording} {u.start:.3f} {u.end:.3f}")
+        optional[SEGMENTS] = [(u.utt, f"{u.recording} {u.start:.3f} {u.end:.3f}")
                                 for u in utts]
     if utts[0].text:
-        optional["text"] = [(u.utt, " ".join(u.text.split())) for u in utts]  # type: ignore[union-attr]
+        optional[TEXT] = [(u.utt, " ".join(u.text.split())) for u in utts]  # type: ignore[union-attr]
     for name in utts[0].labels:
         optional[f"utt2{name}"] = [(u.utt, u.labels[name]) for u in utts]
     # Stale files go first: an interrupted run must not leave old features beside new lists.
-    derived = ["segments", "text", "feats.scp", "cmvn.scp", "spk2gender",
+    derived = [SEGMENTS, TEXT, FEATS_SCP, CMVN_SCP, SPK2GENDER,
                *(p.name for p in data_dir.glob("utt2*"))]
     for stale in derived:
-        if stale not in optional and stale != "utt2spk" and (data_dir / stale).is_file():
-            (data_dir / stale).unlink()
+        if stale not in optional and stale != UTT2SPK:
+            out.remove(stale)
 
     recordings = {u.recording: u.wav for u in utts}
-    write_kv(data_dir / "wav.scp", list(recordings.items()))
-    write_kv(data_dir / "utt2spk", [(u.utt, u.spk) for u in utts])
-    spk2utt: dict[str, list[str]] = {}
-    for u in sorted(utts, key=lambda u: u.utt.encode("utf-8")):
-        spk2utt.setdefault(u.spk, []).append(u.utt)
-    write_kv(data_dir / "spk2utt", [(s, " ".join(us)) for s, us in spk2utt.items()])
-
+    out.write(WAV_SCP, recordings.items())
+    num_spks = out.write_utt2spk((u.utt, u.spk) for u in utts)
     for name, pairs in optional.items():
-        write_kv(data_dir / name, pairs)
+        out.write(name, pairs)
     logger.info("%s: %d utterances, %d speakers, %d recordings", data_dir, len(utts),
-                len(spk2utt), len(recordings))
+                num_spks, len(recordings))

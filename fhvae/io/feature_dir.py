@@ -15,8 +15,10 @@ from pathlib import Path
 import numpy as np
 
 from fhvae.errors import FhvaeError
-from fhvae.io.datadir import read_dict, read_kv, write_filtered, write_kv
+from fhvae.io.datadir import CMVN_SCP, FEATS_SCP, FRAME_SHIFT, UTT2NUM_FRAMES, UTT2SPK, DataDir
+from fhvae.io.subset import write_filtered
 from fhvae.io.tables import read_scp, write_table
+from fhvae.io.text_table import read_kv
 
 # Kaldi's default --frame-shift (10 ms), used when the source data dir has no frame_shift.
 DEFAULT_FRAME_SHIFT = "0.01"
@@ -66,12 +68,13 @@ def write_feature_dir(src: str | os.PathLike, dst: str | os.PathLike,
         raise FhvaeError(f"{dst}: the feature dir would replace its source data dir")
     if model is not None:
         check_owner(dst, model)
-    spk_of = read_dict(src / "utt2spk")
+    source = DataDir(src)
+    spk_of = source.table(UTT2SPK)
     num_frames: list[tuple[str, int]] = []
     spk_stats: dict[str, np.ndarray] = {}
     for utt, feats in read_scp(feats_scp):
         if utt not in spk_of:
-            raise FhvaeError(f"{src / 'utt2spk'}: no speaker for utterance '{utt}' of {feats_scp}")
+            raise FhvaeError(f"{source.utt2spk}: no speaker for utterance '{utt}' of {feats_scp}")
         if feats.ndim != 2:
             raise FhvaeError(f"{feats_scp}: '{utt}' is not a matrix")
         num_frames.append((utt, feats.shape[0]))
@@ -82,16 +85,17 @@ def write_feature_dir(src: str | os.PathLike, dst: str | os.PathLike,
     tmp = dst.parent / f".{dst.name}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     try:
-        write_filtered(src, tmp, {utt for utt, _ in num_frames})
-        write_kv(tmp / "feats.scp", read_kv(feats_scp))
-        write_kv(tmp / "utt2num_frames", num_frames)
-        shift = src / "frame_shift"
-        (tmp / "frame_shift").write_text(shift.read_text() if shift.is_file()
-                                         else DEFAULT_FRAME_SHIFT + "\n")
+        write_filtered(source, tmp, {utt for utt, _ in num_frames})
+        out = DataDir(tmp)
+        out.write(FEATS_SCP, read_kv(feats_scp))
+        out.write(UTT2NUM_FRAMES, num_frames)
+        shift = source.file(FRAME_SHIFT)
+        out.write_text(FRAME_SHIFT, shift.read_text() if shift.is_file()
+                       else DEFAULT_FRAME_SHIFT + "\n")
         if model is not None:
-            (tmp / MODEL_FILE).write_text(f"{Path(model).resolve()}\n")
+            out.write_text(MODEL_FILE, f"{Path(model).resolve()}\n")
         spks = sorted(spk_stats, key=str.encode)
-        write_table(cmvn_ark, tmp / "cmvn.scp", ((s, spk_stats[s]) for s in spks),
+        write_table(cmvn_ark, out.file(CMVN_SCP), ((s, spk_stats[s]) for s in spks),
                     dtype=np.float64)
         shutil.rmtree(dst, ignore_errors=True)
         os.replace(tmp, dst)

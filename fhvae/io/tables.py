@@ -1,4 +1,4 @@
-"""Kaldi ark/scp tables through kaldiio, written atomically.
+"""Kaldi ark/scp tables of matrices and vectors: read through kaldiio, written atomically.
 
 An scp must never point into an ark that is still being written, so both files are
 written under temporary names and renamed only when complete: ark first, then scp.
@@ -8,20 +8,16 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from dataclasses import dataclass, field
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Mapping
 
 import kaldiio
 import numpy as np
-from tqdm import tqdm
 
 from fhvae.errors import FhvaeError
 from fhvae.io.atomic import fsync_file, naming, tmp_name
-from fhvae.io.datadir import c_order, read_kv
-from fhvae.io.rxfile import read_matrix
+from fhvae.io.rxfile import absolute, read_matrix, split_offsets
+from fhvae.io.text_table import as_text, read_columns, sorted_order
 
-# Tables whose values may be empty (an utterance without a transcript).
-EMPTY_VALUE_OK = ("text",)
 # Kaldi's CompressionMethod kAutomaticMethod, the default of `copy-feats --compress=true`.
 _AUTOMATIC_METHOD = 1
 
@@ -119,45 +115,35 @@ def read_scp(scp_path: str | os.PathLike) -> Iterator[tuple[str, np.ndarray]]:
             yield key, read_matrix(rxfile, f"{scp_path}:{lineno} ({key})")
 
 
-@dataclass
-class Table:
-    """One `<key> <value>` file: its path, pairs in file order, and key -> line number."""
-
-    path: Path
-    pairs: list[tuple[str, str]]
-    line: dict[str, int] = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.line = {key: i for i, (key, _) in enumerate(self.pairs, 1)}
-
-    def where(self, key: str) -> str:
-        return f"{self.path}:{self.line[key]}"
+def read_vectors(scp: str | os.PathLike) -> dict[str, np.ndarray]:
+    """`read_scp` as a dict (latents, s-vectors, i-vectors)."""
+    return dict(read_scp(scp))
 
 
-def read_sorted_table(path: Path) -> Table:
-    """read_kv plus Kaldi's rule that keys are in `LC_ALL=C sort` order."""
-    table = Table(path, read_kv(path, allow_empty_value=path.name in EMPTY_VALUE_OK))
-    for i in range(1, len(table.pairs)):
-        prev, key = table.pairs[i - 1][0], table.pairs[i][0]
-        if c_order(key) < c_order(prev):
-            raise FhvaeError(f"{path}:{i + 1}: not sorted (LC_ALL=C): '{key}' comes after "
-                             f"'{prev}'; run utils/fix_data_dir.sh")
-    return table
+def check_known(scp: str | os.PathLike, table: Mapping[str, object],
+                utt2spk: Mapping[str, str], utt2spk_path: str | os.PathLike) -> None:
+    """Every key of a table read from `scp` must be an utterance of the data dir."""
+    unknown = next((u for u in table if u not in utt2spk), None)
+    if unknown is not None:
+        raise FhvaeError(f"{scp}: utterance '{unknown}' is not in {utt2spk_path}")
 
 
-def feats_entries(data_dir: str | os.PathLike) -> list[tuple[int, str, str]]:
-    """(line number, utterance, rxfile) of every line of a data dir's feats.scp, which must
-    be a sorted Kaldi table (outputs keep its order) with at least one line."""
-    scp = Path(data_dir) / "feats.scp"
-    entries = [(n, k, v) for n, (k, v) in enumerate(read_sorted_table(scp).pairs, 1)]
-    if not entries:
-        raise FhvaeError(f"{scp}: no utterances")
-    return entries
+def scp_locations(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(keys, ark paths as written, offsets) of an scp as arrays sorted by key, parsed
+    vectorised for million-line feats.scp files.
 
-
-def read_entries(scp: str | os.PathLike, entries: Iterable[tuple[int, str, str]],
-                 desc: str) -> Iterator[tuple[str, np.ndarray]]:
-    """(utterance, matrix) of feats_entries rows, in order, with a progress bar; a bad
-    matrix is reported by the scp line and utterance."""
-    for lineno, key, rxfile in tqdm(entries, desc=desc, unit="utt", disable=None):
-        yield key, read_matrix(rxfile, f"{scp}:{lineno} ({key})")
+    Entries that are not a plain '<ark>:<offset>' (ranges, pipes, single-matrix files) get
+    offset -1 and keep their whole rxfile, with a relative file path made absolute.
+    """
+    keys, values = read_columns(path, "<utt> <rxfile>", rest_of_line=True)
+    if not keys.size:
+        raise FhvaeError(f"{path}: empty feats.scp")
+    arks, offsets, plain = split_offsets(values)
+    order = sorted_order(keys, path)
+    if not plain.all():
+        other = np.flatnonzero(~plain)
+        arks = arks.astype(object)
+        arks[other] = [absolute(as_text(values[i]), f"{path}:{i + 1}").encode() for i in other]
+        arks = arks.astype(np.bytes_)
+        offsets = np.where(plain, offsets, b"-1")
+    return keys[order], arks[order], offsets[order].astype(np.int64)

@@ -13,12 +13,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fhvae.errors import FhvaeError
-from fhvae.io.datadir import c_order, read_loose, table_kinds, write_filtered
+from fhvae.io.datadir import (FEATS_SCP, SEGMENTS, SPK2UTT, TEXT, UTT2DUR, UTT2LANG,
+                              UTT2NUM_FRAMES, UTT2SPK, WAV_SCP, DataDir)
 from fhvae.io.rxfile import parse
-from fhvae.io.tables import Table, read_sorted_table
+from fhvae.io.subset import write_filtered
+from fhvae.io.text_table import Table, c_order
 
 # Tables read first, in this order, so the "first problem" is deterministic.
-CORE_FILES = ("utt2spk", "spk2utt", "wav.scp", "segments", "feats.scp")
+CORE_FILES = (UTT2SPK, SPK2UTT, WAV_SCP, SEGMENTS, FEATS_SCP)
 BACKUP_DIR = ".backup"
 
 
@@ -116,13 +118,13 @@ def _check_value(table: Table, key: str, value: str) -> None:
     """Numeric per-utterance files must hold positive numbers."""
     name = table.path.name
     try:
-        if name == "utt2num_frames" and int(value) > 0:
+        if name == UTT2NUM_FRAMES and int(value) > 0:
             return
-        if name in ("utt2dur", "reco2dur") and float(value) > 0:
+        if name in (UTT2DUR, "reco2dur") and float(value) > 0:
             return
     except ValueError:
         pass
-    if name in ("utt2num_frames", "utt2dur", "reco2dur"):
+    if name in (UTT2NUM_FRAMES, UTT2DUR, "reco2dur"):
         raise FhvaeError(f"{table.where(key)}: expected a positive number, got '{value}'")
 
 
@@ -139,22 +141,22 @@ def validate_data_dir(data_dir: str | os.PathLike, *, need_wav: bool = True,
     feats.scp ark files exist (when check_paths); feats.scp keys = utterances; utt2*,
     text, spk2* and reco2* files keyed by known utterances/speakers/recordings.
     """
-    data = Path(data_dir)
-    if not data.is_dir():
+    data = DataDir(data_dir)
+    if not data.path.is_dir():
         raise FhvaeError(f"{data}: not a directory")
-    required = {"utt2spk": "", "spk2utt": "", "wav.scp": " unless --no-wav",
-                "feats.scp": " unless --no-feats", "text": " unless --no-text"}
-    wanted = {"wav.scp": need_wav, "feats.scp": need_feats, "text": need_text}
+    required = {UTT2SPK: "", SPK2UTT: "", WAV_SCP: " unless --no-wav",
+                FEATS_SCP: " unless --no-feats", TEXT: " unless --no-text"}
+    wanted = {WAV_SCP: need_wav, FEATS_SCP: need_feats, TEXT: need_text}
     for name, unless in required.items():
-        if wanted.get(name, True) and not (data / name).is_file():
-            raise FhvaeError(f"{data / name}: no such file (required{unless})")
-    kinds = table_kinds(data)
-    present = [n for n in CORE_FILES if (data / n).is_file()]
+        if wanted.get(name, True) and not data.has(name):
+            raise FhvaeError(f"{data.file(name)}: no such file (required{unless})")
+    kinds = data.kinds()
+    present = [n for n in CORE_FILES if data.has(n)]
     present += [n for n in kinds if n not in CORE_FILES]
-    tables = {name: read_sorted_table(data / name) for name in present}
+    tables = {name: data.sorted_table(name) for name in present}
 
-    utt2spk, spk2utt = tables["utt2spk"], tables["spk2utt"]
-    wav, segments, feats = (tables.get(n) for n in ("wav.scp", "segments", "feats.scp"))
+    utt2spk, spk2utt = tables[UTT2SPK], tables[SPK2UTT]
+    wav, segments, feats = (tables.get(n) for n in (WAV_SCP, SEGMENTS, FEATS_SCP))
     _check_speakers(utt2spk, spk2utt)
     if spk_sort:
         _check_speaker_order(utt2spk)
@@ -200,22 +202,22 @@ class FixReport:
 def _usable_utts(tables: dict[str, list[tuple[str, str]]]) -> set[str]:
     """Utterances present in utt2spk, wav.scp (or valid segments whose recording is in
     wav.scp), feats.scp, text and utt2lang: those Kaldi's fix_data_dir.sh keeps."""
-    keep = {u for u, _ in tables["utt2spk"]}
-    if "segments" in tables:
-        recos = {r for r, _ in tables.get("wav.scp", [])}
+    keep = {u for u, _ in tables[UTT2SPK]}
+    if SEGMENTS in tables:
+        recos = {r for r, _ in tables.get(WAV_SCP, [])}
         good = set()
-        for utt, value in tables["segments"]:
+        for utt, value in tables[SEGMENTS]:
             fields = value.split()
             try:
                 ok = len(fields) == 3 and 0 <= float(fields[1]) < float(fields[2])
             except ValueError:
                 ok = False
-            if ok and (fields[0] in recos or "wav.scp" not in tables):
+            if ok and (fields[0] in recos or WAV_SCP not in tables):
                 good.add(utt)
         keep &= good
-    elif "wav.scp" in tables:
-        keep &= {u for u, _ in tables["wav.scp"]}
-    for name in ("feats.scp", "text", "utt2lang"):
+    elif WAV_SCP in tables:
+        keep &= {u for u, _ in tables[WAV_SCP]}
+    for name in (FEATS_SCP, TEXT, UTT2LANG):
         if name in tables:
             keep &= {u for u, _ in tables[name]}
     return keep
@@ -229,26 +231,26 @@ def fix_data_dir(data_dir: str | os.PathLike,
     The original files are first copied to `<data>/.backup/`. No utterance left is an
     error, and then nothing is changed. `extra` maps more file names to 'utt' or 'spk'.
     """
-    data = Path(data_dir)
-    if not data.is_dir():
+    data = DataDir(data_dir)
+    if not data.path.is_dir():
         raise FhvaeError(f"{data}: no such directory")
-    if not (data / "utt2spk").is_file():
-        raise FhvaeError(f"{data}/utt2spk: no such file")
+    if not data.has(UTT2SPK):
+        raise FhvaeError(f"{data.utt2spk}: no such file")
     tables, duplicates = {}, 0
-    for name in table_kinds(data, extra):
-        tables[name], dropped = read_loose(data / name)
+    for name in data.kinds(extra):
+        tables[name], dropped = data.loose_pairs(name)
         duplicates += dropped
     keep = _usable_utts(tables)
     if not keep:
         raise FhvaeError(f"{data}: no utterances remained (none is in all of utt2spk, "
                          "wav.scp/segments, feats.scp, text): not proceeding further")
-    backup = data / BACKUP_DIR
+    backup = data.file(BACKUP_DIR)
     if backup.exists():
         shutil.rmtree(backup)
     backup.mkdir()
-    for path in data.iterdir():
+    for path in data.path.iterdir():
         if path.is_file():
             shutil.copy2(path, backup / path.name)
-    before = len(tables["utt2spk"])
+    before = len(tables[UTT2SPK])
     after = write_filtered(data, data, keep, extra)
     return FixReport(before, after, duplicates, backup)

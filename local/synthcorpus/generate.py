@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from fhvae.errors import FhvaeError
 from fhvae.io.atomic import write_text_atomic
-from fhvae.io.datadir import write_kv
+from fhvae.io.datadir import PHONE_CTM, DataDir
 from synthcorpus import conditions
 from synthcorpus.audio import complete_wav_length, resample, write_wav
 from synthcorpus.espeak import SAMPLE_RATE as ESPEAK_RATE
@@ -300,12 +300,13 @@ def write_data_dir(out_dir: Path, specs: list[UttSpec], records: dict[str, UttRe
         summary.hours += rec.num_samples / RATE / 3600
         summary.noise[spec.noise] += 1
         summary.channel[spec.channel] += 1
+    data = DataDir(out_dir)
     for name, pairs in tables.items():
-        write_kv(out_dir / name, pairs)
-    write_kv(out_dir / "spk2utt", [(spk, " ".join(utts)) for spk, utts in spk2utt.items()])
-    write_kv(out_dir / "spk2gender", [(spk, s.gender) for spk, s in speakers.items()])
-    write_kv(out_dir / "spk_info", [(spk, s.info) for spk, s in speakers.items()])
-    write_text_atomic(out_dir / "phone_ali.ctm", "".join(ctm))
+        data.write(name, pairs)
+    data.write("spk2utt", [(spk, " ".join(utts)) for spk, utts in spk2utt.items()])
+    data.write("spk2gender", [(spk, s.gender) for spk, s in speakers.items()])
+    data.write("spk_info", [(spk, s.info) for spk, s in speakers.items()])
+    data.write_text(PHONE_CTM, "".join(ctm))
     summary.speakers, summary.utterances = len(speakers), len(specs)
     return summary
 

@@ -35,7 +35,6 @@ from fhvae.bin.cli import run_main  # noqa: E402
 from fhvae.errors import FhvaeError  # noqa: E402
 from fhvae.analysis.significance import percentile_interval  # noqa: E402
 from fhvae.evaluate.bootstrap import bootstrap_eers, compare  # noqa: E402
-from fhvae.evaluate.inputs import fbank_stats, read_factors, read_vectors  # noqa: E402
 from fhvae.evaluate.metrics import compute_eer  # noqa: E402
 from fhvae.evaluate.pipeline import load_train_svectors  # noqa: E402
 from fhvae.evaluate.probes import split_speakers  # noqa: E402
@@ -43,7 +42,10 @@ from fhvae.evaluate.scoring import Adaptation  # noqa: E402
 from fhvae.evaluate.verification import (BACKENDS, BASELINE, CANDIDATE,  # noqa: E402
                                          Embeddings, load_trial_lists, score_embedding,
                                          utterance_conditions)
+from fhvae.features.stats_embedding import fbank_stats  # noqa: E402
 from fhvae.io.atomic import write_text_atomic  # noqa: E402
+from fhvae.io.datadir import DataDir  # noqa: E402
+from fhvae.io.tables import read_vectors  # noqa: E402
 from fhvae.training.checkpoint import load_model  # noqa: E402
 
 MODES = ("unadapted", "mean", "mean+plda")
@@ -139,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
     train_sv, train_spk = load_train_svectors(args.train_data, args.train_latents)
     train = {CANDIDATE: train_sv,
              BASELINE: fbank_stats(args.train_data, mvn, sorted(train_sv))[0]}
-    factors = read_factors(args.dev_data)
+    factors = DataDir(args.dev_data).factors()
     utt2spk = factors["speaker"]
     dev_sv = read_vectors(args.dev_latents / "svector.scp")
     if not dev_sv or any(u not in utt2spk for u in dev_sv):

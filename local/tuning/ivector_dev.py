@@ -36,10 +36,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from fhvae.bin.cli import run_main  # noqa: E402
 from fhvae.evaluate.bootstrap import bootstrap_eers, compare  # noqa: E402
-from fhvae.evaluate.inputs import iter_feats, read_factors  # noqa: E402
 from fhvae.evaluate.verification import (BACKENDS, Embeddings, load_trial_lists,  # noqa: E402
                                          score_embedding, utterance_conditions)
 from fhvae.io.atomic import write_text_atomic  # noqa: E402
+from fhvae.io.datadir import DataDir  # noqa: E402
 from fhvae.ivector import IvectorConfig, extract_ivectors, train_ivector_system  # noqa: E402
 from fhvae.ivector.features import FrontEndConfig  # noqa: E402
 
@@ -62,10 +62,11 @@ class Sweep:
 
     def __init__(self, args: argparse.Namespace):
         self.args = args
-        self.train = dict(iter_feats(args.train_data))
-        self.dev = dict(iter_feats(args.dev_data))
-        self.train_spk = read_factors(args.train_data)["speaker"]
-        factors = read_factors(args.dev_data)
+        train, dev = DataDir(args.train_data), DataDir(args.dev_data)
+        self.train = dict(train.feats())
+        self.dev = dict(dev.feats())
+        self.train_spk = train.factors()["speaker"]
+        factors = dev.factors()
         self.utt2spk = factors["speaker"]
         args.out_dir.mkdir(parents=True, exist_ok=True)
         self.lists = load_trial_lists(args.out_dir, self.utt2spk, utterance_conditions(factors),

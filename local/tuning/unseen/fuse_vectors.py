@@ -14,8 +14,9 @@ import sys
 import kaldiio
 import numpy as np
 
-from fhvae.evaluate.inputs import fbank_stats, read_vectors
 from fhvae.features.mvn import MVN
+from fhvae.features.stats_embedding import fbank_stats
+from fhvae.io.tables import read_vectors
 
 
 def main() -> None:

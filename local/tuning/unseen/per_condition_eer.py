@@ -14,13 +14,14 @@ from collections import defaultdict
 import numpy as np
 
 from fhvae.evaluate.metrics import compute_eer
-from fhvae.io.datadir import read_dict
+from fhvae.io.datadir import UTT2CHANNEL, UTT2NOISE, UTT2SPK, DataDir
 
 
 def main() -> None:
     score_dir, data = sys.argv[1], sys.argv[2]
-    spk = read_dict(f"{data}/utt2spk")
-    factors = {"noise": read_dict(f"{data}/utt2noise"), "chan": read_dict(f"{data}/utt2channel")}
+    labels = DataDir(data)
+    spk = labels.table(UTT2SPK)
+    factors = {"noise": labels.table(UTT2NOISE), "chan": labels.table(UTT2CHANNEL)}
     for system in sys.argv[3:]:
         by_condition: dict[str, tuple[list, list]] = defaultdict(lambda: ([], []))
         with open(f"{score_dir}/scores_{system}") as scores:

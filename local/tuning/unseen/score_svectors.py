@@ -19,12 +19,13 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from fhvae.evaluate.inputs import fbank_stats, read_factors, read_vectors
 from fhvae.evaluate.report import verification_section
 from fhvae.evaluate.verification import (Embeddings, load_trial_lists, run_verification,
                                          utterance_conditions)
 from fhvae.features.mvn import MVN
-from fhvae.io.datadir import read_dict
+from fhvae.features.stats_embedding import fbank_stats
+from fhvae.io.datadir import UTT2SPK, DataDir
+from fhvae.io.tables import read_vectors
 
 RESAMPLES, SEED = 1000, 777
 
@@ -34,8 +35,8 @@ def main() -> None:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     mvn = MVN.load(mvn_path)
-    utt2spk = read_dict(Path(eval_data) / "utt2spk")
-    train_spk = read_dict(Path(train_data) / "utt2spk")
+    utt2spk = DataDir(eval_data).table(UTT2SPK)
+    train_spk = DataDir(train_data).table(UTT2SPK)
     sv_train = read_vectors(train_sv)
     sv_eval = read_vectors(eval_sv)
     train_utts, eval_utts = sorted(sv_train), sorted(utt2spk)
@@ -59,7 +60,7 @@ def main() -> None:
                                        if u in sv_train}, on_eval(read_vectors(eval_scp)))
     trials_dir = Path(eval_data) / f"trials{SEED}"
     trials_dir.mkdir(exist_ok=True)
-    trial_lists = load_trial_lists(trials_dir, utt2spk, utterance_conditions(read_factors(eval_data)),
+    trial_lists = load_trial_lists(trials_dir, utt2spk, utterance_conditions(DataDir(eval_data).factors()),
                                    None, SEED, 10, 20000)
     results = run_verification(embeddings, {u: train_spk[u] for u in train_utts}, utt2spk,
                                trial_lists, ("lda-wccn", "lda-plda"), None, 0.01, RESAMPLES, SEED,
