@@ -1,9 +1,11 @@
 """python -m fhvae apply-utt-cmvn: a data dir copy whose features are normalised by each
 utterance's own mean and standard deviation (checked with numpy and kaldiio, not fhvae's
-readers), every other table carried, and bad input refused before anything is written."""
+readers), every other table carried, bad input refused before anything is written, and
+whole progress lines in a redirected log."""
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import kaldiio
@@ -64,3 +66,18 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path):
     last = unknown.stderr.strip().splitlines()[-1]
     assert "src/utt2spk" in last and "'s2-u2'" in last, unknown.stderr
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_a_redirected_log_gets_whole_progress_lines(tmp_path):
+    """`... > log 2>&1`, as recipes run on a cluster: no carriage-return redraws, a line at
+    the start and at the end of the loop."""
+    make_data_dir(tmp_path)
+    log = tmp_path / "apply.log"
+    with open(log, "w") as handle:
+        proc = run([python(), "-m", "fhvae", "apply-utt-cmvn", "src", "out/src_cmvn", "fb"],
+                   cwd=tmp_path, stdout=handle, stderr=subprocess.STDOUT)
+    text = log.read_bytes().decode()        # read_text() would turn a "\r" into "\n"
+    assert proc.returncode == 0 and "\r" not in text, text
+    lines = [line for line in text.splitlines() if line.startswith("utt_cmvn_src_cmvn: ")]
+    assert [line.rsplit(",", 1)[0] for line in lines] == ["utt_cmvn_src_cmvn: 0 utt",
+                                                          "utt_cmvn_src_cmvn: 4 utt"], text

@@ -19,14 +19,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from tqdm import tqdm
-
 from fhvae.bin.cli import run_main
 from fhvae.errors import FhvaeError
 from fhvae.features.mvn import utterance_cmvn
 from fhvae.io.datadir import DataDir
 from fhvae.io.feature_dir import write_feature_dir
 from fhvae.io.tables import TableWriter, read_scp
+from fhvae.progress import progress
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     name = f"utt_cmvn_{args.dst_data.name}"
     ark, scp = args.feat_dir / f"{name}.ark", args.feat_dir / f"{name}.scp"
     with TableWriter(ark, scp, compress=args.compress == "true") as writer:
-        for utt, feats in tqdm(read_scp(feats_scp), desc=name, unit="utt"):
+        for utt, feats in progress(read_scp(feats_scp), name, unit="utt"):
             if feats.ndim != 2 or feats.shape[0] == 0:
                 raise FhvaeError(f"{feats_scp}: '{utt}' is not a non-empty matrix")
             writer.write(utt, utterance_cmvn(feats))

@@ -15,12 +15,12 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from fhvae.bin.cli import run_main
 from fhvae.data.index import SegmentIndex
 from fhvae.features.mvn import compute_mvn
 from fhvae.io.datadir import DataDir
+from fhvae.progress import progress
 
 
 def mvn_utterances(num_utts: int, max_utts: int) -> np.ndarray:
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     mvn = None
     if args.mvn_out:
         chosen = mvn_utterances(train.num_utts, args.mvn_max_utts)
-        utts = tqdm(chosen, desc="mvn", unit="utt", disable=None)
+        utts = progress(chosen, "mvn", unit="utt")
         mvn = compute_mvn(train.read_utt(int(u)) for u in utts)
     index.save(out_dir / "seg_index.npz")
     if args.heldout_frac > 0:

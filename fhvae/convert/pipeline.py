@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from fhvae.convert.audio import Audio, Synthesiser, original_audio, write_wav
 from fhvae.convert.mel_inversion import check_invertible, mel_distortion_db
@@ -40,6 +39,7 @@ from fhvae.io.atomic import write_text_atomic
 from fhvae.io.datadir import FACTOR_FILES, PHONE_CTM, DataDir
 from fhvae.io.labels import NO_LABEL, read_ctm_frame_labels
 from fhvae.model import FHVAE
+from fhvae.progress import progress
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +106,7 @@ def convert_pairs(model: FHVAE, mvn: MVN, pairs: list[Pair], latents: dict[str, 
     """Every version of every pair's source, with the audio of the re-synthesised source
     and of the conversion."""
     out = []
-    for pair in tqdm(pairs, desc="convert", disable=None):
+    for pair in progress(pairs, "convert"):
         lat = latents[pair.source]
         item = Converted(pair)
         item.fbanks["source FBank"] = feats[pair.source]

@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-from tqdm import tqdm
 
 from fhvae.analysis.classifiers import fit_classifier
 from fhvae.analysis.significance import percentile_interval
@@ -34,6 +33,7 @@ from fhvae.errors import FhvaeError
 from fhvae.features.mvn import MVN, utterance_cmvn
 from fhvae.io.datadir import PHONE_CTM, UTT2CHANNEL, UTT2NOISE, UTT2SPK, DataDir
 from fhvae.io.labels import read_ctm_frame_labels
+from fhvae.progress import progress
 
 INPUTS = ("FBank+CMVN spliced", "FBank spliced")
 SYSTEMS = ("clean", "+FHVAE", "+real")
@@ -187,7 +187,7 @@ def train_systems(clean: Frames, augmented: Frames, real: Frames) -> TrainedSyst
     sets = {"clean": Frames.join([clean]), "+FHVAE": Frames.join([clean, augmented]),
             "+real": Frames.join([clean, real])}
     classifiers = {n: {s: fit_classifier(f.x[n], merged(f.phone, kept)) for s, f in
-                       tqdm(sets.items(), desc=f"fit {n}", disable=None)} for n in INPUTS}
+                       progress(sets.items(), f"fit {n}")} for n in INPUTS}
     return TrainedSystems(kept, classifiers, {s: int(f.phone.size) for s, f in sets.items()})
 
 

@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 from typing import Iterator
 
 import numpy as np
-from tqdm import tqdm
 
 from fhvae.features.fbank import FbankComputer
 from fhvae.io.audio import iter_utterances
 from fhvae.io.tables import write_table
 from fhvae.io.text_table import write_kv
+from fhvae.progress import progress
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ def compute_fbank_job(computer: FbankComputer, wav_scp: str | os.PathLike,
     def features() -> Iterator[tuple[str, np.ndarray]]:
         utterances = iter_utterances(wav_scp, segments, channel,
                                      on_error=failed if permissive else None)
-        for utt, samples, rate in tqdm(utterances, desc="fbank", unit="utt", disable=None):
+        for utt, samples, rate in progress(utterances, "fbank", unit="utt"):
             feats = computer(samples, rate, utt)
             stats.durations.append((utt, samples.shape[0] / rate))
             if feats.shape[0] == 0:

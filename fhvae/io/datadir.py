@@ -146,7 +146,7 @@ class DataDir:
 
     def read_feats(self, entries: Iterable[tuple[int, str, str]],
                    desc: str) -> Iterator[tuple[str, np.ndarray]]:
-        """(utterance, matrix) of feats_entries rows, in order, with a progress bar; a bad
+        """(utterance, matrix) of feats_entries rows, in order, reporting progress; a bad
         matrix is reported by the feats.scp line and utterance."""
         for lineno, key, rxfile in progress(entries, desc, unit="utt"):
             yield key, read_matrix(rxfile, f"{self.feats_scp}:{lineno} ({key})")
