@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     options = ConditionOptions(args.floor_after_channel == "true", args.speaker_noise_prob,
                                args.speaker_channel_prob)
     summary = generate_corpus(args.corpus_dir, args.data_root, args.seed, counts,
-                              args.utts_per_spk, args.nj, progress=not args.no_progress,
+                              args.utts_per_spk, args.nj, show_progress=not args.no_progress,
                               options=options, test_seed=args.test_seed,
                               train_clean=args.train_clean == "true")
     for name, s in summary.items():

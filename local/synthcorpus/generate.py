@@ -25,11 +25,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from fhvae.errors import FhvaeError
 from fhvae.io.atomic import write_text_atomic
 from fhvae.io.datadir import PHONE_CTM, DataDir
+from fhvae.progress import progress
 from synthcorpus import conditions
 from synthcorpus.audio import complete_wav_length, resample, write_wav
 from synthcorpus.espeak import SAMPLE_RATE as ESPEAK_RATE
@@ -331,7 +331,7 @@ def _check_conf(corpus_dir: Path, options: str, additions: list[str]) -> None:
 
 def generate_corpus(corpus_dir: str | Path, data_root: str | Path, seed: int,
                     counts: dict[str, int], utts_per_spk: int, nj: int = 1,
-                    progress: bool = True, options: ConditionOptions = ConditionOptions(),
+                    show_progress: bool = True, options: ConditionOptions = ConditionOptions(),
                     test_seed: int | None = None, train_clean: bool = False
                     ) -> dict[str, SetSummary]:
     """Render every utterance with `nj` processes, then write `<data_root>/<set>/`.
@@ -372,7 +372,7 @@ def generate_corpus(corpus_dir: str | Path, data_root: str | Path, seed: int,
     # spawn: workers must be single-threaded processes for run_fresh's fork.
     with multiprocessing.get_context("spawn").Pool(nj) as pool:
         results = pool.imap(render_utterance, specs, chunksize=4)
-        for spec, record in tqdm(zip(specs, results), total=len(specs), desc="corpus",
-                                 unit="utt", disable=not progress):
+        for spec, record in progress(zip(specs, results), "corpus", total=len(specs),
+                                     unit="utt", enabled=show_progress):
             records[spec.wav_path] = record
     return {name: write_data_dir(data_root / name, plan[name], records) for name in plan}
