@@ -14,7 +14,7 @@
 #      (train: all conditions; train_clean: clean close-talk only, the mismatched condition)
 #   3: decode dev, test, test_unseen with every --decode-models system
 #   4: WER tables per noise x channel (language-model weight and insertion penalty chosen on
-#      dev), paired speaker-bootstrap against mfcc -> RESULTS.md of this dir
+#      dev), paired speaker-bootstrap against mfcc -> RESULTS_<train-set>.md of this dir
 #   5: augmentation (ASRU 2017): train_clean plus `fhvae augment` copies moved toward dev and
 #      dev_unseen, through the same GMM chain and scoring
 # Run from anywhere: ./run.sh [--stage N] [--stop-stage M] [--feats "mfcc z1"] ...
@@ -115,15 +115,16 @@ if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
 fi
 
 if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
-  log "stage 4: WER tables -> RESULTS.md"
-  systems=()
+  # One file per training condition, so that a condition can be (re)run on its own.
   for t in $train_sets; do
+    log "stage 4: WER tables of the $t systems -> RESULTS_$t.md"
+    systems=()
     for f in $feats; do systems+=("${t}_$f=exp/${t}_$f/$(final_of $t)"); done
+    python local/wer_tables.py --dev-set $dev_set --test-sets "$test_sets" --baseline mfcc \
+      --train-sets $t --bootstrap $bootstrap --data-root $main/data \
+      --out RESULTS_$t.md "${systems[@]}"
+    cat RESULTS_$t.md
   done
-  python local/wer_tables.py --dev-set $dev_set --test-sets "$test_sets" --baseline mfcc \
-    --train-sets "$train_sets" --bootstrap $bootstrap --data-root $main/data \
-    --out RESULTS.md "${systems[@]}"
-  cat RESULTS.md
 fi
 
 if [ $stage -le 5 ] && [ $stop_stage -ge 5 ]; then

@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--group", help="one table of every system, the first the baseline, the "
                         "last the oracle: also the share of the first-to-last gap that each "
                         "one between closes (augmentation)")
-    parser.add_argument("--out", type=Path, default=Path("RESULTS.md"))
+    parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("systems", nargs="+", metavar="<train>_<feat>=<model-dir>")
     args = parser.parse_args(argv)
     systems = {}
