@@ -48,7 +48,7 @@ from common import optimisation_step
 from fhvae.data.index import SegmentIndex
 from fhvae.model import FHVAE
 from fhvae.objective import fhvae_loss
-from fhvae.train_config import TrainConfig, resolve_config
+from fhvae.training.config import TrainConfig, resolve_config
 
 OUTSIDE = "objective"     # products run outside every leaf module
 
