@@ -8,6 +8,14 @@ phase), so synthesising the same text twice in one process gives different sampl
 `run_fresh` therefore runs every utterance's synthesis in a forked child of a process
 that has only initialised the library; output then depends on the request alone, not on
 which worker made it or what that worker synthesised before.
+
+One such state is not espeak's own: the breath noise of the variants with `breath`
+(Alicia, f2, f3, f5, sandro, ...) and the Klatt noise source draw from libc rand(), whose
+state is the whole process's. Initialising the library is not enough to leave it alone:
+espeak_Initialize probes PulseAudio (through pcaudiolib), and the first libpulse client
+after its runtime dir went missing (fresh machine, /tmp cleaned, another HOME) names a new
+/tmp/pulse-XXXXXXXXXXXX with 12 rand() calls. So the child resets rand() to libc's initial
+state (seed 1, which a process that never called it has) before synthesising.
 """
 
 from __future__ import annotations
@@ -127,13 +135,20 @@ class Engine:
 
 
 _ENGINE: Engine | None = None
+_LIBC = ctypes.CDLL(None)  # the libc whose rand() libespeak-ng calls
+
+
+def _reset_libc_rand() -> None:
+    """Put libc rand() back to its initial state: the default seed, 1 (glibc, musl)."""
+    _LIBC.srand(1)
 
 
 def run_fresh(fn: Callable[..., Any], *args: Any) -> Any:
     """Return `fn(engine, *args)` computed in a forked child with pristine espeak state.
 
-    The parent initialises the library once and never synthesises, so every child
-    starts from the same state. Call only from a single-threaded process.
+    The parent initialises the library once and never synthesises, and each child resets
+    libc rand() (see the module docstring), so every child starts from the same state
+    whatever the parent did. Call only from a single-threaded process.
     """
     global _ENGINE
     if _ENGINE is None:
@@ -145,6 +160,7 @@ def run_fresh(fn: Callable[..., Any], *args: Any) -> Any:
         status = 0
         try:
             try:
+                _reset_libc_rand()
                 reply = (True, fn(_ENGINE, *args))
             except Exception as err:  # noqa: BLE001 - shipped to the parent and re-raised there
                 reply = (False, err)
