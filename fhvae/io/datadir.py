@@ -151,6 +151,10 @@ class DataDir:
         for lineno, key, rxfile in progress(entries, desc, unit="utt"):
             yield key, read_matrix(rxfile, f"{self.feats_scp}:{lineno} ({key})")
 
+    def feats_utts(self) -> list[str]:
+        """Utterances of feats.scp, sorted: the order feats() reads all of them in."""
+        return sorted(utt for utt, _ in read_kv(self.feats_scp))
+
     def feats(self, utts: Iterable[str] | None = None,
               dim: int | None = None) -> Iterator[tuple[str, np.ndarray]]:
         """Raw (T, F) features of `utts` (all, sorted, if None), loading only those asked
