@@ -15,9 +15,9 @@ import argparse
 from pathlib import Path
 
 from fhvae.bin.cli import run_main
+from fhvae.errors import FhvaeError
 from fhvae.io.datadir import DataDir
 from fhvae.io.tables import write_table
-from fhvae.ivector.reader import feats_utts
 from fhvae.ivector.system import IvectorSystem, extract_ivectors
 
 
@@ -33,8 +33,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     system = IvectorSystem.load(args.extractor, args.num_threads)
     data = DataDir(args.data_dir)
+    if data.num_feats() == 0:
+        raise FhvaeError(f"{data.feats_scp}: no utterances")
     count = write_table(args.out_dir / "ivector.ark", args.out_dir / "ivector.scp",
-                        extract_ivectors(system, data, feats_utts(data)))
+                        extract_ivectors(system, data))
     print(f"{args.out_dir / 'ivector.scp'}: {count} {system.extractor.ivector_dim}-dim "
           f"i-vectors")
     return 0

@@ -22,7 +22,7 @@ import dataclasses
 import logging
 import time
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -30,7 +30,7 @@ from threadpoolctl import threadpool_limits
 from fhvae.io.datadir import DataDir
 from fhvae.ivector.em import EmAccumulators, accumulate, em_update
 from fhvae.ivector.extractor import IvectorExtractor
-from fhvae.ivector.reader import feats_utts, input_dim, processed_feats
+from fhvae.ivector.reader import processed_feats
 from fhvae.ivector.resume import model_path, resume_point, save_iteration
 from fhvae.ivector.stats import stats_blocks
 from fhvae.ivector.system import IvectorConfig, IvectorSystem
@@ -41,24 +41,26 @@ log = logging.getLogger(__name__)
 TRAIN_DTYPE = np.float32   # front-end features are rounded to float32 for training
 
 
-def ubm_utts(utts: Sequence[str], cfg: IvectorConfig) -> list[str]:
-    """At most cfg.ubm_max_utts of `utts` (0: all), drawn from the seed, in their order."""
-    if cfg.ubm_max_utts == 0 or len(utts) <= cfg.ubm_max_utts:
-        return list(utts)
+def ubm_rows(num_utts: int, cfg: IvectorConfig) -> set[int] | None:
+    """The feats.scp lines (0-based) the UBM reads: at most cfg.ubm_max_utts of `num_utts`
+    (0: all), drawn from the seed; None for all of them."""
+    if cfg.ubm_max_utts == 0 or num_utts <= cfg.ubm_max_utts:
+        return None
     rng = np.random.default_rng(cfg.seed + 2)
-    return [utts[k] for k in np.sort(rng.choice(len(utts), cfg.ubm_max_utts, replace=False))]
+    return set(rng.choice(num_utts, cfg.ubm_max_utts, replace=False).tolist())
 
 
-def ubm_frames(data: DataDir, utts: Sequence[str], cfg: IvectorConfig, dim: int
+def ubm_frames(data: DataDir, rows: set[int] | None, cfg: IvectorConfig, dim: int
                ) -> np.ndarray:
-    """Every ubm_subsample-th front-end frame of `utts`, then at most ubm_max_frames of them
-    at random (seeded). The frames are kept only while they fit under the cap; past it a
-    second pass reads the chosen ones, so no more than the cap is ever held."""
+    """Every ubm_subsample-th front-end frame of the utterances on feats.scp lines `rows`
+    (None: all), then at most ubm_max_frames of them at random (seeded). The frames are
+    kept only while they fit under the cap; past it a second pass reads the chosen ones,
+    so no more than the cap is ever held."""
     step, cap = cfg.ubm_subsample, cfg.ubm_max_frames
     kept: list[np.ndarray] = []
     sizes: list[int] = []
     total = 0
-    for _, x in processed_feats(data, utts, cfg.front_end, dim, TRAIN_DTYPE):
+    for _, x in processed_feats(data, cfg.front_end, dim, TRAIN_DTYPE, rows):
         sizes.append(len(range(0, x.shape[0], step)))
         total += sizes[-1]
         if cap == 0 or total <= cap:
@@ -71,9 +73,11 @@ def ubm_frames(data: DataDir, utts: Sequence[str], cfg: IvectorConfig, dim: int
     chosen = np.sort(rng.choice(total, cap, replace=False))
     starts = np.cumsum([0, *sizes])
     picked = []
-    for k, (_, x) in enumerate(processed_feats(data, utts, cfg.front_end, dim, TRAIN_DTYPE)):
-        rows = chosen[np.searchsorted(chosen, starts[k]):np.searchsorted(chosen, starts[k + 1])]
-        picked.append(x[::step][rows - starts[k]])
+    utterances = processed_feats(data, cfg.front_end, dim, TRAIN_DTYPE, rows)
+    for k, (_, x) in enumerate(utterances):
+        kept_rows = chosen[np.searchsorted(chosen, starts[k]):np.searchsorted(chosen,
+                                                                              starts[k + 1])]
+        picked.append(x[::step][kept_rows - starts[k]])
     return np.concatenate(picked)
 
 
@@ -81,15 +85,15 @@ def init_system(data: DataDir, cfg: IvectorConfig) -> IvectorSystem:
     """The system before EM: UBM on a bounded subset, random extractor (Kaldi:
     train_diag_ubm.sh, then ivector-extractor-init)."""
     cfg.check()
-    utts = feats_utts(data)
-    dim = input_dim(data, utts[0])
+    dim = data.feats_dim()
     cfg.front_end.check(dim)
     start = time.perf_counter()
     with threadpool_limits(cfg.num_threads):
-        subset = ubm_utts(utts, cfg)
-        frames = ubm_frames(data, subset, cfg, dim)
-        log.info("UBM on %d frames of %d of %d utterances", frames.shape[0], len(subset),
-                 len(utts))
+        num_utts = data.num_feats()
+        rows = ubm_rows(num_utts, cfg)
+        frames = ubm_frames(data, rows, cfg, dim)
+        log.info("UBM on %d frames of %d of %d utterances", frames.shape[0],
+                 num_utts if rows is None else len(rows), num_utts)
         ubm = train_ubm(frames, cfg.num_gauss, cfg.ubm_iters, cfg.seed, cfg.ubm_var_floor)
         del frames
         extractor = IvectorExtractor.random_init(ubm.means, ubm.variances, cfg.ivector_dim,
@@ -101,7 +105,7 @@ def accumulate_data(system: IvectorSystem, data: DataDir) -> EmAccumulators:
     """One job's E-step over every utterance of `data`, one utterance at a time."""
     cfg = system.config
     start = time.perf_counter()
-    feats = processed_feats(data, None, cfg.front_end, system.input_dim, TRAIN_DTYPE)
+    feats = processed_feats(data, cfg.front_end, system.input_dim, TRAIN_DTYPE)
     with threadpool_limits(cfg.num_threads):
         blocks = stats_blocks(system.ubm, feats, cfg.min_post, cfg.num_gselect,
                               second_order=True)
