@@ -97,6 +97,31 @@ def test_blocks_of_statistics_do_not_change_the_accumulators(tmp_path):
     assert_accumulators_close(accumulated(5), accumulated(24))
 
 
+@pytest.mark.parametrize("max_frames", [0, 10**6, 300])   # the set has 561
+def test_ubm_frames_are_those_the_whole_set_gives(tmp_path, max_frames):
+    """Streamed, capped or not: the frames of every utterance subsampled, concatenated,
+    then (over the cap) ubm_max_frames of them drawn as before streaming."""
+    data = write_data_dir(tmp_path / "data")
+    cfg = dataclasses.replace(CFG, ubm_max_frames=max_frames)
+    frames = np.concatenate([x[::cfg.ubm_subsample] for _, x in processed_feats(
+        data, cfg.front_end, NUM_BINS, np.float32)])
+    if frames.shape[0] > max_frames > 0:
+        rng = np.random.default_rng(cfg.seed + 1)
+        frames = frames[np.sort(rng.choice(frames.shape[0], max_frames, replace=False))]
+    np.testing.assert_array_equal(training.ubm_frames(data, None, cfg, NUM_BINS), frames)
+
+
+def test_ubm_reads_a_seeded_subset_only_beyond_the_cap():
+    cfg = dataclasses.replace(CFG, ubm_max_utts=100)
+    assert training.ubm_rows(100, cfg) is None
+    assert training.ubm_rows(10**6, dataclasses.replace(cfg, ubm_max_utts=0)) is None
+    rows = training.ubm_rows(1000, cfg)
+    assert len(rows) == 100 and rows <= set(range(1000))
+    assert rows == training.ubm_rows(1000, cfg) != training.ubm_rows(
+        1000, dataclasses.replace(cfg, seed=1))
+    assert IvectorConfig().ubm_max_utts > 2400          # data/train: the whole of it
+
+
 def test_resume_after_a_killed_iteration_gives_the_same_model(tmp_path, monkeypatch):
     data = write_data_dir(tmp_path / "data")
     want = training.train_ivector_system(data, CFG, tmp_path / "whole")
