@@ -43,7 +43,8 @@ mkdir -p "$dir/log"
 plan=$(python -m fhvae.bin.train_ivector $extra_opts --plan "$data" "$dir")
 read -r done num_iters <<< "$plan"
 model() {  # model <n>: the file of the model after n EM iterations
-  if [ "$1" -eq "$num_iters" ]; then echo "$dir/extractor.npz"; else echo "$dir/extractor.$1.npz"; fi
+  if [ "$1" -eq "$num_iters" ]; then echo "$dir/extractor.npz"
+  else echo "$dir/extractor.$1.npz"; fi
 }
 
 if [ "$done" -lt 0 ]; then
