@@ -33,10 +33,6 @@ def model_path(exp_dir: Path, iteration: int, cfg: IvectorConfig) -> Path:
     return exp_dir / (FINAL if iteration == cfg.em_iters else f"extractor.{iteration}.npz")
 
 
-def acc_path(exp_dir: Path, iteration: int, job: int) -> Path:
-    return exp_dir / f"acc.{iteration}.{job}.npz"
-
-
 def iteration_of(path: Path) -> int | None:
     """n of extractor.<n>.npz; None for another name."""
     match = _ITERATION.fullmatch(path.name)
