@@ -15,7 +15,7 @@ from typing import AbstractSet, Iterable, Iterator
 import numpy as np
 
 from fhvae.errors import FhvaeError
-from fhvae.io.atomic import write_text_atomic
+from fhvae.io.atomic import atomic_path, write_text_atomic
 from fhvae.io.rxfile import read_matrix
 from fhvae.io.tables import scp_locations
 from fhvae.io.text_table import (Table, c_order, iter_sorted_kv, read_kv, read_loose,
@@ -224,6 +224,13 @@ class DataDir:
     def write_text(self, name: str, text: str) -> None:
         """A file that is not a `<key> <value>` table (a CTM, frame_shift), atomically."""
         write_text_atomic(self.file(name), text)
+
+    def write_lines(self, name: str, lines: Iterable[str]) -> None:
+        """File `name` from `lines` (each ending in a newline), atomically, without holding
+        them: a corpus's CTM, written an utterance at a time. The lines are written as they
+        come, in their order."""
+        with atomic_path(self.file(name)) as tmp, open(tmp, "w", encoding="utf-8") as handle:
+            handle.writelines(lines)
 
     def remove(self, name: str) -> None:
         """Delete file `name` if present (a stale table of an earlier run)."""
