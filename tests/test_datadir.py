@@ -129,6 +129,23 @@ def test_the_writer_sorts_and_derives_spk2utt(tmp_path):
     assert not out.feats_scp.exists() and out.ctms() == ["phone_ali.ctm"]
 
 
+
+def test_write_lines_streams_a_file_in_place_or_leaves_it_as_it_was(tmp_path):
+    """A corpus's CTM is written from a generator, possibly while the old file is read."""
+    out = DataDir(tmp_path)
+    out.write_text("phone_ali.ctm", "a 1 0.0 0.1 sil sil\nb 1 0.0 0.1 sil sil\n")
+    with open(out.file("phone_ali.ctm")) as old:
+        out.write_lines("phone_ali.ctm", (line for line in old if line.startswith("b")))
+    assert out.file("phone_ali.ctm").read_text() == "b 1 0.0 0.1 sil sil\n"
+
+    def failing():
+        yield "c 1 0.0 0.1 sil sil\n"
+        raise FhvaeError("reading stopped")
+    with pytest.raises(FhvaeError, match="reading stopped"):
+        out.write_lines("phone_ali.ctm", failing())
+    assert out.file("phone_ali.ctm").read_text() == "b 1 0.0 0.1 sil sil\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["phone_ali.ctm"]   # no temporary
+
 def _io_imports(path: Path) -> set[str]:
     """The fhvae.io modules that a module of fhvae/io imports (at any depth of its code)."""
     names = set()
