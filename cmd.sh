@@ -3,7 +3,8 @@
 #   $cmd [options] JOB=1:N <log-dir>/<name>.JOB.log <command ...>
 # (JOB replaced by 1..N in the log name and the command). Options are Kaldi's:
 # --max-jobs-run N, --gpu N, --num-threads N, --mem X, --time T, --config FILE.
-#   train_cmd:   FBank (stage 1)       extract_cmd: latents (stage 4)
+#   train_cmd:   FBank (stage 1), the i-vector extractor's jobs (stage 3)
+#   extract_cmd: latents and i-vectors (stage 4)
 #   cuda_cmd:    training (stage 3); train_fhvae.sh adds --gpu N when it trains on GPU
 #
 # Local (default): parallel processes on this machine (a drop-in for Kaldi's run.pl). The

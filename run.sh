@@ -25,6 +25,9 @@ num_dev_spk=120             # dev decides every setting (utils/sweep_fhvae.sh): 
                             # speakers as test, so its bootstrap intervals are as narrow
 num_test_spk=120
 utts_per_spk=6
+train_hours=                # built-in corpus: data/train of about H hours of audio instead of
+                            # --num-train-spk (150 speakers an hour at 6 utterances of 4 s on
+                            # average; dev/test keep their sizes), e.g. 50 (docs/benchmarks.md)
 num_unseen_spk=120          # data/test_unseen: voices, noises, channels never in training (0: none)
 num_dev_unseen_spk=0        # data/dev_unseen: other speakers made like test_unseen, unlabelled
                             # adaptation/dev set for unseen conditions (0: none; 120 with
@@ -57,7 +60,8 @@ adapt_sets=""
 if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
   echo "$(date '+%F %T') run.sh: stage 0: synthesise the built-in corpus" >&2
   local/make_corpus.sh --seed $seed --test-seed $test_seed --nj $nj \
-    --num-train-spk $num_train_spk --num-dev-spk $num_dev_spk \
+    --num-train-spk $num_train_spk ${train_hours:+--train-hours $train_hours} \
+    --num-dev-spk $num_dev_spk \
     --num-test-spk $num_test_spk --utts-per-spk $utts_per_spk \
     --num-unseen-spk $num_unseen_spk --num-dev-unseen-spk $num_dev_unseen_spk \
     --train-clean $train_clean --floor-after-channel $floor_after_channel \

@@ -30,6 +30,11 @@ COMMANDS = {
     "convert": ("fhvae.bin.convert", "voice conversion as audio: WAVs, scores, listening page"),
     "train-ivector": ("fhvae.bin.train_ivector",
                       "stage 5 baseline: train an i-vector extractor (UBM + T) on a data dir"),
+    "ivector-acc-stats": ("fhvae.bin.ivector_acc_stats",
+                          "i-vector training: one job's E-step accumulators (Kaldi's "
+                          "ivector-extractor-acc-stats)"),
+    "ivector-est": ("fhvae.bin.ivector_est",
+                    "i-vector training: sum the jobs' accumulators and update the model"),
     "extract-ivector": ("fhvae.bin.extract_ivector",
                         "stage 5 baseline: i-vectors of a data dir with a trained extractor"),
     "augment": ("fhvae.bin.augment",

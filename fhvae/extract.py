@@ -19,7 +19,7 @@ import hashlib
 import logging
 import os
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
+from typing import Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -106,12 +106,21 @@ def _vad_entries(data: DataDir, part: Sequence[tuple[int, str, str]],
     return entries
 
 
-def _load_vad(data: DataDir, part: Sequence[tuple[int, str, str]],
-              entries: Mapping[str, str]) -> VoicedFrames:
-    """The decisions of the part's utterances (`entries`: vad.scp), read before encoding."""
-    vad_scp = data.vad_scp
-    return VoicedFrames(str(vad_scp), {key: read_matrix(entries[key], f"{vad_scp} ({key})")
-                                       for _, key, _ in part})
+class _VadReader(Mapping[str, np.ndarray]):
+    """vad.scp as {utterance: decisions}, each read when asked for: a job holds one
+    utterance's decisions at a time, not a value per frame of its whole part."""
+
+    def __init__(self, vad_scp: Path, entries: Mapping[str, str]):
+        self.vad_scp, self.entries = vad_scp, entries
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        return read_matrix(self.entries[key], f"{self.vad_scp} ({key})")
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.entries)
+
+    def __len__(self) -> int:
+        return len(self.entries)
 
 
 def _job_is_done(out_dir: Path, job: int | None, fingerprint: dict[str, str]) -> bool:
@@ -159,7 +168,8 @@ def run_job(model_path: str | os.PathLike, data_dir: str | os.PathLike,
         return {name: int(counts[name]) for name in ("utterances", "skipped", "no_voiced")}
     marker.unlink(missing_ok=True)
     _remove_stale_temporaries(out_dir, job)
-    vad = None if vad_entries is None else _load_vad(data, part, vad_entries)
+    vad = (None if vad_entries is None
+           else VoicedFrames(str(data.vad_scp), _VadReader(data.vad_scp, vad_entries)))
 
     model, mvn, _ = load(model_path, device)
     feats_scp = data.feats_scp

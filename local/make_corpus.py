@@ -13,7 +13,8 @@ import argparse
 import logging
 
 from fhvae.bin.cli import run_main
-from synthcorpus.generate import CLEAN_TRAIN_SET, ConditionOptions, generate_corpus
+from synthcorpus.generate import (CLEAN_TRAIN_SET, MEAN_UTT_S, ConditionOptions,
+                                  generate_corpus, speakers_for_hours)
 from synthcorpus.speakers import DEV_UNSEEN_SET, UNSEEN_SET
 
 logger = logging.getLogger("make_corpus")
@@ -30,6 +31,11 @@ def main(argv: list[str] | None = None) -> int:
                              "of --seed (default: --seed, the corpus as it always was)")
     parser.add_argument("--nj", type=int, default=2, help="parallel worker processes")
     parser.add_argument("--num-train-spk", type=int, default=400)
+    parser.add_argument("--train-hours", type=float, default=None,
+                        help="size data/train by hours of audio instead of --num-train-spk: "
+                             f"ceil(H x 3600 s / (--utts-per-spk x {MEAN_UTT_S:g} s)) "
+                             f"speakers, {3600 / (6 * MEAN_UTT_S):g} an hour at 6 utterances "
+                             "each (the log says the hours made)")
     parser.add_argument("--num-dev-spk", type=int, default=120)
     parser.add_argument("--num-test-spk", type=int, default=120)
     parser.add_argument("--num-unseen-spk", type=int, default=120,
@@ -53,7 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("corpus_dir", help="where the generated audio goes")
     parser.add_argument("data_root", help="where the train/dev/test data dirs go")
     args = parser.parse_args(argv)
-    counts = {"train": args.num_train_spk, "dev": args.num_dev_spk, "test": args.num_test_spk,
+    num_train_spk = (args.num_train_spk if args.train_hours is None
+                     else speakers_for_hours(args.train_hours, args.utts_per_spk))
+    counts = {"train": num_train_spk, "dev": args.num_dev_spk, "test": args.num_test_spk,
               UNSEEN_SET: args.num_unseen_spk, DEV_UNSEEN_SET: args.num_dev_unseen_spk}
     options = ConditionOptions(args.floor_after_channel == "true", args.speaker_noise_prob,
                                args.speaker_channel_prob)

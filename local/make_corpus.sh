@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Stage 0 of run.sh: synthesise the built-in corpus and write Kaldi data dirs.
-# Usage: local/make_corpus.sh [--seed N] [--nj N] [--num-train-spk N] [--num-dev-spk N]
-#          [--num-test-spk N] [--num-unseen-spk N] [--num-dev-unseen-spk N]
+# Usage: local/make_corpus.sh [--seed N] [--nj N] [--num-train-spk N | --train-hours H]
+#          [--num-dev-spk N] [--num-test-spk N] [--num-unseen-spk N] [--num-dev-unseen-spk N]
 #          [--utts-per-spk N] [--test-seed N] [--train-clean true|false]
 #          [--floor-after-channel true|false] [--speaker-noise-prob P]
 #          [--speaker-channel-prob P] <corpus-audio-dir> <data-root>

@@ -15,7 +15,8 @@ from synthcorpus import conditions  # noqa: E402
 from synthcorpus.audio import complete_wav_length, fast_len, resample, write_wav  # noqa: E402
 from synthcorpus.espeak import SAMPLE_RATE as ESPEAK_RATE  # noqa: E402
 from synthcorpus.espeak import Voice, run_fresh  # noqa: E402
-from synthcorpus.generate import ConditionOptions, plan_utterances  # noqa: E402
+from synthcorpus.generate import (ConditionOptions, plan_utterances,  # noqa: E402
+                                  speakers_for_hours)
 from synthcorpus.phones import SILENCE, SONORANT, OBSTRUENT, align, ctm_lines, phone_class  # noqa: E402
 from synthcorpus.speakers import (DEV_UNSEEN_SET, PITCH_RANGE, RANGE_RANGE,  # noqa: E402
                                   RATE_RANGE, SETS, UNSEEN_LANGUAGES, UNSEEN_SET,
@@ -119,6 +120,15 @@ def test_wav_writing_and_completeness_check(tmp_path):
     assert complete_wav_length(path, 16000) is None
     assert complete_wav_length(tmp_path / "missing.wav", 16000) is None
 
+
+
+def test_an_hours_target_gives_the_speakers_that_hold_it():
+    """run.sh --train-hours: 150 speakers an hour at 6 utterances of 4 s on average."""
+    assert speakers_for_hours(50, 6) == 7500
+    assert speakers_for_hours(0.1066, 6) == 16          # 15.99 speakers: rounded up
+    assert speakers_for_hours(1e-6, 6) == 1
+    with pytest.raises(FhvaeError, match="--train-hours"):
+        speakers_for_hours(0, 6)
 
 @pytest.mark.parametrize("counts", [{"train": 200, "dev": 20, "test": 40},
                                     {"train": 900, "dev": 100, "test": 150}])

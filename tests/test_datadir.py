@@ -62,6 +62,12 @@ def test_feats_match_kaldiio(data):
     entries = dd.feats_entries()
     assert [(n, u) for n, u, _ in entries] == [(1, "B9"), (2, "_x"), (3, "a1"), (4, "a3")]
     assert [u for u, _ in dd.read_feats(entries[2:], "test")] == ["a1", "a3"]
+    streamed = list(dd.stream_feats(dim=3))        # a line at a time: feats()'s matrices
+    assert [u for u, _ in streamed] == list(read)
+    for utt, mat in streamed:
+        np.testing.assert_array_equal(mat, read[utt])
+    assert [u for u, _ in dd.stream_feats(rows={0, 3})] == ["B9", "a3"]
+    assert (dd.feats_dim(), dd.num_feats()) == (3, 4)
 
 
 def test_fast_locations_match_the_line_reader(data):
@@ -78,6 +84,9 @@ def test_fast_locations_match_the_line_reader(data):
     ("a2 x.ark:0\n", "feats", "feats.scp:3 (a2): ark file not found"),
     ("B9 x.ark:0\n", "feats_entries", "feats.scp:3: duplicate key 'B9'"),
     ("B9 x.ark:0\n", "feats_locations", "feats.scp:3: duplicate key 'B9'"),
+    ("a2\n", "stream_feats", "feats.scp:3: key 'a2' has no value"),
+    ("_x x.ark:0\n", "stream_feats", "feats.scp:3: duplicate key '_x'"),
+    ("B9 x.ark:0\n", "stream_feats", "feats.scp:3: not sorted (LC_ALL=C): 'B9' comes after '_x'"),
 ])
 def test_a_bad_line_is_one_line_naming_file_and_line(data, bad_line, reader, message):
     dd, _ = data
@@ -85,7 +94,7 @@ def test_a_bad_line_is_one_line_naming_file_and_line(data, bad_line, reader, mes
     dd.feats_scp.write_text("".join(lines[:2] + [bad_line] + lines[2:]))
     with pytest.raises(FhvaeError) as err:
         result = getattr(dd, reader)()
-        if reader == "feats":
+        if reader in ("feats", "stream_feats"):
             list(result)
     assert message in str(err.value) and "\n" not in str(err.value)
     assert str(err.value).startswith(str(dd.feats_scp))
@@ -97,6 +106,8 @@ def test_unsorted_feats_scp_and_wrong_dims_are_named(data):
     dd.feats_scp.write_text("".join(reversed(lines)))
     with pytest.raises(FhvaeError, match=r"feats.scp:2: not sorted \(LC_ALL=C\): 'a1'"):
         dd.feats_entries()
+    with pytest.raises(FhvaeError, match=r"feats.scp:2: not sorted \(LC_ALL=C\): 'a1'"):
+        list(dd.stream_feats())
     with pytest.raises(FhvaeError, match=r"feats.scp: 'a3' has shape \(7, 3\), expected \(T, 4\)"):
         list(dd.feats(["a3"], dim=4))
     with pytest.raises(FhvaeError, match="feats.scp: no features for utterance 'zz'"):
@@ -117,6 +128,23 @@ def test_the_writer_sorts_and_derives_spk2utt(tmp_path):
     out.remove(FEATS_SCP)                                         # absent: nothing to do
     assert not out.feats_scp.exists() and out.ctms() == ["phone_ali.ctm"]
 
+
+
+def test_write_lines_streams_a_file_in_place_or_leaves_it_as_it_was(tmp_path):
+    """A corpus's CTM is written from a generator, possibly while the old file is read."""
+    out = DataDir(tmp_path)
+    out.write_text("phone_ali.ctm", "a 1 0.0 0.1 sil sil\nb 1 0.0 0.1 sil sil\n")
+    with open(out.file("phone_ali.ctm")) as old:
+        out.write_lines("phone_ali.ctm", (line for line in old if line.startswith("b")))
+    assert out.file("phone_ali.ctm").read_text() == "b 1 0.0 0.1 sil sil\n"
+
+    def failing():
+        yield "c 1 0.0 0.1 sil sil\n"
+        raise FhvaeError("reading stopped")
+    with pytest.raises(FhvaeError, match="reading stopped"):
+        out.write_lines("phone_ali.ctm", failing())
+    assert out.file("phone_ali.ctm").read_text() == "b 1 0.0 0.1 sil sil\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["phone_ali.ctm"]   # no temporary
 
 def _io_imports(path: Path) -> set[str]:
     """The fhvae.io modules that a module of fhvae/io imports (at any depth of its code)."""

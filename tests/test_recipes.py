@@ -649,6 +649,16 @@ def test_setup_env_installs_only_missing_debian_packages(tmp_path, uid, calls, r
         assert "sudo apt-get install fhvae-no-such-pkg" in lines[0]
 
 
+
+def test_setup_env_does_not_take_a_shell_keyword_for_a_debian_package(tmp_path):
+    """bash's `time` keyword is not /usr/bin/time (local/scale_run.sh needs the package
+    `time`): only a file on PATH or a dpkg entry counts; `until` stands in for `time`, which
+    this machine may have installed."""
+    proc = run(["bash", str(ROOT / "utils" / "setup_env.sh"), "--venv", "false",
+                "--debian", "until"], env=clean_env(tmp_path), timeout=60)
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("setup_env.sh: missing Debian packages: until;"), proc.stderr
+
 FAKE_DEBIAN_PYTHON3 = """#!/bin/sh
 # Debian's python3 without python3.11-venv: `import ensurepip` fails until apt-get installed
 # it (the fake apt-get leaves a marker); `-m venv` makes a .venv whose pip records its call.

@@ -9,7 +9,8 @@
 #   1: 80-dim FBank -> fbank/raw_fbank_<set>.JOB.{ark,scp}, data/<set>/feats.scp
 #   2: data/<set>/fhvae/seg_index.npz (+ mvn.npz for the training set)
 #   3: train the FHVAE -> <exp>/final.pt; with --ivector true also the i-vector baseline's
-#      extractor (UBM + total variability, on <train-set> only) -> <ivector-dir>/extractor.npz,
+#      extractor (UBM + total variability, on <train-set> only; utils/train_ivector.sh,
+#      --nj jobs per EM iteration, logs in <ivector-dir>/log) -> <ivector-dir>/extractor.npz,
 #      unless one newer than the training set's feats.scp is there (seed runs share it)
 #   4: z1/z2/s-vectors of the training and evaluation sets -> <exp>/latents_<set>/, and the
 #      Kaldi data dirs data/<set><suffix>_z1, data/<set><suffix>_z2 (not for
@@ -41,7 +42,7 @@ set -euo pipefail
 
 stage=1
 stop_stage=5
-nj=2                          # parallel jobs for FBank and extraction
+nj=2                          # parallel jobs for FBank, i-vector training and extraction
 seed=777                      # trials, probes, held-out split; training too unless --train-seed
 train_seed=                   # stage 3's seed (initialisation, sampling); default: --seed
 fbank_config=conf/fbank.conf
@@ -69,6 +70,7 @@ adapt_plda=true               # --adapt-eval: adapt the PLDA model too (false: t
 ivector=true                  # the i-vector baseline in stages 3-5 (false: FBank baselines only)
 ivector_dir=exp/ivector       # its extractor and i-vectors (shared by every <exp> on the data)
 ivector_opts=""               # more python -m fhvae.bin.train_ivector options
+                              # (utils/train_ivector.sh --extra-opts)
 
 . "$FHVAE_ROOT/utils/parse_options.sh"
 
@@ -132,10 +134,9 @@ if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
     --config $fhvae_config --seed $train_seed \
     data/$train_set$m $dev_arg $exp
   if [ $ivector = true ] && ! [ $ivector_dir/extractor.npz -nt data/$train_set/feats.scp ]; then
-    log "stage 3: i-vector extractor on data/$train_set in $ivector_dir"
-    # shellcheck disable=SC2086  # $ivector_opts is a word list on purpose
-    $train_cmd $ivector_dir/log/train_ivector.log \
-      python -m fhvae.bin.train_ivector $ivector_opts data/$train_set $ivector_dir
+    log "stage 3: i-vector extractor on data/$train_set in $ivector_dir ($nj jobs)"
+    utils/train_ivector.sh --nj $nj --cmd "$train_cmd" --extra-opts "$ivector_opts" \
+      data/$train_set $ivector_dir
   fi
 fi
 

@@ -13,7 +13,8 @@
 #                        or a python3 that imports the runtime packages: see path.sh).
 #                        false: never.
 # A package counts as present when dpkg has it installed or a command of that name is on
-# PATH (a cluster module or conda env may provide sox without dpkg knowing).
+# PATH (a cluster module or conda env may provide sox without dpkg knowing). Only files on
+# PATH count: bash's own `time` keyword is not the Debian package `time` (/usr/bin/time).
 # Re-running is cheap: each step is skipped when already satisfied.
 set -euo pipefail
 root=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)
@@ -35,7 +36,7 @@ case "$venv" in
 esac
 
 installed() {
-  command -v "$1" >/dev/null 2>&1 && return 0
+  type -P "$1" >/dev/null 2>&1 && return 0
   [ "$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null)" = installed ]
 }
 

@@ -3,7 +3,8 @@
   python -m fhvae.bin.extract_ivector [--num-threads N] <extractor.npz> <data-dir> <out-dir>
 
 Writes <out-dir>/ivector.{ark,scp}: one float32 Kaldi vector per utterance of
-<data-dir>/feats.scp (like Kaldi's ivector.scp; temporary names renamed when complete).
+<data-dir>/feats.scp (like Kaldi's ivector.scp), written as the utterances are read, one
+at a time, under temporary names renamed when complete.
 The vectors are posterior means under a zero-mean, unit-covariance prior; see
 fhvae/ivector/extractor.py.
 """
@@ -11,14 +12,13 @@ fhvae/ivector/extractor.py.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from pathlib import Path
 
 from fhvae.bin.cli import run_main
 from fhvae.errors import FhvaeError
 from fhvae.io.datadir import DataDir
 from fhvae.io.tables import write_table
-from fhvae.ivector.system import IvectorSystem, check_dims, extract_ivectors
+from fhvae.ivector.system import IvectorSystem, extract_ivectors
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,18 +31,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("data_dir", type=Path, help="data dir (feats.scp)")
     parser.add_argument("out_dir", type=Path, help="output dir for ivector.{ark,scp}")
     args = parser.parse_args(argv)
-    system = IvectorSystem.load(args.extractor)
-    if args.num_threads is not None:
-        system.config = dataclasses.replace(system.config, num_threads=args.num_threads)
+    system = IvectorSystem.load(args.extractor, args.num_threads)
     data = DataDir(args.data_dir)
-    scp = data.feats_scp
-    if not scp.is_file():
-        raise FhvaeError(f"{scp}: no such file")
-    feats = dict(data.feats(dim=system.input_dim))
-    check_dims(feats, system.input_dim, str(scp))
-    ivectors = extract_ivectors(system, feats)
+    if data.num_feats() == 0:
+        raise FhvaeError(f"{data.feats_scp}: no utterances")
     count = write_table(args.out_dir / "ivector.ark", args.out_dir / "ivector.scp",
-                        ((utt, ivectors[utt]) for utt in feats))
+                        extract_ivectors(system, data))
     print(f"{args.out_dir / 'ivector.scp'}: {count} {system.extractor.ivector_dim}-dim "
           f"i-vectors")
     return 0

@@ -2,12 +2,18 @@
 
   python -m fhvae.bin.train_ivector [options] <data-dir> <exp-dir>
 
-Reads the raw FBank of <data-dir>/feats.scp (train speakers only), writes
-<exp-dir>/extractor.npz (every array and option; read by extract_ivector). Kaldi's
-egs/sre08/v1/sid train_diag_ubm.sh + train_ivector_extractor.sh in one step, on our FBank
-(see fhvae/ivector/features.py for the front-end). Defaults: the dev-chosen system
-(local/tuning/ivector_dev.md).
-"""
+Reads the raw FBank of <data-dir>/feats.scp (train speakers only), one utterance at a time,
+and writes <exp-dir>/extractor.npz (every array and option; read by extract_ivector).
+Kaldi's egs/sre08/v1/sid train_diag_ubm.sh + train_ivector_extractor.sh in one process, on
+our FBank (see fhvae/ivector/features.py for the front-end): the UBM on at most
+--ubm-max-utts utterances, then --num-iters EM iterations that each stream the whole set.
+Memory does not grow with the number of utterances. A rerun resumes after the last finished
+iteration (<exp-dir>/extractor.<n>.npz, kept while it was trained with these options on
+this feats.scp). utils/train_ivector.sh runs the same steps as --nj parallel jobs:
+  --plan       print "<iterations done> <iterations>" (done -1: the UBM is still to train)
+               after removing what cannot be resumed, and stop
+  --init-only  train the UBM and initialise the extractor (<exp-dir>/extractor.0.npz)
+Defaults: the dev-chosen system (local/tuning/ivector_dev.md)."""
 
 from __future__ import annotations
 
@@ -16,13 +22,14 @@ import dataclasses
 from pathlib import Path
 
 from fhvae.bin.cli import run_main
-from fhvae.errors import FhvaeError
 from fhvae.features.vad import read_vad_config
 from fhvae.io.datadir import DataDir
 from fhvae.io.kaldi_config import _parse_bool
-from fhvae.ivector.extractor import EmOptions
+from fhvae.ivector.em import EmOptions
 from fhvae.ivector.features import FEATURE_TYPES, FrontEndConfig
-from fhvae.ivector.system import IvectorConfig, check_dims, train_ivector_system
+from fhvae.ivector.resume import model_path, resume_point, save_iteration
+from fhvae.ivector.system import IvectorConfig
+from fhvae.ivector.training import init_system, train_ivector_system
 
 DEFAULT = IvectorConfig()
 
@@ -34,6 +41,8 @@ OPTIONS = {
     "ubm-iters": ("", "ubm_iters", "UBM EM iterations"),
     "subsample": ("", "ubm_subsample", "UBM trains on every n-th frame"),
     "ubm-max-frames": ("", "ubm_max_frames", "at most this many UBM frames (0: all)"),
+    "ubm-max-utts": ("", "ubm_max_utts", "UBM frames from at most this many utterances "
+                     "(random subset; 0: all)"),
     "ubm-var-floor": ("", "ubm_var_floor", "UBM variance floor, x the data variance"),
     "min-post": ("", "min_post", "prune frame posteriors below this"),
     "num-gselect": ("", "num_gselect", "Gaussians preselected per frame (0: all)"),
@@ -98,24 +107,30 @@ def main(argv: list[str] | None = None) -> int:
                                      description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_config_options(parser)
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--plan", action="store_true",
+                      help="print where training stands and stop (see above)")
+    mode.add_argument("--init-only", action="store_true",
+                      help="only the UBM and the initial extractor (see above)")
     parser.add_argument("data_dir", type=Path, help="training data dir (feats.scp)")
     parser.add_argument("exp_dir", type=Path, help="output dir for extractor.npz")
     args = parser.parse_args(argv)
     cfg = config_from_args(args)
     cfg.check()
     data = DataDir(args.data_dir)
-    scp = data.feats_scp
-    if not scp.is_file():
-        raise FhvaeError(f"{scp}: no such file")
-    feats = dict(data.feats())
-    check_dims(feats, None, str(scp))
-    system = train_ivector_system(feats, cfg)
-    out = args.exp_dir / "extractor.npz"
-    system.save(out)
+    if args.plan:
+        done = resume_point(args.exp_dir, data, cfg)
+        print(f"{-1 if done is None else done} {cfg.em_iters}")
+        return 0
+    if args.init_only:
+        path = save_iteration(args.exp_dir, init_system(data, cfg), 0)
+        print(f"{path}: {cfg.num_gauss}-Gaussian UBM and initial extractor")
+        return 0
+    system = train_ivector_system(data, cfg, args.exp_dir)
     times = ", ".join(f"{k} {v:.1f} s" for k, v in system.train_seconds.items())
-    print(f"{out}: {cfg.num_gauss} Gaussians, {cfg.ivector_dim}-dim i-vectors of "
-          f"{system.extractor.feat_dim}-dim {cfg.front_end.feature_type} features from "
-          f"{len(feats)} utterances ({times})")
+    print(f"{model_path(args.exp_dir, cfg.em_iters, cfg)}: {cfg.num_gauss} Gaussians, "
+          f"{cfg.ivector_dim}-dim i-vectors of {system.extractor.feat_dim}-dim "
+          f"{cfg.front_end.feature_type} features ({times})")
     return 0
 
 

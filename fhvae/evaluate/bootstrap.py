@@ -25,7 +25,7 @@ from fhvae.errors import FhvaeError
 from fhvae.evaluate.metrics import (eer_from_rates, min_dcf_from_rates, rates_from_sorted,
                                     threshold_order)
 
-_CHUNK = 100      # resamples weighted at once (memory: _CHUNK x trials floats)
+_CHUNK = 25       # resamples weighted at once (memory: a few _CHUNK x trials floats)
 
 
 @dataclass
@@ -62,7 +62,8 @@ def bootstrap_metrics(scores: np.ndarray, is_target: np.ndarray, enroll_spk: Seq
     (S, N)) on R speaker resamples; the same resamples for both metrics and every system.
 
     Resamples that leave no target or no nontarget trial are drawn again, so R rows always
-    come back.
+    come back. Only the draws (R x speakers) are kept: the trial weights of _CHUNK resamples
+    at a time are made from them, so memory does not grow with R x N.
     """
     scores = np.atleast_2d(np.asarray(scores, dtype=np.float64))
     is_target = np.asarray(is_target, dtype=bool)
@@ -72,38 +73,48 @@ def bootstrap_metrics(scores: np.ndarray, is_target: np.ndarray, enroll_spk: Seq
                          f"{len(enroll_spk)}/{len(test_spk)} speakers per trial")
     speakers, codes = np.unique(np.concatenate([enroll_spk, test_spk]), return_inverse=True)
     spk_a, spk_b = codes[:is_target.size], codes[is_target.size:]
-    rng = np.random.default_rng(seed)
-    weights = np.empty((num_resamples, is_target.size))
+    drawn = draw_speakers(np.random.default_rng(seed), speakers.size, spk_a, spk_b, is_target,
+                          num_resamples)
+    orders = [threshold_order(row) for row in scores]
+    eers = np.empty((num_resamples, scores.shape[0]))
+    dcfs = np.empty_like(eers)
+    for start in range(0, num_resamples, _CHUNK):
+        chunk = slice(start, start + _CHUNK)
+        weights = trial_weights(drawn[chunk], spk_a, spk_b, is_target)
+        for k, (order, last_of_tie) in enumerate(orders):
+            rates = rates_from_sorted(is_target[order], weights[:, order], last_of_tie)
+            eers[chunk, k] = eer_from_rates(*rates)
+            dcfs[chunk, k] = min_dcf_from_rates(*rates, p_target)
+    return eers, dcfs
+
+
+def draw_speakers(rng: np.random.Generator, num_speakers: int, spk_a: np.ndarray,
+                  spk_b: np.ndarray, is_target: np.ndarray, num_resamples: int) -> np.ndarray:
+    """(R, speakers) times each speaker is drawn in each of R resamples, drawing again any
+    that leaves no target or no nontarget trial."""
+    drawn = np.empty((num_resamples, num_speakers))
     done = 0
     for _ in range(100 * max(num_resamples, 1)):
         if done == num_resamples:
             break
-        drawn = np.bincount(rng.integers(0, speakers.size, speakers.size),
-                            minlength=speakers.size).astype(np.float64)
-        weight = trial_weights(drawn, spk_a, spk_b, is_target)
+        counts = np.bincount(rng.integers(0, num_speakers, num_speakers),
+                             minlength=num_speakers).astype(np.float64)
+        weight = trial_weights(counts, spk_a, spk_b, is_target)
         if weight[is_target].sum() == 0 or weight[~is_target].sum() == 0:
             continue
-        weights[done] = weight
+        drawn[done] = counts
         done += 1
     if done < num_resamples:
         raise FhvaeError("bootstrap: resampled speaker sets keep lacking target or nontarget "
                          "trials (too few speakers)")
-    eers = np.empty((num_resamples, scores.shape[0]))
-    dcfs = np.empty_like(eers)
-    for k, row in enumerate(scores):
-        order, last_of_tie = threshold_order(row)
-        for start in range(0, num_resamples, _CHUNK):
-            rates = rates_from_sorted(is_target[order], weights[start:start + _CHUNK, order],
-                                      last_of_tie)
-            eers[start:start + _CHUNK, k] = eer_from_rates(*rates)
-            dcfs[start:start + _CHUNK, k] = min_dcf_from_rates(*rates, p_target)
-    return eers, dcfs
+    return drawn
 
 
 def trial_weights(drawn: np.ndarray, spk_a: np.ndarray, spk_b: np.ndarray,
                   is_target: np.ndarray) -> np.ndarray:
-    """How many times each trial appears in a resample that drew speaker s `drawn[s]` times."""
-    return np.where(is_target, drawn[spk_a], drawn[spk_a] * drawn[spk_b])
+    """How many times each trial appears in a resample that drew speaker s `drawn[s]` times
+    ((N,)), or in each of several ((R, speakers) draws: (R, N))."""
+    return np.where(is_target, drawn[..., spk_a], drawn[..., spk_a] * drawn[..., spk_b])
 
 
 def compare(names: Sequence[str], full_eers: Sequence[float], resampled: np.ndarray,

@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 import zlib
 from dataclasses import dataclass
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Mapping
 
 import numpy as np
 import torch
@@ -76,7 +76,7 @@ class VoicedFrames:
     """Per-utterance 0/1 voicing decisions (a vad.scp) for speech-only s-vector pooling."""
 
     source: str                    # the vad.scp, named in errors
-    frames: dict[str, np.ndarray]
+    frames: Mapping[str, np.ndarray]   # e.g. read from the vad.scp when asked for
 
     def of(self, key: str, num_frames: int) -> np.ndarray:
         """The decisions of one utterance, which must have one per feature frame."""

@@ -10,15 +10,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import AbstractSet, Iterable, Iterator
 
 import numpy as np
 
 from fhvae.errors import FhvaeError
-from fhvae.io.atomic import write_text_atomic
+from fhvae.io.atomic import atomic_path, write_text_atomic
 from fhvae.io.rxfile import read_matrix
 from fhvae.io.tables import scp_locations
-from fhvae.io.text_table import Table, c_order, read_kv, read_loose, read_sorted_table, write_kv
+from fhvae.io.text_table import (Table, c_order, iter_sorted_kv, read_kv, read_loose,
+                                 read_sorted_table, write_kv)
 from fhvae.progress import progress
 
 # The files of a Kaldi data dir, by the names Kaldi gives them.
@@ -144,11 +145,12 @@ class DataDir:
             raise FhvaeError(f"{self.feats_scp}: no utterances")
         return entries
 
-    def read_feats(self, entries: Iterable[tuple[int, str, str]],
-                   desc: str) -> Iterator[tuple[str, np.ndarray]]:
-        """(utterance, matrix) of feats_entries rows, in order, reporting progress; a bad
-        matrix is reported by the feats.scp line and utterance."""
-        for lineno, key, rxfile in progress(entries, desc, unit="utt"):
+    def read_feats(self, entries: Iterable[tuple[int, str, str]], desc: str,
+                   total: int | None = None) -> Iterator[tuple[str, np.ndarray]]:
+        """(utterance, matrix) of feats_entries rows, in order, reporting progress (of
+        `total`, default len(entries)); a bad matrix is reported by the feats.scp line and
+        utterance."""
+        for lineno, key, rxfile in progress(entries, desc, total=total, unit="utt"):
             yield key, read_matrix(rxfile, f"{self.feats_scp}:{lineno} ({key})")
 
     def feats(self, utts: Iterable[str] | None = None,
@@ -163,9 +165,40 @@ class DataDir:
             raise FhvaeError(f"{scp}: no features for utterance '{missing}'")
         entries = [(line[utt][0], utt, line[utt][1]) for utt in wanted]
         for utt, mat in self.read_feats(entries, f"features {self.path}"):
-            if mat.ndim != 2 or (dim is not None and mat.shape[1] != dim):
-                raise FhvaeError(f"{scp}: '{utt}' has shape {mat.shape}, expected (T, {dim})")
-            yield utt, mat
+            yield utt, self._checked(utt, mat, dim)
+
+    def num_feats(self) -> int:
+        """The number of lines of feats.scp, counted without holding them."""
+        if not self.feats_scp.is_file():
+            raise FhvaeError(f"{self.feats_scp}: no such file")
+        with open(self.feats_scp, "rb") as handle:
+            return sum(1 for _ in handle)
+
+    def feats_dim(self) -> int:
+        """The column count of feats.scp's first matrix (every other must have it)."""
+        for lineno, utt, rx in iter_sorted_kv(self.feats_scp):
+            mat = read_matrix(rx, f"{self.feats_scp}:{lineno} ({utt})")
+            return self._checked(utt, mat, None).shape[1]
+        raise FhvaeError(f"{self.feats_scp}: no utterances")
+
+    def stream_feats(self, dim: int | None = None,
+                     rows: AbstractSet[int] | None = None) -> Iterator[tuple[str, np.ndarray]]:
+        """Raw (T, F) features of every utterance of feats.scp, or of its 0-based lines
+        `rows`, in file order, reading the scp a line at a time (it must be sorted, as
+        Kaldi's tables are): memory does not grow with the number of utterances."""
+        entries: Iterator[tuple[int, str, str]] = iter_sorted_kv(self.feats_scp)
+        if rows is not None:
+            entries = (entry for k, entry in enumerate(entries) if k in rows)
+        total = self.num_feats() if rows is None else len(rows)
+        for utt, mat in self.read_feats(entries, f"features {self.path}", total):
+            yield utt, self._checked(utt, mat, dim)
+
+    def _checked(self, utt: str, mat: np.ndarray, dim: int | None) -> np.ndarray:
+        """`mat`, which must be a (T, dim) matrix (any T, dim unless given)."""
+        if mat.ndim != 2 or (dim is not None and mat.shape[1] != dim):
+            raise FhvaeError(f"{self.feats_scp}: '{utt}' has shape {mat.shape}, expected "
+                             f"(T, {dim})")
+        return mat
 
     def feats_locations(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(utterances, ark paths, offsets) of feats.scp as arrays sorted by utterance,
@@ -191,6 +224,13 @@ class DataDir:
     def write_text(self, name: str, text: str) -> None:
         """A file that is not a `<key> <value>` table (a CTM, frame_shift), atomically."""
         write_text_atomic(self.file(name), text)
+
+    def write_lines(self, name: str, lines: Iterable[str]) -> None:
+        """File `name` from `lines` (each ending in a newline), atomically, without holding
+        them: a corpus's CTM, written an utterance at a time. The lines are written as they
+        come, in their order."""
+        with atomic_path(self.file(name)) as tmp, open(tmp, "w", encoding="utf-8") as handle:
+            handle.writelines(lines)
 
     def remove(self, name: str) -> None:
         """Delete file `name` if present (a stale table of an earlier run)."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import AbstractSet
 
 import numpy as np
 
@@ -25,10 +26,12 @@ def read_ctm_frame_labels(path: str | os.PathLike, num_frames: dict[str, int],
     """Class (or, with column="phone", phone) of the segment covering each frame centre, from
     `<utt> 1 <start> <dur> <phone> <class>` lines.
 
-    Only utterances in `num_frames` are kept; frames no segment covers get NO_LABEL.
+    Only utterances in `num_frames` are kept, and only their segments are held (a few
+    utterances of a large training set's CTM, for the ASR probe); frames no segment covers
+    get NO_LABEL. Every line is checked all the same.
     """
     field = {"phone": 4, "class": 5}[column]
-    segments = _read_segments(Path(path), field)
+    segments = _read_segments(Path(path), field, num_frames.keys())
     labels: dict[str, np.ndarray] = {}
     for utt, frames in num_frames.items():
         out = np.full(frames, NO_LABEL, dtype=object)
@@ -45,8 +48,9 @@ def read_ctm_frame_labels(path: str | os.PathLike, num_frames: dict[str, int],
     return labels
 
 
-def _read_segments(path: Path, field: int) -> dict[str, list[tuple[float, float, str]]]:
-    """utt -> (start, end, label of column `field`) of every CTM line, in file order."""
+def _read_segments(path: Path, field: int, utts: AbstractSet[str]
+                   ) -> dict[str, list[tuple[float, float, str]]]:
+    """utt -> (start, end, label of column `field`) of the CTM lines of `utts`, in file order."""
     segments: dict[str, list[tuple[float, float, str]]] = {}
     with open(path) as handle:
         for lineno, line in enumerate(handle, 1):
@@ -60,5 +64,6 @@ def _read_segments(path: Path, field: int) -> dict[str, list[tuple[float, float,
                                  f"<dur-sec> <phone> <class>'") from None
             if dur < 0 or start < 0:
                 raise FhvaeError(f"{path}:{lineno}: negative start or duration")
-            segments.setdefault(fields[0], []).append((start, start + dur, fields[field]))
+            if fields[0] in utts:
+                segments.setdefault(fields[0], []).append((start, start + dur, fields[field]))
     return segments

@@ -7,6 +7,7 @@ import logging
 import os
 import random
 from pathlib import Path
+from typing import AbstractSet, Iterator
 
 from fhvae.errors import FhvaeError
 from fhvae.io.datadir import SEGMENTS, UTT2DUR, UTT2NUM_FRAMES, UTT2SPK, DataDir
@@ -24,9 +25,11 @@ def write_filtered(src: str | os.PathLike, dst: str | os.PathLike, keep_utts: se
     Speakers and recordings follow from the kept utterances (without segments, each
     utterance is its own recording, as in Kaldi); spk2utt is regenerated
     from utt2spk; every file comes out sorted and duplicate-free. Per-utterance CTM
-    files (`*.ctm`, several lines per utterance) are filtered on their first field.
-    All inputs are read before anything is written, so `dst` may be `src`. `extra` adds
-    tables as `DataDir.kinds` does.
+    files (`*.ctm`, several lines per utterance) are filtered on their first field, a line
+    at a time (a corpus's phone alignment is the largest file of its data dir).
+    All tables are read before anything is written, and each CTM is written under a
+    temporary name while it is read, so `dst` may be `src`. `extra` adds tables as
+    `DataDir.kinds` does.
     Returns the number of utterances written.
     """
     source, dest = DataDir(src), DataDir(dst)
@@ -34,8 +37,6 @@ def write_filtered(src: str | os.PathLike, dst: str | os.PathLike, keep_utts: se
     if UTT2SPK not in kinds:
         raise FhvaeError(f"{source.utt2spk}: no such file")
     tables = {name: source.loose_pairs(name)[0] for name in kinds}
-    ctms = {name: source.file(name).read_text(encoding="utf-8").splitlines(True)
-            for name in source.ctms()}
     utt2spk = {u: s for u, s in tables.pop(UTT2SPK) if u in keep_utts}
     if SEGMENTS in tables:
         segments = dict(tables[SEGMENTS])
@@ -46,10 +47,19 @@ def write_filtered(src: str | os.PathLike, dst: str | os.PathLike, keep_utts: se
     for name, pairs in tables.items():
         dest.write(name, [(k, v) for k, v in pairs if k in keep[kinds[name]]])
     dest.write_utt2spk(utt2spk.items())
-    for name, lines in ctms.items():
-        dest.write_text(name, "".join(ln for ln in lines if ln.split()[:1]
-                                      and ln.split()[0] in keep["utt"]))
+    for name in source.ctms():
+        dest.write_lines(name, _lines_of(source.file(name), keep["utt"]))
     return len(utt2spk)
+
+
+def _lines_of(path: Path, utts: AbstractSet[str]) -> Iterator[str]:
+    """The lines of a per-utterance file (a CTM) whose first field is one of `utts`, read
+    a line at a time."""
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            fields = line.split(maxsplit=1)
+            if fields and fields[0] in utts:
+                yield line
 
 
 def _utt_lengths(src: DataDir) -> dict[str, float]:

@@ -1,8 +1,9 @@
 """The one reader (and writer) of Kaldi text tables: `<key> <value>` per line.
 
 Two ways to read, one module: `read_kv` line by line, with the precise errors a user
-fixes in an editor; `read_columns` vectorised over the bytes, for the million-line
-tables of the segment index. `read_loose` reads what the fixer must accept.
+fixes in an editor (`iter_sorted_kv` the same without holding the table);
+`read_columns` vectorised over the bytes, for the million-line tables of the segment
+index. `read_loose` reads what the fixer must accept.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import io
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
@@ -29,18 +31,51 @@ def read_kv(path: str | os.PathLike, *, allow_empty_value: bool = False) -> list
     pairs: list[tuple[str, str]] = []
     seen: set[str] = set()
     for lineno, line in enumerate(_utf8_lines(path), 1):
-        parts = line.rstrip("\n").split(maxsplit=1)
-        if not parts:
-            raise FhvaeError(f"{path}:{lineno}: empty line")
-        key = parts[0]
-        value = parts[1].strip() if len(parts) == 2 else ""
-        if not value and not allow_empty_value:
-            raise FhvaeError(f"{path}:{lineno}: key '{key}' has no value")
+        key, value = _key_value(line, path, lineno, allow_empty_value)
         if key in seen:
             raise FhvaeError(f"{path}:{lineno}: duplicate key '{key}'")
         seen.add(key)
         pairs.append((key, value))
     return pairs
+
+
+def _key_value(line: str, path: Path, lineno: int, allow_empty_value: bool
+               ) -> tuple[str, str]:
+    """(key, value) of one line; an empty line or (unless allowed) value is an error."""
+    parts = line.rstrip("\n").split(maxsplit=1)
+    if not parts:
+        raise FhvaeError(f"{path}:{lineno}: empty line")
+    key = parts[0]
+    value = parts[1].strip() if len(parts) == 2 else ""
+    if not value and not allow_empty_value:
+        raise FhvaeError(f"{path}:{lineno}: key '{key}' has no value")
+    return key, value
+
+
+def iter_sorted_kv(path: str | os.PathLike) -> Iterator[tuple[int, str, str]]:
+    """(line number, key, value) of a sorted table, read a line at a time: what
+    read_sorted_table checks (UTF-8, a value on each line, keys in `LC_ALL=C sort` order,
+    none twice) is checked as each line comes, so memory does not grow with the file
+    (a feats.scp of a million utterances streamed by i-vector training)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FhvaeError(f"{path}: no such file")
+    prev: str | None = None
+    with open(path, "rb") as handle:
+        for lineno, raw in enumerate(handle, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise FhvaeError(f"{path}:{lineno}: not UTF-8 text (byte "
+                                 f"{raw[err.start]:#04x})") from None
+            key, value = _key_value(line, path, lineno, False)
+            if prev is not None and c_order(key) <= c_order(prev):
+                if key == prev:
+                    raise FhvaeError(f"{path}:{lineno}: duplicate key '{key}'")
+                raise FhvaeError(f"{path}:{lineno}: not sorted (LC_ALL=C): '{key}' comes "
+                                 f"after '{prev}'; run utils/fix_data_dir.sh")
+            prev = key
+            yield lineno, key, value
 
 
 def _utf8_lines(path: Path) -> list[str]:

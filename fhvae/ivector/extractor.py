@@ -12,13 +12,7 @@ the means inside its projection (first column = mean / prior_offset, prior mean
 posterior mean, which gives the same kind of vector: zero-mean prior, unit covariance. Our
 `update_means` re-estimates m_c with T_c, as Kaldi's M-step re-estimates that column.
 
-Training is EM (Kaldi's ivector-extractor-acc-stats / -est): the E-step gives E[w] and
-E[ww'] of every utterance; the M-step solves T_c (with m_c: regressors [1, w]) from
-sum_u N_uc E[rr'] and sum_u F_uc E[r]', optionally Σ_c (floored at var_floor_factor x the
-count-weighted average Σ, as Kaldi's --variance-floor-factor); the optional minimum-divergence
-step re-estimates the prior N(mu, C) from the posteriors and folds it back into (m, T) so the
-prior stays N(0, I) (Kaldi does this every iteration). Gaussians with a total count below
-`min_count` keep their parameters (Kaldi's --gaussian-min-count).
+Training (EM, Kaldi's ivector-extractor-acc-stats / -est) is in fhvae/ivector/em.py.
 
 `log_likelihood` is the exact log p(statistics) with w integrated out, the objective EM
 cannot decrease (floors and min-count aside).
@@ -26,26 +20,13 @@ cannot decrease (floors and min-count aside).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Iterator
 
 import numpy as np
 
-from fhvae.ivector.stats import BaumWelchStats
+from fhvae.ivector.stats import BLOCK_UTTS, BaumWelchStats
 
-_BATCH = 128          # utterances per E-step block
 LOG_2PI = np.log(2 * np.pi)
-
-
-@dataclass(frozen=True)
-class EmOptions:
-    """What one EM iteration re-estimates (Kaldi ivector-extractor-est's options)."""
-
-    update_means: bool = True
-    update_variances: bool = True
-    min_divergence: bool = True
-    var_floor_factor: float = 0.1
-    min_count: float = 100.0
 
 
 class IvectorExtractor:
@@ -100,8 +81,8 @@ class IvectorExtractor:
 
     def blocks(self, stats: BaumWelchStats) -> Iterator[tuple[slice, np.ndarray, np.ndarray]]:
         """(rows, counts, first centred on self.means) in blocks of utterances."""
-        for lo in range(0, len(stats.utts), _BATCH):
-            rows = slice(lo, lo + _BATCH)
+        for lo in range(0, len(stats.utts), BLOCK_UTTS):
+            rows = slice(lo, lo + BLOCK_UTTS)
             yield rows, stats.counts[rows], stats.first_centred_on(self.means, rows)
 
     def moments(self, counts: np.ndarray, first: np.ndarray
@@ -122,94 +103,17 @@ class IvectorExtractor:
             out[rows] = self.posterior(counts, first)[0]
         return out
 
-    def frame_terms(self, stats: BaumWelchStats) -> float:
-        """The part of log p(stats) that does not involve w: Gaussian constants and the
-        centred second order, -1/2 sum_c [N_c (D log 2pi + log|Σ_c|) + tr(Σ_c^{-1} S_c)]."""
-        counts = stats.counts.sum(axis=0)
+    def frame_terms(self, counts: np.ndarray, scatter: np.ndarray) -> float:
+        """The part of log p(stats) that does not involve w, from the total counts N_c (C,)
+        and the total diagonal second order S_c around self.means (C, D): Gaussian
+        constants and scatter, -1/2 sum_c [N_c (D log 2pi + log|Σ_c|) + tr(Σ_c^{-1} S_c)]."""
         logdet = np.log(self.variances).sum(axis=1)
-        scatter = (stats.second_centred_on(self.means) / self.variances).sum(axis=1)
-        return float(-0.5 * (counts @ (self.feat_dim * LOG_2PI + logdet) + scatter.sum()))
+        weighted = (scatter / self.variances).sum(axis=1)
+        return float(-0.5 * (counts @ (self.feat_dim * LOG_2PI + logdet) + weighted.sum()))
 
     def log_likelihood(self, stats: BaumWelchStats) -> float:
         """Total log p(stats | model), w integrated out (needs second-order stats)."""
-        total = self.frame_terms(stats)
+        total = self.frame_terms(stats.counts.sum(axis=0), stats.second_centred_on(self.means))
         for _, counts, first in self.blocks(stats):
             total += self.moments(counts, first)[2]
         return total
-
-
-@dataclass
-class _Accumulators:
-    """Sums over utterances that the M-step needs (regressors r = [1, w] or w)."""
-
-    rr: np.ndarray        # (C, P*P): sum_u N_uc E[r r']
-    fr: np.ndarray        # (C*D, P): sum_u F_uc E[r]'
-    w_sum: np.ndarray     # (R,): sum_u E[w]
-    ww_sum: np.ndarray    # (R, R): sum_u E[w w']
-    latent: float = 0.0   # sum_u latent terms of the log-likelihood
-
-
-def accumulate(model: IvectorExtractor, stats: BaumWelchStats, with_ones: bool
-               ) -> _Accumulators:
-    """E-step over every utterance."""
-    dim = model.ivector_dim
-    size = dim + int(with_ones)
-    acc = _Accumulators(np.zeros((model.num_gauss, size * size)),
-                        np.zeros((model.num_gauss * model.feat_dim, size)), np.zeros(dim),
-                        np.zeros((dim, dim)))
-    for _, counts, first in model.blocks(stats):
-        mean, second, latent = model.moments(counts, first)
-        acc.latent += latent
-        acc.w_sum += mean.sum(axis=0)
-        acc.ww_sum += second.sum(axis=0)
-        if with_ones:
-            ones = np.ones((mean.shape[0], 1))
-            top = np.concatenate([ones, mean], axis=1)[:, None, :]
-            second = np.concatenate([top, np.concatenate([mean[:, :, None], second], 2)], 1)
-            mean = np.concatenate([ones, mean], axis=1)
-        acc.rr += counts.T @ second.reshape(len(mean), -1)
-        acc.fr += first.reshape(len(mean), -1).T @ mean
-    return acc
-
-
-def em_iteration(model: IvectorExtractor, stats: BaumWelchStats, opts: EmOptions
-                 ) -> tuple[IvectorExtractor, float]:
-    """One EM iteration; returns the new model and log p(stats) under the *old* one
-    (nan when the statistics carry no second order)."""
-    acc = accumulate(model, stats, opts.update_means)
-    loglik = (model.frame_terms(stats) + acc.latent if stats.second is not None
-              else float("nan"))
-    num_gauss, feat_dim, dim = model.num_gauss, model.feat_dim, model.ivector_dim
-    size = dim + int(opts.update_means)
-    rr = acc.rr.reshape(num_gauss, size, size)
-    fr = acc.fr.reshape(num_gauss, feat_dim, size)
-    solved = np.linalg.solve(rr, fr.transpose(0, 2, 1)).transpose(0, 2, 1)   # (C, D, P)
-    update = stats.counts.sum(axis=0) >= opts.min_count
-    means, proj, variances = model.means.copy(), model.projection.copy(), model.variances
-    if opts.update_variances:
-        variances = update_variances(model, stats, fr, solved, update, opts.var_floor_factor)
-    if opts.update_means:
-        means[update] += solved[update, :, 0]
-    proj[update] = solved[update, :, int(opts.update_means):]
-    if opts.min_divergence:
-        num_utts = len(stats.utts)
-        prior_mean = acc.w_sum / num_utts
-        prior_cov = acc.ww_sum / num_utts - np.outer(prior_mean, prior_mean)
-        means = means + proj @ prior_mean
-        proj = proj @ np.linalg.cholesky(0.5 * (prior_cov + prior_cov.T))
-    return IvectorExtractor(means, proj, variances), loglik
-
-
-def update_variances(model: IvectorExtractor, stats: BaumWelchStats, fr: np.ndarray,
-                     solved: np.ndarray, update: np.ndarray, floor_factor: float
-                     ) -> np.ndarray:
-    """Σ_c = diag(S_c - M_c Y_c') / N_c around the old means, with M_c the solved
-    regression (means column included) and Y_c = fr; floored at floor_factor x the
-    count-weighted average variance."""
-    counts = stats.counts.sum(axis=0)
-    explained = np.einsum("cdp,cdp->cd", solved, fr)
-    raw = (stats.second_centred_on(model.means) - explained) / np.maximum(counts, 1e-10)[:, None]
-    average = (counts[update] @ raw[update]) / max(counts[update].sum(), 1e-10)
-    variances = model.variances.copy()
-    variances[update] = np.maximum(raw[update], floor_factor * average)
-    return variances

@@ -6,16 +6,20 @@ Per utterance u and Gaussian c, with frame posteriors g_tc from the UBM alignmen
 and, summed over all utterances (only the covariance update needs it):
   second[c]      = sum_u sum_t g_tc (x_t - centre_c)^2   (diagonal second order)
 The centre is the UBM means; a model whose means moved re-centres with `centred_on`.
+Statistics are made and used a block of utterances at a time (`stats_blocks`), so training
+and extraction stream a data dir instead of holding it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Iterable, Iterator
 
 import numpy as np
 
 from fhvae.ivector.ubm import DiagUbm
+
+BLOCK_UTTS = 128      # utterances per block of statistics (the E-step's batch)
 
 
 @dataclass
@@ -28,10 +32,6 @@ class BaumWelchStats:
     first: np.ndarray
     centre: np.ndarray
     second: np.ndarray | None = None
-
-    @property
-    def num_frames(self) -> float:
-        return float(self.counts.sum())
 
     def first_centred_on(self, means: np.ndarray, rows: slice = slice(None)) -> np.ndarray:
         """First-order statistics of utterances `rows` centred on other means."""
@@ -59,12 +59,15 @@ def utterance_stats(post: np.ndarray, feats: np.ndarray, centre: np.ndarray
     return counts, first, second
 
 
-def accumulate_stats(ubm: DiagUbm, feats: Iterable[tuple[str, np.ndarray]],
-                     min_post: float = 0.025, num_gselect: int = 20,
-                     second_order: bool = False) -> BaumWelchStats:
-    """Statistics of every (utt, (T, D) features) pair, aligned with the UBM's pruned
-    posteriors (the UBM means are the centre)."""
-    utts, counts, firsts = [], [], []
+def stats_blocks(ubm: DiagUbm, feats: Iterable[tuple[str, np.ndarray]],
+                 min_post: float = 0.025, num_gselect: int = 20, second_order: bool = False,
+                 block_size: int = BLOCK_UTTS) -> Iterator[BaumWelchStats]:
+    """Statistics of (utt, (T, D) features) pairs aligned with the UBM's pruned posteriors
+    (the UBM means are the centre), `block_size` utterances at a time: however many
+    utterances stream through, one block is held (the E-step works on blocks)."""
+    utts: list[str] = []
+    counts: list[np.ndarray] = []
+    firsts: list[np.ndarray] = []
     second = np.zeros_like(ubm.means) if second_order else None
     for utt, x in feats:
         x = np.asarray(x, dtype=np.float64)
@@ -74,7 +77,9 @@ def accumulate_stats(ubm: DiagUbm, feats: Iterable[tuple[str, np.ndarray]],
         firsts.append(f)
         if second is not None:
             second += s
-    shape = (len(utts), ubm.num_gauss)
-    return BaumWelchStats(utts, np.array(counts).reshape(shape),
-                          np.array(firsts).reshape(shape + (ubm.dim,)), ubm.means.copy(),
-                          second)
+        if len(utts) == block_size:
+            yield BaumWelchStats(utts, np.array(counts), np.array(firsts), ubm.means, second)
+            utts, counts, firsts = [], [], []
+            second = None if second is None else np.zeros_like(second)
+    if utts:
+        yield BaumWelchStats(utts, np.array(counts), np.array(firsts), ubm.means, second)

@@ -1,22 +1,20 @@
-"""The whole i-vector baseline: front-end, UBM, extractor; training, extraction, save/load.
+"""The i-vector system of stage 5: its settings, the file that holds it, extraction.
 
 Stage 5 needs an i-vector system trained on data/train only, with Kaldi's semantics
 (egs/sre08/v1/sid: train_diag_ubm.sh, train_ivector_extractor.sh, extract_ivectors.sh):
 features -> diagonal UBM on subsampled frames -> pruned posteriors -> Baum-Welch stats ->
-EM of the total-variability matrix -> posterior-mean i-vectors. The defaults below were
-chosen on the dev set (local/tuning/ivector_dev.md).
-"""
+EM of the total-variability matrix -> posterior-mean i-vectors. Training is in
+fhvae/ivector/training.py; training and extraction read one utterance at a time. The
+defaults below were chosen on the dev set (local/tuning/ivector_dev.md)."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import logging
 import os
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Mapping
+from typing import Iterator
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -24,18 +22,18 @@ from threadpoolctl import threadpool_limits
 from fhvae.errors import FhvaeError
 from fhvae.features.vad import VadOptions
 from fhvae.io.atomic import atomic_path
-from fhvae.ivector.extractor import EmOptions, IvectorExtractor, em_iteration
-from fhvae.ivector.features import FrontEndConfig, compute_features
-from fhvae.ivector.stats import accumulate_stats
-from fhvae.ivector.ubm import DiagUbm, train_ubm
-
-log = logging.getLogger(__name__)
+from fhvae.io.datadir import DataDir
+from fhvae.ivector.em import EmOptions
+from fhvae.ivector.extractor import IvectorExtractor
+from fhvae.ivector.features import FrontEndConfig
+from fhvae.ivector.reader import processed_feats
+from fhvae.ivector.stats import stats_blocks
+from fhvae.ivector.ubm import DiagUbm
 
 FORMAT = "fhvae-ivector-extractor-1"
 # The arrays of each part of a system, by .npz key prefix: (attribute, class, fields).
 PARTS = {"ubm_": ("ubm", DiagUbm, ("weights", "means", "variances")),
          "ie_": ("extractor", IvectorExtractor, ("means", "projection", "variances"))}
-Progress = Callable[[str, int, int], None]      # (phase, done, total)
 
 
 @dataclass(frozen=True)
@@ -48,6 +46,8 @@ class IvectorConfig:
     ubm_iters: int = 8                # EM passes of the UBM
     ubm_subsample: int = 5            # UBM trains on every n-th frame (Kaldi --subsample)
     ubm_max_frames: int = 200000      # ... and at most this many of those (random subset)
+    ubm_max_utts: int = 10000         # ... of at most this many utterances (random subset;
+                                      # more than the built-in data/train's 2,400)
     ubm_var_floor: float = 0.01       # UBM variance floor, x the data variance
     min_post: float = 0.025           # posterior pruning (Kaldi --min-post)
     num_gselect: int = 20             # Gaussian preselection per frame (Kaldi --num-gselect)
@@ -59,6 +59,8 @@ class IvectorConfig:
     def check(self) -> None:
         if self.num_gauss < 1 or self.ivector_dim < 1 or self.ubm_subsample < 1:
             raise FhvaeError("--num-gauss, --ivector-dim and --ubm-subsample must be >= 1")
+        if self.ubm_max_frames < 0 or self.ubm_max_utts < 0:
+            raise FhvaeError("--ubm-max-frames and --ubm-max-utts must be >= 0 (0: all)")
         if self.em_iters < 0 or self.ubm_iters < 0 or not 0 <= self.min_post < 1:
             raise FhvaeError("--num-iters/--ubm-iters must be >= 0, --min-post in [0, 1)")
 
@@ -94,7 +96,8 @@ class IvectorSystem:
                      train_seconds=np.array(json.dumps(self.train_seconds)), **arrays)
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "IvectorSystem":
+    def load(cls, path: str | os.PathLike, num_threads: int | None = None) -> "IvectorSystem":
+        """The system saved at `path`; with `num_threads`, its BLAS threads changed."""
         path = Path(path)
         if not path.is_file():
             raise FhvaeError(f"{path}: no such i-vector extractor file")
@@ -104,96 +107,25 @@ class IvectorSystem:
                     raise ValueError(f"format '{npz['format']}', expected '{FORMAT}'")
                 parts = {attr: kind(*(np.asarray(npz[prefix + n], np.float64) for n in names))
                          for prefix, (attr, kind, names) in PARTS.items()}
-                return cls(IvectorConfig.from_json(str(npz["config"])), int(npz["input_dim"]),
-                           train_seconds=json.loads(str(npz["train_seconds"])), **parts)
+                config = IvectorConfig.from_json(str(npz["config"]))
+                seconds = json.loads(str(npz["train_seconds"]))
+                dim = int(npz["input_dim"])
         except Exception as err:  # numpy/json raise many types on a foreign or truncated file
             detail = str(err).splitlines()[0] if str(err) else "corrupt"
             raise FhvaeError(f"{path}: not an i-vector extractor ({type(err).__name__}: "
                              f"{detail})") from None
+        if num_threads is not None:
+            config = dataclasses.replace(config, num_threads=num_threads)
+        return cls(config, dim, train_seconds=seconds, **parts)
 
 
-def check_dims(feats: Mapping[str, np.ndarray], expected: int | None, where: str) -> int:
-    """The common column count of every (T, F) matrix; one-line error naming the first
-    utterance that differs (or is not a non-empty matrix)."""
-    for utt, mat in feats.items():
-        if mat.ndim != 2 or mat.shape[0] == 0 or (expected is not None
-                                                  and mat.shape[1] != expected):
-            want = f"(T > 0, {expected})" if expected is not None else "(T > 0, F)"
-            raise FhvaeError(f"{where}: utterance '{utt}' has shape {mat.shape}, "
-                             f"expected {want}")
-        expected = mat.shape[1] if expected is None else expected
-    if expected is None:
-        raise FhvaeError(f"{where}: no utterances")
-    return expected
-
-
-def _front_end(feats: Mapping[str, np.ndarray], cfg: FrontEndConfig,
-               progress: Progress | None) -> Iterable[tuple[str, np.ndarray]]:
-    for k, (utt, mat) in enumerate(feats.items()):
-        if progress is not None:
-            progress("features", k, len(feats))
-        yield utt, compute_features(mat, cfg, utt)
-
-
-def ubm_frames(processed: Mapping[str, np.ndarray], cfg: IvectorConfig) -> np.ndarray:
-    """Every ubm_subsample-th frame of each utterance, then at most ubm_max_frames of
-    them at random (seeded)."""
-    frames = np.concatenate([x[::cfg.ubm_subsample] for x in processed.values()])
-    if frames.shape[0] > cfg.ubm_max_frames > 0:
-        rng = np.random.default_rng(cfg.seed + 1)
-        frames = frames[np.sort(rng.choice(frames.shape[0], cfg.ubm_max_frames, replace=False))]
-    return frames
-
-
-def train_ivector_system(feats: Mapping[str, np.ndarray], cfg: IvectorConfig = IvectorConfig(),
-                         progress: Progress | None = None) -> IvectorSystem:
-    """Train front-end statistics, UBM and extractor on raw (T, F) FBank of each
-    utterance (training speakers only). Seconds per phase go to the log and the system."""
-    cfg.check()
-    input_dim = check_dims(feats, None, "training features")
-    cfg.front_end.check(input_dim)
-    seconds: dict[str, float] = {}
-    with threadpool_limits(cfg.num_threads):
-        start = time.perf_counter()
-        processed = {u: x.astype(np.float32) for u, x in _front_end(feats, cfg.front_end,
-                                                                       progress)}
-        seconds["features"] = time.perf_counter() - start
-        start = time.perf_counter()
-        frames = ubm_frames(processed, cfg)
-        ubm = train_ubm(frames, cfg.num_gauss, cfg.ubm_iters, cfg.seed, cfg.ubm_var_floor,
-                        progress=None if progress is None else
-                        lambda it, _: progress("ubm", it + 1, cfg.ubm_iters))
-        seconds["ubm"] = time.perf_counter() - start
-        start = time.perf_counter()
-        stats = accumulate_stats(ubm, processed.items(), cfg.min_post, cfg.num_gselect,
-                                 second_order=True)
-        del processed
-        seconds["stats"] = time.perf_counter() - start
-        start = time.perf_counter()
-        extractor = IvectorExtractor.random_init(ubm.means, ubm.variances, cfg.ivector_dim,
-                                                 cfg.seed)
-        for it in range(cfg.em_iters):
-            extractor, loglik = em_iteration(extractor, stats, cfg.em)
-            log.info("extractor EM iteration %d: log-likelihood %.4f per frame", it,
-                     loglik / stats.num_frames)
-            if progress is not None:
-                progress("extractor", it + 1, cfg.em_iters)
-        seconds["extractor"] = time.perf_counter() - start
-    log.info("i-vector training on %d utterances (%d frames after the front-end): %s",
-             len(feats), int(stats.num_frames),
-             ", ".join(f"{k} {v:.1f} s" for k, v in seconds.items()))
-    return IvectorSystem(cfg, input_dim, ubm, extractor, seconds)
-
-
-def extract_ivectors(system: IvectorSystem, feats: Mapping[str, np.ndarray],
-                     progress: Progress | None = None) -> dict[str, np.ndarray]:
-    """utt -> float32 i-vector (posterior mean, zero-mean unit prior) of raw (T, F) FBank."""
-    check_dims(feats, system.input_dim, "features to extract")
+def extract_ivectors(system: IvectorSystem, data: DataDir) -> Iterator[tuple[str, np.ndarray]]:
+    """(utt, float32 i-vector: posterior mean under a zero-mean unit prior) of the raw
+    FBank of every utterance of `data`, in feats.scp order, one block of statistics at a
+    time."""
     cfg = system.config
+    feats = processed_feats(data, cfg.front_end, system.input_dim)
     with threadpool_limits(cfg.num_threads):
-        start = time.perf_counter()
-        stats = accumulate_stats(system.ubm, _front_end(feats, cfg.front_end, progress),
-                                 cfg.min_post, cfg.num_gselect)
-        ivectors = system.extractor.extract(stats)
-    log.info("extracted %d i-vectors in %.1f s", len(stats.utts), time.perf_counter() - start)
-    return {utt: vec.astype(np.float32) for utt, vec in zip(stats.utts, ivectors)}
+        for stats in stats_blocks(system.ubm, feats, cfg.min_post, cfg.num_gselect):
+            for utt, vec in zip(stats.utts, system.extractor.extract(stats)):
+                yield utt, vec.astype(np.float32)

@@ -20,7 +20,6 @@ from typing import Callable
 
 import numpy as np
 from scipy.special import logsumexp
-from sklearn.cluster import kmeans_plusplus
 
 from fhvae.errors import FhvaeError
 
@@ -124,6 +123,9 @@ def train_ubm(frames: np.ndarray, num_gauss: int, num_iters: int = 10, seed: int
               progress: Callable[[int, float], None] | None = None) -> DiagUbm:
     """Diagonal UBM of (N, D) frames: k-means++ means, global variances, uniform weights,
     then `num_iters` EM passes; variances floored at var_floor x the data variance."""
+    # imported here: the accumulation and update jobs (processes started every EM
+    # iteration) load this module but not sklearn, ~0.8 s each
+    from sklearn.cluster import kmeans_plusplus
     frames = np.asarray(frames, dtype=np.float64)
     if frames.ndim != 2 or frames.shape[0] < num_gauss:
         raise FhvaeError(f"UBM training: {frames.shape[0]} frames for {num_gauss} Gaussians; "

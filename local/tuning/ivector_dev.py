@@ -62,11 +62,9 @@ class Sweep:
 
     def __init__(self, args: argparse.Namespace):
         self.args = args
-        train, dev = DataDir(args.train_data), DataDir(args.dev_data)
-        self.train = dict(train.feats())
-        self.dev = dict(dev.feats())
-        self.train_spk = train.factors()["speaker"]
-        factors = dev.factors()
+        self.train, self.dev = DataDir(args.train_data), DataDir(args.dev_data)
+        self.train_spk = self.train.factors()["speaker"]
+        factors = self.dev.factors()
         self.utt2spk = factors["speaker"]
         args.out_dir.mkdir(parents=True, exist_ok=True)
         self.lists = load_trial_lists(args.out_dir, self.utt2spk, utterance_conditions(factors),
@@ -86,15 +84,15 @@ class Sweep:
         cfg = IvectorConfig(front_end=fe, num_gauss=num_gauss, ivector_dim=dim,
                             seed=self.args.seed, num_threads=1)
         print(f"{time.strftime('%H:%M:%S')} training {name}", flush=True)
-        start = time.perf_counter()
-        system = train_ivector_system(self.train, cfg)
-        train_s = time.perf_counter() - start
-        start = time.perf_counter()
-        train_iv = extract_ivectors(system, self.train)
-        dev_iv = extract_ivectors(system, self.dev)
-        extract_s = time.perf_counter() - start
         out = self.args.out_dir / f"sys{len(self.results):02d}"
         out.mkdir(exist_ok=True)
+        start = time.perf_counter()
+        system = train_ivector_system(self.train, cfg, out)
+        train_s = time.perf_counter() - start
+        start = time.perf_counter()
+        train_iv = dict(extract_ivectors(system, self.train))
+        dev_iv = dict(extract_ivectors(system, self.dev))
+        extract_s = time.perf_counter() - start
         scored = score_embedding("ivector", Embeddings(train_iv, dev_iv), self.train_spk,
                                  self.lists, BACKENDS, None, 0.01, out)
         result = {"dir": str(out), "config": json.loads(cfg.to_json()), "train_s": train_s,
