@@ -19,6 +19,7 @@ import numpy as np
 
 from fhvae.errors import FhvaeError
 from fhvae.io.atomic import atomic_path
+from fhvae.io.npz import read_npz
 from fhvae.io.datadir import UTT2NUM_FRAMES, DataDir
 from fhvae.io.rxfile import read_matrix
 from fhvae.io.text_table import as_text, read_columns, sorted_order
@@ -171,14 +172,9 @@ class SegmentIndex:
     @classmethod
     def load(cls, path: str | os.PathLike) -> "SegmentIndex":
         """Read an index written by `save` (never unpickles anything)."""
-        path = Path(path)
-        if not path.is_file():
-            raise FhvaeError(f"{path}: segment index not found (run stage 2: make_index)")
-        try:
-            with np.load(path, allow_pickle=False) as npz:
-                data = {name: npz[name] for name in (*_ARRAYS, "meta", "seq_unit")}
-        except Exception as err:
-            raise FhvaeError(f"{path}: not a segment index ({type(err).__name__}: {err})") from None
+        data = read_npz(path, "a segment index", "segment index not found (run stage 2: "
+                        "make_index)",
+                        lambda npz: {name: npz[name] for name in (*_ARRAYS, "meta", "seq_unit")})
         version, feat_dim, seg_len = (int(v) for v in data.pop("meta"))
         if version != INDEX_VERSION:
             raise FhvaeError(f"{path}: index version {version}, expected {INDEX_VERSION}")

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Iterable
 
 import numpy as np
 
 from fhvae.errors import FhvaeError
 from fhvae.io.atomic import atomic_path
+from fhvae.io.npz import read_npz
 
 # Floor on the standard deviation so a constant feature dimension does not divide by zero.
 MIN_STD = 1e-5
@@ -43,15 +43,9 @@ class MVN:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "MVN":
-        path = Path(path)
-        if not path.is_file():
-            raise FhvaeError(f"{path}: normalisation statistics not found (run stage 2)")
-        try:
-            with np.load(path, allow_pickle=False) as stats:
-                mvn = cls(stats["mean"].astype(np.float32), stats["std"].astype(np.float32))
-        except Exception as err:  # numpy raises many types on a truncated/foreign file
-            raise FhvaeError(f"{path}: not normalisation statistics ({type(err).__name__}: "
-                             f"{str(err).splitlines()[0] if str(err) else 'corrupt'})") from None
+        mvn = read_npz(path, "normalisation statistics", "normalisation statistics not found "
+                       "(run stage 2)", lambda stats: cls(stats["mean"].astype(np.float32),
+                                                          stats["std"].astype(np.float32)))
         if (mvn.mean.ndim != 1 or mvn.mean.shape != mvn.std.shape
                 or not np.isfinite(mvn.mean).all() or not (mvn.std > 0).all()):
             raise FhvaeError(f"{path}: mean/std are not finite positive vectors of one size "

@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, fields
-from pathlib import Path
 from typing import Iterable
 
 import numpy as np
 
 from fhvae.errors import FhvaeError
 from fhvae.io.atomic import atomic_path
+from fhvae.io.npz import read_npz
 from fhvae.ivector.extractor import IvectorExtractor
 from fhvae.ivector.stats import BaumWelchStats
 
@@ -105,18 +105,12 @@ class EmAccumulators:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "EmAccumulators":
-        path = Path(path)
-        if not path.is_file():
-            raise FhvaeError(f"{path}: no such accumulator file")
-        try:
-            with np.load(path, allow_pickle=False) as npz:
-                if str(npz["format"]) != ACC_FORMAT:
-                    raise ValueError(f"format '{npz['format']}', expected '{ACC_FORMAT}'")
-                values = {f.name: npz[f.name] for f in fields(cls)}
-        except Exception as err:  # numpy raises many types on a foreign or truncated file
-            detail = str(err).splitlines()[0] if str(err) else "corrupt"
-            raise FhvaeError(f"{path}: not an i-vector accumulator file "
-                             f"({type(err).__name__}: {detail})") from None
+        def read(npz) -> dict[str, np.ndarray]:
+            if str(npz["format"]) != ACC_FORMAT:
+                raise ValueError(f"format '{npz['format']}', expected '{ACC_FORMAT}'")
+            return {f.name: npz[f.name] for f in fields(cls)}
+
+        values = read_npz(path, "an i-vector accumulator file", "no such accumulator file", read)
         return cls(**{name: (value.item() if value.ndim == 0 else value)
                       for name, value in values.items()})
 
