@@ -12,8 +12,10 @@ from pathlib import Path
 
 from helpers import ROOT, clean_env, run
 
+sys.path.insert(0, str(ROOT / "bench"))
+from bench_memory_per_utt import write_tables  # noqa: E402  # the data dir bench/ measures
+
 NUM_UTTS = 400           # N; the larger data dir has 4N
-PHONES_PER_UTT = 44      # as the built-in corpus (3-5 s utterances)
 BUDGET = 6000            # bytes per added utterance (measured: 4.1 kB; before the fix 11.6 kB)
 PEAK = """
 import sys, tracemalloc
@@ -23,25 +25,6 @@ tracemalloc.start()
 assert main(sys.argv[2:]) == 0
 print("peak", tracemalloc.get_traced_memory()[1])
 """
-
-
-def write_data_dir(path: Path, num_utts: int) -> None:
-    """The tables stage 1 leaves in a built-in corpus set, and its phone_ali.ctm."""
-    utts = [(f"tr{k // 6:04d}-{k % 6 + 1:03d}", f"tr{k // 6:04d}") for k in range(num_utts)]
-    tables = {
-        "utt2spk": "{spk}", "wav.scp": "/corpus/train/{spk}/{utt}.wav",
-        "text": "green window north lake basket seven quiet bread river mountain apple",
-        "utt2dur": "4.0125", "utt2noise": "babble", "utt2snr": "12", "utt2channel": "far",
-        "utt2gender": "m", "feats.scp": "/fbank/raw_fbank_train.1.ark:{offset}",
-        "utt2num_frames": "399"}
-    path.mkdir(parents=True)
-    for name, value in tables.items():
-        (path / name).write_text("".join(
-            f"{utt} {value.format(spk=spk, utt=utt, offset=12 + 128_000 * k)}\n"
-            for k, (utt, spk) in enumerate(utts)))
-    (path / "phone_ali.ctm").write_text("".join(
-        f"{utt} 1 {p * 0.0909:.4f} 0.0909 ax sonorant\n"
-        for utt, _ in utts for p in range(PHONES_PER_UTT)))
 
 
 def peak_bytes(module: str, *args: Path | str) -> int:
@@ -55,7 +38,7 @@ def test_fix_data_dir_streams_the_alignment(tmp_path):
     peaks = []
     for num_utts in (NUM_UTTS, 4 * NUM_UTTS):
         data = tmp_path / f"data{num_utts}"
-        write_data_dir(data, num_utts)
+        write_tables(data, num_utts)
         peaks.append(peak_bytes("fhvae.bin.fix_data_dir", data))
         assert (data / "phone_ali.ctm").read_bytes() == (
             data / ".backup" / "phone_ali.ctm").read_bytes()
