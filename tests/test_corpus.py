@@ -22,7 +22,7 @@ from synthcorpus.phones import PHONE_CLASSES  # noqa: E402
 
 from fhvae.features.fbank import FbankComputer, read_fbank_config  # noqa: E402
 from fhvae.io.audio import load_audio  # noqa: E402
-from helpers import run  # noqa: E402
+from helpers import clean_env, run  # noqa: E402
 
 SETS = ("train", "dev", "test")
 UNSEEN = "test_unseen"
@@ -352,3 +352,18 @@ def test_clean_twin_of_train_leaves_every_set_as_it_was(corpora):
     for utt in noisy:
         assert Path(wav["train_clean"][utt]).read_bytes() != Path(wav["train"][utt]).read_bytes()
     assert all("/train_clean/" in p for p in wav["train_clean"].values())
+
+
+def test_make_dev_unseen_renders_the_dev_unseen_set_that_make_corpus_does(corpora, tmp_path):
+    """local/tuning/unseen/make_dev_unseen.py renders dev_unseen alone: the same wavs and
+    tables as make_corpus.sh --num-dev-unseen-spk gives, nothing else. (It used to stop
+    with a KeyError: it keyed the rendered records by utterance id, not by wav path.)"""
+    corpus, data = tmp_path / "audio", tmp_path / "data"
+    done = run([sys.executable, str(ROOT / "local/tuning/unseen/make_dev_unseen.py"),
+                "--seed", "1", "--speakers", "2", "--utts-per-spk", "2", str(corpus),
+                str(data)], env=clean_env(PYTHONPATH=f"{ROOT}:{ROOT / 'local'}"),
+               timeout=BUILD_S)
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in data.iterdir()) == [DEV_UNSEEN]
+    want = {k: v for k, v in digest(*corpora["d"]).items() if k.startswith(DEV_UNSEEN + "/")}
+    assert digest(corpus, data) == want and len(want) > 4

@@ -397,12 +397,20 @@ def generate_corpus(corpus_dir: str | Path, data_root: str | Path, seed: int,
     plan = plan_utterances(speakers, utts_per_spk, seed, corpus_dir, options, test_seed)
     if train_clean:
         plan[CLEAN_TRAIN_SET] = clean_twin(plan["train"], corpus_dir)
-    specs = [spec for name in plan for spec in plan[name]]
-    records: dict[str, UttRecord] = {}  # by wav path: the clean twin shares train's ids
+    records = render_all([spec for name in plan for spec in plan[name]], nj, "corpus",
+                         show_progress)
+    return {name: write_data_dir(data_root / name, plan[name], records) for name in plan}
+
+
+def render_all(specs: list[UttSpec], nj: int, desc: str,
+               show_progress: bool = True) -> dict[str, UttRecord]:
+    """Render `specs` in `nj` worker processes; the records by wav path, which is what
+    write_data_dir looks them up by (the clean twin shares train's utterance ids)."""
+    records: dict[str, UttRecord] = {}
     # spawn: workers must be single-threaded processes for run_fresh's fork.
     with multiprocessing.get_context("spawn").Pool(nj) as pool:
         results = pool.imap(render_utterance, specs, chunksize=4)
-        for spec, record in progress(zip(specs, results), "corpus", total=len(specs),
+        for spec, record in progress(zip(specs, results), desc, total=len(specs),
                                      unit="utt", enabled=show_progress):
             records[spec.wav_path] = record
-    return {name: write_data_dir(data_root / name, plan[name], records) for name in plan}
+    return records

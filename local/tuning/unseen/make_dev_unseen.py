@@ -13,11 +13,9 @@ The plan of an optional set depends only on the seed, its own speaker count and
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 from pathlib import Path
 
-from fhvae.progress import progress
-from synthcorpus.generate import plan_utterances, render_utterance, write_data_dir
+from synthcorpus.generate import plan_utterances, render_all, write_data_dir
 from synthcorpus.speakers import DEV_UNSEEN_SET, make_unseen_speakers
 
 
@@ -32,10 +30,7 @@ def main() -> None:
     args = parser.parse_args()
     speakers = {DEV_UNSEEN_SET: make_unseen_speakers(args.seed, args.speakers, DEV_UNSEEN_SET)}
     specs = plan_utterances(speakers, args.utts_per_spk, args.seed, args.corpus_dir)[DEV_UNSEEN_SET]
-    with multiprocessing.get_context("spawn").Pool(args.nj) as pool:
-        rendered = pool.imap_unordered(render_utterance, specs, chunksize=4)
-        records = {r.utt_id: r for r in progress(rendered, DEV_UNSEEN_SET, total=len(specs),
-                                                 unit="utt")}
+    records = render_all(specs, args.nj, DEV_UNSEEN_SET)
     print(write_data_dir(args.data_root / DEV_UNSEEN_SET, specs, records))
 
 
