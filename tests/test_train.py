@@ -548,6 +548,33 @@ def test_resume_with_a_cosine_schedule_and_warmup_reproduces_the_uninterrupted_r
     assert full["net_opt"]["param_groups"][0]["lr"] == want[-1]
 
 
+def test_resume_in_bf16_reproduces_the_uninterrupted_run(small, tmp_path, monkeypatch):
+    """amp bf16 on a CPU with bf16 kernels: crashed at step 7, resumed from last.pt of
+    step 4, the run is bit for bit the uninterrupted one. A resume that came back in
+    float32, or cast the saved float32 master weights to bf16, would differ from step 5."""
+    from fhvae.training.runtime import cpu_bf16_error
+    if why := cpu_bf16_error():
+        pytest.skip(f"this CPU has no bf16 kernels ({why}): amp bf16 trains in float32 "
+                    "here, which the float32 resume tests cover")
+    train_index, _, mvn = small
+    cfg = tiny_yaml_config(amp="bf16", max_steps=11, ckpt_every=4, log_every=1,
+                           dev_every=1000)
+    train(cfg, train_index, None, mvn, tmp_path / "full")
+    with monkeypatch.context() as patch:
+        patch.setattr(train_mod, "fhvae_loss", _nan_at(7))
+        with pytest.raises(FhvaeError, match="non-finite loss at step 7"):
+            train(cfg, train_index, None, mvn, tmp_path / "cut")
+    assert load_checkpoint(tmp_path / "cut" / "ckpt" / "last.pt")["step"] == 4
+    torch.manual_seed(999)                     # the resumed run must not depend on this
+    train(cfg, train_index, None, mvn, tmp_path / "cut")
+    _assert_same_run(tmp_path / "full", tmp_path / "cut")
+    fp32 = tiny_yaml_config(amp="none", max_steps=11, log_every=1, dev_every=1000)
+    train(fp32, train_index, None, mvn, tmp_path / "fp32")
+    losses = {d: [r["loss"] for r in read_tsv(tmp_path / d / "train_metrics.tsv")]
+              for d in ("full", "fp32")}
+    assert losses["full"] != losses["fp32"]   # bf16 really ran: its rounding moves the loss
+
+
 def test_a_time_budget_drives_the_decay_read_at_each_budget_check(small, tmp_path,
                                                                    monkeypatch):
     """max_minutes 1, 10 s per step: the cosine decay follows the share of the minute used
