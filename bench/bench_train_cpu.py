@@ -69,25 +69,13 @@ VARIANTS = [Variant(f"{base}{suffix}", threads, prefetch, avx2)
                                             ("prefetch off", 0, False))]
 VARIANTS.append(Variant("default, bf16", 0, True, False, "bf16"))
 
-# Whether this process's CPU runs a bf16 LSTM forward and backward under autocast (oneDNN
-# needs AVX-512 or AMX); the trainer trains in float32 where it cannot.
-BF16_PROBE = """
-try:
-    lstm = torch.nn.LSTM(2, 2, batch_first=True)
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        out, _ = lstm(torch.ones(1, 2, 2))
-    out.float().sum().backward()
-    bf16 = 1
-except RuntimeError:
-    bf16 = 0
-"""
-
 
 def probe(env: dict[str, str]) -> tuple[int, str, bool]:
-    """(torch's default intra-op threads, ATen's CPU capability, whether autocast runs a
-    bf16 LSTM) under `env`."""
-    code = ("import torch\n" + BF16_PROBE + "print(torch.get_num_threads(), "
-            "torch.backends.cpu.get_cpu_capability(), bf16)")
+    """(torch's default intra-op threads, ATen's CPU capability, whether the trainer's own
+    check finds bf16 kernels, i.e. whether `amp: bf16` runs in bf16) under `env`."""
+    code = ("import torch\nfrom fhvae.training.runtime import cpu_bf16_error\n"
+            "print(torch.get_num_threads(), torch.backends.cpu.get_cpu_capability(), "
+            "int(cpu_bf16_error() is None))")
     out = subprocess.run([sys.executable, "-c", code], env=env, check=True,
                          capture_output=True, text=True).stdout.split()
     return int(out[0]), out[1], out[2] == "1"
@@ -96,16 +84,18 @@ def probe(env: dict[str, str]) -> tuple[int, str, bool]:
 def run_variant(variant: Variant, args: argparse.Namespace, index: str, mvn: str,
                 exp: Path) -> tuple[int, str, str, float]:
     """(threads used, code path, amp run, steady steps/s) of one training process."""
-    env = {**os.environ, **(AVX2_ENV if variant.avx2_only else {})}
+    env = {**os.environ, **(AVX2_ENV if variant.avx2_only else {}), "PYTHONPATH": str(ROOT)}
     default_threads, capability, bf16_ok = probe(env)
     amp = variant.amp if variant.amp != "bf16" or bf16_ok else "none"
     cmd = [sys.executable, "-m", "fhvae.bin.train", "--config", args.config,
            "--train-index", index, "--mvn", mvn, "--max-steps", str(args.steps),
            "--num-threads", str(variant.threads), "--set", f"log_every={args.steps // 8}",
            "--set", "dev_every=1000000000", "--set", "ckpt_every=1000000000",
+           # the lr does not change the speed; a warm-up longer than --steps would be refused
+           "--set", "warmup_steps=0",
            "--set", f"prefetch={str(variant.prefetch).lower()}",
            "--set", f"amp={variant.amp}", str(exp)]
-    proc = subprocess.run(cmd, env={**env, "PYTHONPATH": str(ROOT)}, cwd=ROOT,
+    proc = subprocess.run(cmd, env=env, cwd=ROOT,
                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     if proc.returncode:
         sys.exit(f"{variant.name}: training failed: {proc.stderr.strip().splitlines()[-1]}")

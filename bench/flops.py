@@ -49,6 +49,7 @@ from fhvae.data.index import SegmentIndex
 from fhvae.model import FHVAE
 from fhvae.objective import fhvae_loss
 from fhvae.training.config import TrainConfig, resolve_config
+from fhvae.training.runtime import autocast, make_adam
 
 OUTSIDE = "objective"     # products run outside every leaf module
 
@@ -185,8 +186,7 @@ def count_training_step(config: str, index: SegmentIndex | str, amp: str = "none
     """FLOPs of one training step of `config` (forward + fhvae_loss + backward), with the
     elementwise work, Adam's element-ops and the amortised table reset beside it."""
     cfg, model, (x, seq_idx, num_segs) = step_setup(config, index)
-    ctx = (torch.autocast("cpu", dtype=torch.bfloat16) if amp == "bf16"
-           else torch.autocast("cpu", enabled=False))
+    ctx = autocast(amp, torch.device("cpu"))
 
     def step() -> None:
         with ctx:
@@ -240,7 +240,7 @@ def profile_steps(config: str, index: SegmentIndex | str, steps: int = 20,
     from torch.profiler import ProfilerActivity, profile
 
     cfg, model, (x, seq_idx, num_segs) = step_setup(config, index)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=cfg.betas, fused=True)
+    opt = make_adam(model.parameters(), cfg.lr, cfg.betas)
     step = optimisation_step(model, opt, x, seq_idx, num_segs, torch.device("cpu"), amp,
                              cfg.alpha)
     with torch.random.fork_rng(devices=[]):

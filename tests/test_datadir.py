@@ -129,7 +129,6 @@ def test_the_writer_sorts_and_derives_spk2utt(tmp_path):
     assert not out.feats_scp.exists() and out.ctms() == ["phone_ali.ctm"]
 
 
-
 def test_write_lines_streams_a_file_in_place_or_leaves_it_as_it_was(tmp_path):
     """A corpus's CTM is written from a generator, possibly while the old file is read."""
     out = DataDir(tmp_path)
@@ -145,6 +144,7 @@ def test_write_lines_streams_a_file_in_place_or_leaves_it_as_it_was(tmp_path):
         out.write_lines("phone_ali.ctm", failing())
     assert out.file("phone_ali.ctm").read_text() == "b 1 0.0 0.1 sil sil\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["phone_ali.ctm"]   # no temporary
+
 
 def _io_imports(path: Path) -> set[str]:
     """The fhvae.io modules that a module of fhvae/io imports (at any depth of its code)."""
