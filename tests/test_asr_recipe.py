@@ -152,26 +152,66 @@ def kaldi_root() -> Path:
     return Path(root)
 
 
+def asr_copy(tmp_path: Path) -> Path:
+    """The recipe copied to <tmp>/a/b/asr, without its data and exp; the project's own
+    scripts, which it reaches through ../../.., linked into <tmp>."""
+    for name in ("utils", "path.sh", "fhvae", "local"):
+        (tmp_path / name).symlink_to(ROOT / name)
+    work = tmp_path / "a" / "b" / "asr"
+    shutil.copytree(ASR, work, ignore=shutil.ignore_patterns("data", "exp", "steps", "utils"))
+    return work
+
+
 def test_language_side_through_genuine_kaldi(tmp_path):
     """Stage 0 with genuine Kaldi: prepare_lang.sh validates the espeak dict, format_lm.sh
     compiles the unigram into G.fst (Kaldi's own checks run inside both)."""
     kaldi_root()
-    work = tmp_path / "asr"
-    shutil.copytree(ASR, work, ignore=shutil.ignore_patterns("data", "exp", "steps", "utils"))
+    work = asr_copy(tmp_path)
     main = tmp_path / "main"
     (main / "data" / "train").mkdir(parents=True)
     (main / "data" / "train" / "text").write_text("u1 red apple\nu2 apple green tree\n")
-    # the copy runs the project's own scripts through its ../../.. : link them
-    env = clean_env()
-    proc = run(["bash", "-c", f"ln -s {ROOT}/utils {ROOT}/path.sh {ROOT}/fhvae {ROOT}/local "
-                f"{tmp_path}/ && mkdir -p {tmp_path}/a/b && mv {work} {tmp_path}/a/b/asr && "
-                f"cd {tmp_path}/a/b/asr && ./run.sh --stage 0 --stop-stage 0 --main {main}"],
-               cwd=tmp_path, env=env, timeout=300)
+    proc = run(["./run.sh", "--stage", "0", "--stop-stage", "0", "--main", str(main)],
+               cwd=work, env=clean_env(), timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    lang = tmp_path / "a/b/asr/data/lang_test"
+    lang = work / "data/lang_test"
     assert (lang / "G.fst").stat().st_size > 0
     words = (lang / "words.txt").read_text().split()
     assert all(w in words for w in ("apple", "zero", "<UNK>", "#0"))
+
+
+def test_pasted_features_are_the_parts_side_by_side_through_genuine_kaldi(tmp_path):
+    """local/paste_feats.sh (a '<a>+<b>' feature type) through Kaldi's paste-feats: each
+    frame is the two parts' frames concatenated, with CMVN stats of the joint vector; a
+    second call with nothing newer keeps it (resume)."""
+    kaldi_root()
+    import kaldiio
+    import numpy as np
+    work = asr_copy(tmp_path)
+    proc = run(["local/check_kaldi.sh"], cwd=work, env=clean_env(), timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    rng = np.random.default_rng(0)
+    parts = {}
+    for name, dim in (("a", 13), ("b", 32)):
+        d = work / "data" / name
+        d.mkdir(parents=True)
+        parts[name] = {u: rng.normal(size=(n, dim)).astype(np.float32)
+                       for u, n in (("s1-u1", 50), ("s1-u2", 61), ("s2-u1", 47))}
+        kaldiio.save_ark(str(d / "feats.ark"), parts[name], scp=str(d / "feats.scp"))
+        (d / "utt2spk").write_text("".join(f"{u} {u[:2]}\n" for u in parts[name]))
+        (d / "spk2utt").write_text("s1 s1-u1 s1-u2\ns2 s2-u1\n")
+    paste = ["local/paste_feats.sh", "--nj", "1", "data/a+b", "data/a", "data/b"]
+    proc = run(paste, cwd=work, env=clean_env(), timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    pasted = dict(kaldiio.load_scp(str(work / "data/a+b/feats.scp")))
+    assert sorted(pasted) == sorted(parts["a"])
+    for utt, feats in pasted.items():
+        np.testing.assert_allclose(feats, np.hstack([parts["a"][utt], parts["b"][utt]]), rtol=1e-6)
+    cmvn = dict(kaldiio.load_scp(str(work / "data/a+b/cmvn.scp")))
+    np.testing.assert_allclose(cmvn["s2"][0, :-1], pasted["s2-u1"].sum(0), rtol=1e-4)
+    assert cmvn["s2"][0, -1] == 47
+    stamp = (work / "data/a+b/cmvn.scp").stat().st_mtime_ns
+    proc = run(paste, cwd=work, env=clean_env(), timeout=300)
+    assert proc.returncode == 0 and (work / "data/a+b/cmvn.scp").stat().st_mtime_ns == stamp
 
 
 @pytest.mark.slow

@@ -9,7 +9,8 @@
 #   0: links steps/ utils/ to Kaldi's; lexicon (espeak-ng, every training accent), a unigram
 #      grammar from the training text -> data/lang, data/lang_test
 #   1: features of every set in data/<set>_<feat>: mfcc (compute-mfcc-feats), fbank (the
-#      main recipe's), z1 of each --fhvae-models entry; per-speaker CMVN stats
+#      main recipe's), z1 of each --fhvae-models entry, <a>+<b> (a and b pasted frame by
+#      frame, e.g. mfcc+fhvae_z1); per-speaker CMVN stats
 #   2: mono -> tri1 (deltas) -> tri2 (LDA+MLLT) -> tri3 (SAT) for each feature x training set
 #      (train: all conditions; train_clean: clean close-talk only, the mismatched condition)
 #   3: decode dev, test, test_unseen with every --decode-models system
@@ -25,7 +26,7 @@ stage=0
 stop_stage=4
 nj=2                          # parallel jobs of every Kaldi step
 main=$(cd ../../.. && pwd)    # the main recipe's directory: its data/ and exp/ are read
-feats="mfcc fbank fhvae_z1 fhvae_cmvn_z1"  # feature types: mfcc, fbank, <model>_z1
+feats="mfcc fbank fhvae_z1 fhvae_cmvn_z1"  # feature types: mfcc, fbank, <model>_z1, <a>+<b>
 fhvae_models="fhvae:exp/fhvae:none fhvae_cmvn:exp/fhvae_cmvn:utt-cmvn"  # <model>:<exp>:<input-norm>
                               # (<exp> relative to --main; its final.pt is read)
 train_sets="train train_clean"  # training conditions (multi-condition, clean-only)
@@ -77,17 +78,21 @@ if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
     data/lang_test
 fi
 
+make_feature() {  # make_feature <set> <feat>: data/<set>_<feat>, its parts first
+  local x=$1 f=$2 part parts=()
+  case $f in
+    *+*) for part in ${f//+/ }; do make_feature $x $part; parts+=(data/${x}_$part); done
+      local/paste_feats.sh --nj $nj --cmd "$train_cmd" data/${x}_$f "${parts[@]}" ;;
+    mfcc|fbank) local/make_feats.sh --nj $nj --cmd "$train_cmd" $f $main/data/$x data/${x}_$f ;;
+    *_z1) local m=${f%_z1}
+      local/make_z1.sh --nj $nj --cmd "$train_cmd" --input-norm "$(model_field $m 3)" \
+        $main/$(model_field $m 2)/final.pt $main/data/$x data/${x}_$m exp/latents_$m/$x ;;
+    *) echo "asr/run.sh: feature '$f': expected mfcc, fbank, <model>_z1 or <a>+<b>" >&2; exit 1 ;;
+  esac
+}
 if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
   for x in $train_sets $dev_set $test_sets; do
-    for f in $feats; do
-      case $f in
-        mfcc|fbank) local/make_feats.sh --nj $nj --cmd "$train_cmd" $f $main/data/$x data/${x}_$f ;;
-        *_z1) m=${f%_z1}
-          local/make_z1.sh --nj $nj --cmd "$train_cmd" --input-norm "$(model_field $m 3)" \
-            $main/$(model_field $m 2)/final.pt $main/data/$x data/${x}_$m exp/latents_$m/$x ;;
-        *) echo "asr/run.sh: feature '$f': expected mfcc, fbank or <model>_z1" >&2; exit 1 ;;
-      esac
-    done
+    for f in $feats; do make_feature $x $f; done
   done
 fi
 
