@@ -136,7 +136,7 @@ if [ $stage -le 5 ] && [ $stop_stage -ge 5 ]; then
   log "stage 5: train_clean + FHVAE augmentation toward $aug_targets"
   local/augment.sh --nj $nj --cmd "$train_cmd" --model $main/$(model_field $aug_model 2)/final.pt \
     --input-norm "$(model_field $aug_model 3)" --targets "$aug_targets" --main $main \
-    --feats "$feats" --final $(final_of train_clean) --mono-gauss $mono_gauss --leaves $tri_leaves \
+    --final $(final_of train_clean) --mono-gauss $mono_gauss --leaves $tri_leaves \
     --gauss $tri_gauss --splice-opts "$splice_opts" --beam $decode_beam \
     --lattice-beam $lattice_beam --dev-set $dev_set --test-sets "$test_sets"
 fi

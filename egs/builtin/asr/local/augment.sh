@@ -15,7 +15,6 @@ model=                        # the FHVAE (trained with --input-norm none: it de
 input_norm=none
 targets="dev dev_unseen"
 main=../../..
-feats=
 final=tri3
 mono_gauss=1000
 leaves=1800
