@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from fhvae.asr.kaldi_decode import best_on, read_hypotheses, read_wer_file
-from fhvae.asr.report import EvalSet, build_report, score_decode, write_report
+from fhvae.asr.report import (EvalSet, build_report, gap_closed, gap_lines, score_decode,
+                              write_report)
 from fhvae.asr.wer import (Errors, align_errors, correct_family, speaker_bootstrap, sum_by,
                            utterance_errors)
 from fhvae.errors import FhvaeError
@@ -223,3 +224,20 @@ def test_report_chooses_on_dev_and_compares_per_condition(tmp_path):
     assert "10/0.5" in body and "| babble/close | 96 | 25.0 | **12.5** (-50 %; -12.5 … -12.5) |" in body
     write_report(tmp_path / "RESULTS.md", "# t\n", body, summary)
     assert json.loads((tmp_path / "RESULTS.json").read_text()) == json.loads(json.dumps(summary))
+
+
+def test_gap_closed_is_the_share_of_clean_to_oracle_points_recovered():
+    def at(wers):   # a summary as build_report writes it, only the "all" rows
+        return {n: {"all": {"wer": w}} for n, w in wers.items()}
+    names = ["clean", "aug", "multi"]
+    summary = {"aug/dev": at({"clean": 60.0, "aug": 45.0, "multi": 30.0}),
+               "aug/test": at({"clean": 50.0, "aug": 55.0, "multi": 40.0}),
+               "aug/tie": at({"clean": 20.0, "aug": 18.0, "multi": 20.0})}
+    gaps = gap_closed(summary, "aug", names, ["dev", "test", "tie"])
+    assert gaps["dev"] == {"gap": 30.0, "share": {"aug": 0.5}}
+    assert gaps["test"]["share"]["aug"] == pytest.approx(-0.5)   # worse than clean-only
+    assert gaps["tie"]["share"]["aug"] is None
+    text = gap_lines(gaps)
+    assert "- dev: aug closes 0.50 of 30.0 points" in text
+    assert "- test: aug closes -0.50 of 10.0 points" in text
+    assert "- tie: aug closes nothing: the two ends tie" in text

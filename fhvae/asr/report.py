@@ -144,6 +144,32 @@ def build_report(systems: dict[str, Path], groups: dict[str, list[str]], baselin
     return "\n".join(sections), summary
 
 
+def gap_closed(summary: dict, group: str, names: Sequence[str],
+               sets: Sequence[str]) -> dict[str, dict]:
+    """Per evaluation set, the WER gap in points from the first system (e.g. clean-only) to the
+    last (the oracle, e.g. multi-condition) and the share of it that each system between
+    closes: what augmentation is judged by (1: as good as the oracle, 0: no better than
+    without it, negative: worse). None where the two ends tie."""
+    out = {}
+    for set_name in sets:
+        wer = {n: summary[f"{group}/{set_name}"][n][ALL]["wer"] for n in names}
+        gap = wer[names[0]] - wer[names[-1]]
+        out[set_name] = {"gap": gap, "share": {
+            n: (wer[names[0]] - wer[n]) / gap if gap else None for n in names[1:-1]}}
+    return out
+
+
+def gap_lines(gaps: dict[str, dict]) -> str:
+    """Markdown list of gap_closed()'s shares."""
+    lines = ["", "Share of the gap between the first and the last system closed:", ""]
+    for set_name, entry in gaps.items():
+        lines += [f"- {set_name}: {n} closes "
+                  + (f"{share:.2f} of {entry['gap']:.1f} points" if share is not None
+                     else "nothing: the two ends tie")
+                  for n, share in entry["share"].items()]
+    return "\n".join(lines) + "\n"
+
+
 def write_report(out: str | os.PathLike, header: str, body: str, summary: dict) -> None:
     """RESULTS.md-style file and its summary.json beside it, each written atomically."""
     out = Path(out)

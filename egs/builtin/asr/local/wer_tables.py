@@ -16,7 +16,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[4]
 sys.path[:1] = [str(ROOT)] + sys.path[:1]
 
-from fhvae.asr.report import build_report, write_report  # noqa: E402
+from fhvae.asr.report import build_report, gap_closed, gap_lines, write_report  # noqa: E402
 from fhvae.bin.cli import run_main  # noqa: E402
 
 
@@ -36,21 +36,6 @@ def group_by_training_set(systems: dict[str, Path], train_sets: list[str], basel
             parser.error(f"no baseline system {train}_{baseline} among {sorted(systems)}")
         groups[train] = [f"{train}_{baseline}"] + [n for n in names if n != f"{train}_{baseline}"]
     return groups
-
-
-def gap_lines(summary: dict, group: str, names: list[str], sets: list[str]) -> str:
-    """Markdown lines: on each set, the share of the WER gap between the first system and the
-    last (oracle) that each system between closes (none without a system between)."""
-    if len(names) < 3:
-        return ""
-    lines = ["", "Share of the gap between the first and the last system closed:", ""]
-    for set_name in sets:
-        wer = {n: summary[f"{group}/{set_name}"][n]["all"]["wer"] for n in names}
-        gap = wer[names[0]] - wer[names[-1]]
-        for n in names[1:-1]:
-            share = (wer[names[0]] - wer[n]) / gap if gap else float("nan")
-            lines.append(f"- {set_name}: {n} closes {share:.2f} of {gap:.1f} points")
-    return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -87,8 +72,9 @@ def main(argv: list[str] | None = None) -> int:
               f"paired speaker-bootstrap interval ({args.bootstrap} resamples) of the "
               "difference in points, Bonferroni-corrected over the table; **bold**: it "
               "excludes 0.\n")
-    if args.group:
-        body += gap_lines(summary, args.group, list(systems), sets)
+    if args.group and len(systems) > 2:
+        summary[f"{args.group}/gap_closed"] = gap_closed(summary, args.group, list(systems), sets)
+        body += gap_lines(summary[f"{args.group}/gap_closed"])
     write_report(args.out, header, body, summary)
     return 0
 
