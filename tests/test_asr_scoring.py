@@ -232,12 +232,17 @@ def test_gap_closed_is_the_share_of_clean_to_oracle_points_recovered():
     names = ["clean", "aug", "multi"]
     summary = {"aug/dev": at({"clean": 60.0, "aug": 45.0, "multi": 30.0}),
                "aug/test": at({"clean": 50.0, "aug": 55.0, "multi": 40.0}),
-               "aug/tie": at({"clean": 20.0, "aug": 18.0, "multi": 20.0})}
-    gaps = gap_closed(summary, "aug", names, ["dev", "test", "tie"])
+               "aug/tie": at({"clean": 20.0, "aug": 18.0, "multi": 20.0}),
+               # the oracle worse than clean-only: -1.0 / -1.8 must not read as 0.55 closed
+               "aug/reversed": at({"clean": 100.9, "aug": 101.9, "multi": 102.7})}
+    gaps = gap_closed(summary, "aug", names, ["dev", "test", "tie", "reversed"])
     assert gaps["dev"] == {"gap": 30.0, "share": {"aug": 0.5}}
     assert gaps["test"]["share"]["aug"] == pytest.approx(-0.5)   # worse than clean-only
     assert gaps["tie"]["share"]["aug"] is None
+    assert gaps["reversed"]["share"]["aug"] is None
+    assert gaps["reversed"]["gap"] == pytest.approx(-1.8)
     text = gap_lines(gaps)
     assert "- dev: aug closes 0.50 of 30.0 points" in text
     assert "- test: aug closes -0.50 of 10.0 points" in text
-    assert "- tie: aug closes nothing: the two ends tie" in text
+    assert "- tie: aug closes nothing: there is no gap (+0.0 points)" in text
+    assert "- reversed: aug closes nothing: there is no gap (-1.8 points)" in text

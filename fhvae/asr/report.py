@@ -149,13 +149,14 @@ def gap_closed(summary: dict, group: str, names: Sequence[str],
     """Per evaluation set, the WER gap in points from the first system (e.g. clean-only) to the
     last (the oracle, e.g. multi-condition) and the share of it that each system between
     closes: what augmentation is judged by (1: as good as the oracle, 0: no better than
-    without it, negative: worse). None where the two ends tie."""
+    without it, negative: worse). None where the oracle is not better than the first system:
+    there is no gap, and a ratio of two negative numbers would read as progress."""
     out = {}
     for set_name in sets:
         wer = {n: summary[f"{group}/{set_name}"][n][ALL]["wer"] for n in names}
         gap = wer[names[0]] - wer[names[-1]]
         out[set_name] = {"gap": gap, "share": {
-            n: (wer[names[0]] - wer[n]) / gap if gap else None for n in names[1:-1]}}
+            n: (wer[names[0]] - wer[n]) / gap if gap > 0 else None for n in names[1:-1]}}
     return out
 
 
@@ -165,7 +166,7 @@ def gap_lines(gaps: dict[str, dict]) -> str:
     for set_name, entry in gaps.items():
         lines += [f"- {set_name}: {n} closes "
                   + (f"{share:.2f} of {entry['gap']:.1f} points" if share is not None
-                     else "nothing: the two ends tie")
+                     else f"nothing: there is no gap ({entry['gap']:+.1f} points)")
                   for n, share in entry["share"].items()]
     return "\n".join(lines) + "\n"
 
