@@ -144,6 +144,30 @@ def test_recipe_names_missing_kaldi_tools(tmp_path):
     assert proc.returncode == 1 and "lacks Kaldi's GMM tools: compute-mfcc-feats" in proc.stderr
 
 
+def test_stage_6_names_missing_nnet3_tools(tmp_path):
+    """A KALDI_ROOT with every GMM tool but no nnet3bin: the recipe's check passes, and with
+    --nnet3 (stage 6) it stops with one line naming the nnet3 tools and the build option."""
+    kaldi = tmp_path / "kaldi"
+    for d in ("steps", "utils"):
+        (kaldi / "egs/wsj/s5" / d).mkdir(parents=True)
+    (kaldi / "egs/wsj/s5/steps/train_sat.sh").touch()
+    (kaldi / "egs/wsj/s5/utils/prepare_lang.sh").touch()
+    script = (ASR / "local/check_kaldi.sh").read_text()
+    gmm_tools = script.split('tools="', 1)[1].split('"', 1)[0].split()
+    (kaldi / "bin").mkdir()
+    for tool in gmm_tools + ["nnet3-init"]:
+        (kaldi / "bin" / tool).write_text("#!/bin/sh\n")
+        (kaldi / "bin" / tool).chmod(0o755)
+    work = asr_copy(tmp_path)
+    env = clean_env(KALDI_ROOT=str(kaldi), PATH="/usr/bin:/bin")
+    assert run(["local/check_kaldi.sh"], cwd=work, env=env, timeout=60).returncode == 0
+    proc = run(["local/check_kaldi.sh", "--nnet3"], cwd=work, env=env, timeout=60)
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == 1 and len(lines) == 1, proc.stderr
+    assert "lacks Kaldi's nnet3 tools (stage 6): nnet3-am-init nnet3-get-egs" in lines[0]
+    assert "nnet3-init " not in lines[0] and "build_kaldi.sh --nnet3" in lines[0]
+
+
 def kaldi_root() -> Path:
     root = os.environ.get("KALDI_ROOT")
     if not root or not (Path(root) / "bin" / "gmm-init-mono").exists() and not (

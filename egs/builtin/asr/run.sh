@@ -18,6 +18,8 @@
 #      dev), paired speaker-bootstrap against mfcc -> RESULTS_<train-set>.md of this dir
 #   5: augmentation (ASRU 2017): train_clean plus `fhvae augment` copies moved toward dev and
 #      dev_unseen, through the same GMM chain and scoring
+#   6: (opt-in, needs build_kaldi.sh --nnet3) a small nnet3 TDNN on each --final GMM's
+#      alignments, decoded with its graph -> RESULTS_<train-set>_tdnn.md
 # Run from anywhere: ./run.sh [--stage N] [--stop-stage M] [--feats "mfcc z1"] ...
 set -euo pipefail
 cd "$(dirname "$(readlink -f "$0")")"
@@ -43,6 +45,8 @@ lattice_beam=5                # --lattice-beam (default 6)
 bootstrap=1000                # speaker resamples of the WER intervals
 aug_targets="dev dev_unseen"  # stage 5: untranscribed target-condition sets
 aug_model=fhvae               # stage 5: the model (a --fhvae-models name) that augments
+tdnn_dim=256                  # stage 6: units per TDNN layer
+tdnn_epochs=3                 # stage 6: training epochs
 
 . ../../../utils/parse_options.sh
 . ./cmd.sh
@@ -112,7 +116,7 @@ if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
     for f in $feats; do
       for x in $dev_set $test_sets; do
         log "stage 3: decode data/${x}_$f with exp/${t}_$f/$(final_of $t)"
-        local/decode_gmm.sh --nj $nj --cmd "$decode_cmd" --beam $decode_beam \
+        local/decode_am.sh --nj $nj --cmd "$decode_cmd" --beam $decode_beam \
           --lattice-beam $lattice_beam data/lang_test exp/${t}_$f/$(final_of $t) data/${x}_$f $x
       done
     done
@@ -139,4 +143,26 @@ if [ $stage -le 5 ] && [ $stop_stage -ge 5 ]; then
     --final $(final_of train_clean) --mono-gauss $mono_gauss --leaves $tri_leaves \
     --gauss $tri_gauss --splice-opts "$splice_opts" --beam $decode_beam \
     --lattice-beam $lattice_beam --dev-set $dev_set --test-sets "$test_sets"
+fi
+
+if [ $stage -le 6 ] && [ $stop_stage -ge 6 ]; then
+  local/check_kaldi.sh --nnet3
+  for t in $train_sets; do
+    systems=()
+    for f in $feats; do
+      gmm=exp/${t}_$f/$(final_of $t)
+      log "stage 6: TDNN on data/${t}_$f, alignments of $gmm -> exp/${t}_$f/tdnn"
+      local/train_tdnn.sh --nj $nj --cmd "$train_cmd" --dim $tdnn_dim --epochs $tdnn_epochs \
+        data/${t}_$f data/lang $gmm exp/${t}_$f/tdnn
+      for x in $dev_set $test_sets; do
+        local/decode_am.sh --nj $nj --cmd "$decode_cmd" --beam $decode_beam \
+          --lattice-beam $lattice_beam --graph $gmm/graph data/lang_test exp/${t}_$f/tdnn \
+          data/${x}_$f $x
+      done
+      systems+=("${t}_$f=exp/${t}_$f/tdnn")
+    done
+    python local/wer_tables.py --dev-set $dev_set --test-sets "$test_sets" --baseline mfcc \
+      --train-sets $t --bootstrap $bootstrap --data-root $main/data \
+      --out RESULTS_${t}_tdnn.md "${systems[@]}"
+  done
 fi

@@ -47,7 +47,7 @@ local/train_gmm.sh --nj $nj --cmd "$cmd" --final $final --mono-gauss $mono_gauss
   --leaves $leaves --gauss $gauss --splice-opts "$splice_opts" \
   data/train_cleanaug_fbank data/lang exp/train_cleanaug_fbank
 for x in $dev_set $test_sets; do
-  local/decode_gmm.sh --nj $nj --cmd "$cmd" --beam $beam --lattice-beam $lattice_beam \
+  local/decode_am.sh --nj $nj --cmd "$cmd" --beam $beam --lattice-beam $lattice_beam \
     data/lang_test exp/train_cleanaug_fbank/$final data/${x}_fbank $x
 done
 python local/wer_tables.py --dev-set $dev_set --test-sets "$test_sets" --group augmentation \
