@@ -163,6 +163,6 @@ if [ $stage -le 6 ] && [ $stop_stage -ge 6 ]; then
     done
     python local/wer_tables.py --dev-set $dev_set --test-sets "$test_sets" --baseline mfcc \
       --train-sets $t --bootstrap $bootstrap --data-root $main/data \
-      --out RESULTS_${t}_tdnn.md "${systems[@]}"
+      --acoustic-model "nnet3 TDNN" --out RESULTS_${t}_tdnn.md "${systems[@]}"
   done
 fi

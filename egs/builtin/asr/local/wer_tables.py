@@ -51,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--group", help="one table of every system, the first the baseline, the "
                         "last the oracle: also the share of the first-to-last gap that each "
                         "one between closes (augmentation)")
+    parser.add_argument("--acoustic-model", default="GMM-HMM",
+                        help="what the systems are, for the title (e.g. 'nnet3 TDNN')")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("systems", nargs="+", metavar="<train>_<feat>=<model-dir>")
     args = parser.parse_args(argv)
@@ -67,8 +69,9 @@ def main(argv: list[str] | None = None) -> int:
     body, summary = build_report(systems, groups, baseline_of,
                                  args.dev_set, {s: args.data_root / s for s in sets},
                                  args.bootstrap, args.seed)
-    header = ("# Kaldi GMM-HMM word error rates per condition (egs/builtin/asr)\n\n"
-              f"WER (%); other cells: relative change against {baseline_of[next(iter(groups))] if args.group else args.baseline}, then the "
+    baseline = baseline_of[next(iter(groups))] if args.group else args.baseline
+    header = (f"# Kaldi {args.acoustic_model} word error rates per condition (egs/builtin/asr)\n\n"
+              f"WER (%); other cells: relative change against {baseline}, then the "
               f"paired speaker-bootstrap interval ({args.bootstrap} resamples) of the "
               "difference in points, Bonferroni-corrected over the table; **bold**: it "
               "excludes 0.\n")
