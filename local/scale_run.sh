@@ -32,7 +32,7 @@ if [ $# -lt 1 ]; then
 fi
 out=$1
 shift
-utils/setup_env.sh --debian time --venv false     # GNU time: /usr/bin/time, not bash's time
+utils/setup_env.sh --debian time --venv auto      # GNU time (not bash's); a .venv on a fresh clone
 . ./path.sh
 mkdir -p "$out"
 
