@@ -13,8 +13,8 @@ would take at that rate, so that a timing always comes with the machine that mad
 
 Variants: torch's default threads, 1 thread, the prefetch thread off, and the same three
 with the code path limited to AVX2 (ONEDNN_MAX_CPU_ISA=AVX2, ATEN_CPU_CAPABILITY=avx2): what
-a CPU without AVX-512 runs; then `amp: bf16` at the default threads. bf16 is not run with the
-AVX2 limit: oneDNN has no bf16 LSTM below AVX-512 ("could not create a primitive
+a CPU without AVX-512 runs; then `amp: bf16` at the default threads and at 1. bf16 is not
+run with the AVX2 limit: oneDNN has no bf16 LSTM below AVX-512 ("could not create a primitive
 descriptor"), so the trainer would fall back to float32 and repeat "default, AVX2 only". On a
 CPU without bf16 kernels the bf16 row says so (amp column) and runs float32 the same way.
 
@@ -67,7 +67,8 @@ VARIANTS = [Variant(f"{base}{suffix}", threads, prefetch, avx2)
             for avx2, suffix in ((False, ""), (True, ", AVX2 only"))
             for base, threads, prefetch in (("default", 0, True), ("1 thread", 1, True),
                                             ("prefetch off", 0, False))]
-VARIANTS.append(Variant("default, bf16", 0, True, False, "bf16"))
+VARIANTS += [Variant("default, bf16", 0, True, False, "bf16"),
+             Variant("1 thread, bf16", 1, True, False, "bf16")]
 
 
 def probe(env: dict[str, str]) -> tuple[int, str, bool]:

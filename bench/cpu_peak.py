@@ -13,7 +13,8 @@
   one was used is named. All cores rarely hold the maximum clock under wide-vector load, so
   a peak at the maximum clock is an upper bound.
 - FMA units per core and their width: the table MICROARCHS below, keyed by vendor, CPU
-  family and model; a CPU not in it is judged from its flags and marked "assumed".
+  family and model (an Intel CPU with AMX is a Xeon server core whatever its model: KVM
+  may report a generic one); a CPU not in it is judged from its flags and marked "assumed".
 - vector bits: the narrower of the widest ISA the flags offer (avx512f 512, avx2/avx 256,
   sse2 128) and the FMA datapath. Zen 4 runs AVX-512 on two 256-bit pipes ("double-pumped"):
   2 FMA x 8 lanes x 2 = 32 fp32 FLOP/cycle/core; Intel server cores with two 512-bit FMA
@@ -61,8 +62,6 @@ MICROARCHS: list[tuple[str, int, tuple[range, ...], Core]] = [
           "two FMA pipes on 256-bit datapaths; AVX-512 is double-pumped")),
     ("AuthenticAMD", 0x1a, (range(0x00, 0x100),),
      Core("Zen 5", 2, 512, "two 512-bit FMA pipes (desktop and server parts)")),
-    ("GenuineIntel", 6, (range(0x8f, 0x90), range(0xcf, 0xd0), range(0xad, 0xaf)),
-     Core("Sapphire/Emerald/Granite Rapids", 2, 512, "two 512-bit FMA units; AMX")),
     ("GenuineIntel", 6, (range(0x55, 0x56), range(0x6a, 0x6b), range(0x6c, 0x6d)),
      Core("Skylake-SP .. Ice Lake-SP", 2, 512,
           "two 512-bit FMA units as on Xeon Platinum/Gold 6xxx; Silver, Bronze and some "
@@ -201,7 +200,15 @@ def _lscpu_value(lscpu: str, key: str) -> str | None:
     return None
 
 
-def lookup(vendor: str, family: int, model: int) -> Core | None:
+AMX_XEON = Core("Sapphire/Emerald/Granite Rapids", 2, 512, "two 512-bit FMA units; AMX")
+
+
+def lookup(vendor: str, family: int, model: int, flags: set[str] = frozenset()) -> Core | None:
+    """The table's row, except that an Intel CPU with AMX is a Xeon server core whatever
+    its model number: only those have AMX, and KVM guests may report a generic model
+    (e.g. 167, a Rocket Lake client number, on a 2-core Xeon slice with amx_tile)."""
+    if vendor == "GenuineIntel" and "amx_tile" in flags:
+        return AMX_XEON
     for v, fam, models, core in MICROARCHS:
         if v == vendor and fam == family and any(model in r for r in models):
             return core
@@ -238,7 +245,7 @@ def peak_from(cpuinfo: str, lscpu: str = "", affinity: set[int] | None = None,
     vendor = first.get("vendor_id", "unknown")
     family, model = _int(first.get("cpu family")), _int(first.get("model"))
     flags = set(first.get("flags", "").split())
-    core = lookup(vendor, family, model)
+    core = lookup(vendor, family, model, flags)
     assumed = core is None
     core = core or from_flags(flags) or Core("unknown CPU", 0, 0, "no x86 vector flags found")
     notes = [core.note + "."]
