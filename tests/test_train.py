@@ -575,6 +575,47 @@ def test_resume_in_bf16_reproduces_the_uninterrupted_run(small, tmp_path, monkey
     assert losses["full"] != losses["fp32"]   # bf16 really ran: its rounding moves the loss
 
 
+def test_amp_auto_is_bf16_only_where_the_cpu_multiplies_bf16_natively(small, tmp_path,
+                                                                     monkeypatch, caplog):
+    """amp: auto runs the bf16 training, bit for bit, on a CPU with AMX or AVX-512 BF16
+    whose oneDNN runs the model in bf16, and the float32 one everywhere else; the log
+    names the path that ran."""
+    from fhvae.training import runtime
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    flags = set()
+    if Path("/proc/cpuinfo").is_file():
+        flags = set(re.search(r"^flags\s*:(.*)$", Path("/proc/cpuinfo").read_text(),
+                              re.M).group(1).split())
+    assert (runtime.native_bf16() is not None) == bool({"amx_tile", "avx512_bf16"} & flags)
+    with monkeypatch.context() as patch:
+        patch.setattr(runtime, "native_bf16", lambda: None)
+        assert runtime.runnable_amp("auto", cpu) == "none"
+        patch.setattr(runtime, "native_bf16", lambda: "AMX")
+        patch.setattr(runtime, "cpu_bf16_error", lambda: None)
+        assert runtime.runnable_amp("auto", cpu) == "bf16"
+        assert runtime.runnable_amp("auto", cuda) == "none"     # GPUs: bf16 is asked for
+        assert runtime.compute_path("auto", "bf16", cpu).endswith(
+            "threads), bf16 autocast (AMX) (amp: auto)")
+        patch.setattr(runtime, "cpu_bf16_error", lambda: "could not create a primitive")
+        assert runtime.runnable_amp("auto", cpu) == "none"
+    assert runtime.compute_path("none", "none", cpu) == (
+        f"compute: cpu ({torch.backends.cpu.get_cpu_capability()} kernels, "
+        f"{torch.get_num_threads()} threads), float32 (amp: none)")
+    train_index, _, mvn = small
+    native = runtime.runnable_amp("auto", cpu)
+    for amp in ("auto", native):
+        with caplog.at_level("INFO", logger="fhvae.training.loop"):
+            train(tiny_yaml_config(amp=amp, max_steps=5, log_every=1, dev_every=1000),
+                  train_index, None, mvn, tmp_path / amp)
+    paths = [r.getMessage() for r in caplog.records if r.getMessage().startswith("compute:")]
+    assert len(paths) == 2 and paths[0].endswith("(amp: auto)")
+    assert ("bf16 autocast" in paths[0]) == (native == "bf16")
+    rows = {amp: [{k: v for k, v in r.items() if k != "elapsed"}
+                  for r in read_tsv(tmp_path / amp / "train_metrics.tsv")]
+            for amp in ("auto", native)}
+    assert rows["auto"] == rows[native] and len(rows["auto"]) == 5
+
+
 def test_a_time_budget_drives_the_decay_read_at_each_budget_check(small, tmp_path,
                                                                    monkeypatch):
     """max_minutes 1, 10 s per step: the cosine decay follows the share of the minute used

@@ -49,6 +49,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"               # auto | cpu | cuda | cuda:N (fhvae.device)
     amp: str = "none"                  # none | bf16 (GPU or CPU autocast) | fp16 (GPU only)
+                                       # | auto (bf16 on a CPU with native bf16: runtime.py)
     skip_nonfinite: bool = False       # skip (and count) non-finite batches instead of stopping
     prefetch: bool = True
 
@@ -78,8 +79,8 @@ class TrainConfig:
             raise FhvaeError(f"{where}: reset_shift must be >= 0, got {cfg.reset_shift}")
         if cfg.max_minutes < 0:
             raise FhvaeError(f"{where}: max_minutes must be >= 0, got {cfg.max_minutes}")
-        if cfg.amp not in ("none", "bf16", "fp16"):
-            raise FhvaeError(f"{where}: amp must be none, bf16 or fp16, got '{cfg.amp}'")
+        if cfg.amp not in ("none", "bf16", "fp16", "auto"):
+            raise FhvaeError(f"{where}: amp must be none, bf16, fp16 or auto, got '{cfg.amp}'")
         check_schedule(cfg, where)
         return cfg
 

@@ -54,7 +54,8 @@ from fhvae.training.config import TrainConfig, resolve_config
 from fhvae.training.lr_schedule import decay_progress, lr_at
 from fhvae.training.metrics import append_metrics, plot_metrics, start_metrics, truncate_metrics
 from fhvae.training.progress import Progress
-from fhvae.training.runtime import autocast, init_distributed, make_adam, runnable_amp
+from fhvae.training.runtime import (autocast, compute_path, init_distributed, make_adam,
+                                    runnable_amp)
 
 logger = logging.getLogger(__name__)
 
@@ -173,6 +174,8 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda", enabled=cfg.amp == "fp16"
                                            and self.device.type == "cuda")
         self.amp = runnable_amp(cfg.amp, self.device)
+        if self.rank == 0:
+            logger.info(compute_path(cfg.amp, self.amp, self.device))
         self.net = self.model
         if self.world > 1:
             # The attribute DDP reads to leave parameters alone: the table is per-rank.

@@ -51,14 +51,45 @@ def cpu_bf16_error() -> str | None:
     return None
 
 
+def native_bf16() -> str | None:
+    """"AMX" or "AVX512_BF16" where the CPU multiplies bf16 in hardware, else None (an
+    AVX2 or plain AVX-512 CPU would convert to float32 and gain nothing)."""
+    if torch.cpu._is_amx_tile_supported():
+        return "AMX"
+    if torch.cpu._is_avx512_bf16_supported():
+        return "AVX512_BF16"
+    return None
+
+
 def runnable_amp(amp: str, device: torch.device) -> str:
-    """`amp`, or "none" for bf16 on a CPU without bf16 kernels: a config written for a GPU
-    node must not crash a CPU node, it runs the same training in float32."""
+    """The autocast a run uses for the config's `amp`.
+
+    auto: bf16 on a CPU with native bf16 whose oneDNN runs the model in it, float32
+    elsewhere (GPUs included: bf16 there is chosen explicitly). bf16 on a CPU without bf16
+    kernels is float32 with a warning: a config written for a GPU node must not crash a
+    CPU node, it runs the same training in float32."""
+    if amp == "auto":
+        fits = device.type == "cpu" and native_bf16() and not cpu_bf16_error()
+        return "bf16" if fits else "none"
     if amp == "bf16" and device.type == "cpu" and (why := cpu_bf16_error()):
         logger.warning("amp bf16: this CPU (%s) cannot run the model in bfloat16 (%s); "
                        "training in float32", torch.backends.cpu.get_cpu_capability(), why)
         return "none"
     return amp
+
+
+def compute_path(amp: str, runs: str, device: torch.device) -> str:
+    """One log line's worth: where the arithmetic of this run happens, in what precision,
+    and why (results may differ in the last bits between these paths)."""
+    precision = {"none": "float32", "bf16": "bf16 autocast", "fp16": "fp16 autocast"}[runs]
+    if device.type == "cpu":
+        where = (f"cpu ({torch.backends.cpu.get_cpu_capability()} kernels, "
+                 f"{torch.get_num_threads()} threads)")
+        if runs == "bf16":
+            precision += f" ({native_bf16() or 'emulated: no native bf16'})"
+    else:
+        where = f"{device} ({torch.cuda.get_device_name(device)})"
+    return f"compute: {where}, {precision} (amp: {amp})"
 
 
 def autocast(amp: str, device: torch.device):
