@@ -173,6 +173,9 @@ def test_configuration_errors(small, tmp_path):
         train(other, train_index, None, mvn, tmp_path / "exp")
     with pytest.raises(FhvaeError, match=r"c\.yaml: reset_shift must be >= 0, got -1"):
         TrainConfig.from_dict({"reset_shift": -1}, "c.yaml")
+    with pytest.raises(FhvaeError, match=r"c\.yaml: amp must be none, bf16, fp16 or auto, got "
+                                         r"'bfloat16'$"):
+        TrainConfig.from_dict({"amp": "bfloat16"}, "c.yaml")
 
 
 def test_cli_resolves_overrides_and_rejects_unknown_keys(small, tmp_path):
