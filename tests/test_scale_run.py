@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import ROOT, clean_env, run
+from helpers import ROOT, clean_env, python, run
 
 FAKE_RUN = """#!/usr/bin/env bash
 set -euo pipefail
@@ -68,3 +68,31 @@ def test_a_failed_stage_is_recorded_and_ends_the_run(tree):
     assert proc.returncode == 3 and "stage 1 failed (exit 3)" in proc.stderr
     stages = json.loads((tree / "out" / "table.json").read_text())["stages"]
     assert [(s["stage"], s["exit_status"]) for s in stages] == [(0, 0), (1, 3)]
+
+
+def test_compare_puts_both_sizes_side_by_side_and_marks_memory_that_grew(tmp_path):
+    """local/scale_compare.py: per stage both runs measured, CPU s per audio hour and the
+    peak RSS ratio, marked over --max-ratio; a run without table.json is named."""
+    def table(name: str, hours: float, utts: int, rows: list[tuple[int, float, float]]):
+        out = tmp_path / name
+        out.mkdir()
+        (out / "table.json").write_text(json.dumps({
+            "corpus": {"train": {"hours": hours, "utterances": utts}},
+            "stages": [{"stage": n, "what": f"stage {n}", "wall_s": cpu / 2, "cpu_s": cpu,
+                        "peak_rss_mb": rss} for n, cpu, rss in rows]}))
+        return out
+    small = table("small", 5.0, 4000, [(0, 100.0, 70.0), (1, 40.0, 100.0), (5, 50.0, 10.0)])
+    large = table("large", 50.0, 40000, [(0, 1000.0, 140.0), (1, 400.0, 120.0)])
+    proc = run([python(), "local/scale_compare.py", str(small), str(large)], cwd=ROOT,
+               env=clean_env(), timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0] == ("Audio: 5.0 h / 4,000 utterances against 50.0 h / 40,000 (10.0x).")
+    assert "| 0 | stage 0 | 50 → 500 | 100 → 1000 | 20.0 → 20.0 | 70 → 140 | 2.00 **> 1.5** |" in lines
+    assert "| 1 | stage 1 | 20 → 200 | 40 → 400 | 8.0 → 8.0 | 100 → 120 | 1.20 |" in lines
+    assert not any(line.startswith("| 5 |") for line in lines)     # not measured at 50 h
+    proc = run([python(), "local/scale_compare.py", str(small), str(tmp_path / "none")],
+               cwd=ROOT, env=clean_env(), timeout=60)
+    assert proc.returncode != 0
+    assert proc.stderr.strip().endswith("none/table.json: no table.json (run local/scale_run.sh "
+                                        "first)")
