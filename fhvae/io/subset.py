@@ -27,25 +27,27 @@ def write_filtered(src: str | os.PathLike, dst: str | os.PathLike, keep_utts: se
     from utt2spk; every file comes out sorted and duplicate-free. Per-utterance CTM
     files (`*.ctm`, several lines per utterance) are filtered on their first field, a line
     at a time (a corpus's phone alignment is the largest file of its data dir).
-    All tables are read before anything is written, and each CTM is written under a
-    temporary name while it is read, so `dst` may be `src`. `extra` adds tables as
-    `DataDir.kinds` does.
+    Only the kept utt2spk and the kept ids are held throughout; every other table is read,
+    filtered and written one at a time, so memory follows the largest table, not the sum
+    of a data dir's ten or so (docs/benchmarks.md, 'Memory per stage'). Each table is read
+    in full before it is rewritten, and each CTM is written under a temporary name while
+    it is read, so `dst` may be `src`. `extra` adds tables as `DataDir.kinds` does.
     Returns the number of utterances written.
     """
     source, dest = DataDir(src), DataDir(dst)
     kinds = source.kinds(extra)
     if UTT2SPK not in kinds:
         raise FhvaeError(f"{source.utt2spk}: no such file")
-    tables = {name: source.loose_pairs(name)[0] for name in kinds}
-    utt2spk = {u: s for u, s in tables.pop(UTT2SPK) if u in keep_utts}
-    if SEGMENTS in tables:
-        segments = dict(tables[SEGMENTS])
-        recos = {segments[u].split()[0] for u in utt2spk if u in segments}
+    utt2spk = {u: s for u, s in source.loose_pairs(UTT2SPK)[0] if u in keep_utts}
+    if SEGMENTS in kinds:
+        recos = {value.split()[0] for utt, value in source.loose_pairs(SEGMENTS)[0]
+                 if utt in utt2spk}
     else:
         recos = set(utt2spk)
     keep = {"utt": set(utt2spk), "spk": set(utt2spk.values()), "reco": recos}
-    for name, pairs in tables.items():
-        dest.write(name, [(k, v) for k, v in pairs if k in keep[kinds[name]]])
+    for name, kind in kinds.items():
+        if name != UTT2SPK:
+            dest.write(name, [(k, v) for k, v in source.loose_pairs(name)[0] if k in keep[kind]])
     dest.write_utt2spk(utt2spk.items())
     for name in source.ctms():
         dest.write_lines(name, _lines_of(source.file(name), keep["utt"]))

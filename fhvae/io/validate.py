@@ -153,7 +153,9 @@ def validate_data_dir(data_dir: str | os.PathLike, *, need_wav: bool = True,
     kinds = data.kinds()
     present = [n for n in CORE_FILES if data.has(n)]
     present += [n for n in kinds if n not in CORE_FILES]
-    tables = {name: data.sorted_table(name) for name in present}
+    # The core tables are checked against each other; every other table only against their
+    # keys, one at a time, so memory is the core tables plus the largest other one.
+    tables = {name: data.sorted_table(name) for name in present if name in CORE_FILES}
 
     utt2spk, spk2utt = tables[UTT2SPK], tables[SPK2UTT]
     wav, segments, feats = (tables.get(n) for n in (WAV_SCP, SEGMENTS, FEATS_SCP))
@@ -177,7 +179,7 @@ def validate_data_dir(data_dir: str | os.PathLike, *, need_wav: bool = True,
     for name in present:
         if name in CORE_FILES:
             continue
-        table, keys = tables[name], known[kinds[name]]
+        table, keys = data.sorted_table(name), known[kinds[name]]
         for key, value in table.pairs:
             if keys is not None and key not in keys:
                 raise FhvaeError(f"{table.where(key)}: unknown {kinds[name]} '{key}'")
@@ -199,27 +201,31 @@ class FixReport:
         return self.before - self.after
 
 
-def _usable_utts(tables: dict[str, list[tuple[str, str]]]) -> set[str]:
+def _usable_utts(data: DataDir) -> set[str]:
     """Utterances present in utt2spk, wav.scp (or valid segments whose recording is in
-    wav.scp), feats.scp, text and utt2lang: those Kaldi's fix_data_dir.sh keeps."""
-    keep = {u for u, _ in tables[UTT2SPK]}
-    if SEGMENTS in tables:
-        recos = {r for r, _ in tables.get(WAV_SCP, [])}
+    wav.scp), feats.scp, text and utt2lang: those Kaldi's fix_data_dir.sh keeps. Each
+    table is read on its own and only its keys are held."""
+    def keys(name: str) -> set[str]:
+        return {key for key, _ in data.loose_pairs(name)[0]}
+
+    keep = keys(UTT2SPK)
+    if data.has(SEGMENTS):
+        recos = keys(WAV_SCP) if data.has(WAV_SCP) else None
         good = set()
-        for utt, value in tables[SEGMENTS]:
+        for utt, value in data.loose_pairs(SEGMENTS)[0]:
             fields = value.split()
             try:
                 ok = len(fields) == 3 and 0 <= float(fields[1]) < float(fields[2])
             except ValueError:
                 ok = False
-            if ok and (fields[0] in recos or WAV_SCP not in tables):
+            if ok and (recos is None or fields[0] in recos):
                 good.add(utt)
         keep &= good
-    elif WAV_SCP in tables:
-        keep &= {u for u, _ in tables[WAV_SCP]}
+    elif data.has(WAV_SCP):
+        keep &= keys(WAV_SCP)
     for name in (FEATS_SCP, TEXT, UTT2LANG):
-        if name in tables:
-            keep &= {u for u, _ in tables[name]}
+        if data.has(name):
+            keep &= keys(name)
     return keep
 
 
@@ -236,11 +242,13 @@ def fix_data_dir(data_dir: str | os.PathLike,
         raise FhvaeError(f"{data}: no such directory")
     if not data.has(UTT2SPK):
         raise FhvaeError(f"{data.utt2spk}: no such file")
-    tables, duplicates = {}, 0
-    for name in data.kinds(extra):
-        tables[name], dropped = data.loose_pairs(name)
+    duplicates = before = 0
+    for name in data.kinds(extra):        # one table at a time (memory: the largest one)
+        pairs, dropped = data.loose_pairs(name)
         duplicates += dropped
-    keep = _usable_utts(tables)
+        if name == UTT2SPK:
+            before = len(pairs)
+    keep = _usable_utts(data)
     if not keep:
         raise FhvaeError(f"{data}: no utterances remained (none is in all of utt2spk, "
                          "wav.scp/segments, feats.scp, text): not proceeding further")
@@ -251,6 +259,5 @@ def fix_data_dir(data_dir: str | os.PathLike,
     for path in data.path.iterdir():
         if path.is_file():
             shutil.copy2(path, backup / path.name)
-    before = len(tables[UTT2SPK])
     after = write_filtered(data, data, keep, extra)
     return FixReport(before, after, duplicates, backup)
