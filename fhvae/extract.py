@@ -28,19 +28,11 @@ from fhvae.inference import TABLES, ExtractOptions, VoicedFrames, extract_latent
 from fhvae.io.atomic import write_text_atomic
 from fhvae.io.datadir import UTT2SPK, VAD_SCP, DataDir
 from fhvae.io.rxfile import parse, read_matrix
+from fhvae.io.split import split_contiguous
 from fhvae.io.tables import TableWriter, read_scp, write_table
 from fhvae.io.text_table import read_dict, read_kv, write_kv
 
 logger = logging.getLogger(__name__)
-
-
-def split_contiguous(items: Sequence, job: int, num_jobs: int) -> Sequence:
-    """Part `job` (1-based) of `num_jobs` contiguous parts whose sizes differ by at most one."""
-    if not 1 <= job <= num_jobs:
-        raise FhvaeError(f"job {job} is not in 1..{num_jobs}")
-    size, extra = divmod(len(items), num_jobs)
-    start = (job - 1) * size + min(job - 1, extra)
-    return items[start:start + size + (1 if job <= extra else 0)]
 
 
 def table_paths(out_dir: str | os.PathLike, name: str, job: int | None) -> tuple[Path, Path]:

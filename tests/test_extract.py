@@ -15,7 +15,8 @@ import torch
 
 from fhvae.bin.extract import main as extract_main
 from fhvae.errors import FhvaeError
-from fhvae.extract import merge_jobs, run_job, split_contiguous
+from fhvae.extract import merge_jobs, run_job
+from fhvae.io.split import split_contiguous
 from fhvae.inference import ExtractOptions, extract_latents
 from fhvae.io.tables import read_scp, write_table
 from fhvae.model import FHVAE, ModelConfig

@@ -4,6 +4,7 @@ front-end against kaldi-native-fbank and Kaldi's loops, and the CLI round trip."
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +18,7 @@ from scipy.stats import multivariate_normal
 
 from fhvae.bin.extract_ivector import main as extract_main
 from fhvae.bin.train_ivector import main as train_main
+from fhvae.errors import FhvaeError
 from fhvae.features.fbank import FbankComputer, FbankConfig
 from fhvae.features.vad import VadOptions, compute_vad, frame_log_energy
 from fhvae.ivector import IvectorConfig, IvectorSystem, extract_ivectors
@@ -352,6 +354,36 @@ def test_cli_round_trip(tmp_path, capsys):
         np.testing.assert_allclose(vec, direct[utt], rtol=1e-5, atol=1e-6)
     assert not list((tmp_path / "iv").glob(".*tmp*"))
     assert "ivector.scp: 12 3-dim i-vectors" in capsys.readouterr().out
+
+
+def test_extraction_in_jobs_is_the_single_process_extraction(tmp_path):
+    """utils/extract_ivectors.sh --nj 5 (12 utterances: parts of 3, 3, 2, 2, 2): the merged
+    ivector.scp lists every utterance in feats.scp order with the vectors one process
+    writes; a merge with a part missing names it and writes nothing."""
+    write_data_dir(tmp_path / "data")
+    assert train_main([*TRAIN_OPTS, str(tmp_path / "data"), str(tmp_path / "exp")]) == 0
+    extractor = str(tmp_path / "exp" / "extractor.npz")
+    assert extract_main([extractor, str(tmp_path / "data"), str(tmp_path / "one")]) == 0
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "FHVAE_PYTHON": sys.executable}
+    proc = subprocess.run([str(ROOT / "utils" / "extract_ivectors.sh"), "--nj", "5", extractor,
+                           str(tmp_path / "data"), str(tmp_path / "jobs")], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    one = list(kaldiio.load_scp_sequential(str(tmp_path / "one" / "ivector.scp")))
+    jobs = list(kaldiio.load_scp_sequential(str(tmp_path / "jobs" / "ivector.scp")))
+    assert [u for u, _ in jobs] == [u for u, _ in one] == sorted(u for u, _ in one)
+    for (_, a), (_, b) in zip(jobs, one):
+        np.testing.assert_array_equal(a, b)
+    assert [len((tmp_path / "jobs" / f"ivector.{j}.scp").read_text().splitlines())
+            for j in range(1, 6)] == [3, 3, 2, 2, 2]
+    assert (tmp_path / "jobs" / "log" / "extract.5.log").is_file()
+    (tmp_path / "jobs" / "ivector.scp").unlink()
+    (tmp_path / "jobs" / "ivector.4.scp").unlink()
+    with pytest.raises(FhvaeError, match=r"ivector\.4\.scp: no such file \(job 4 of 5 has "
+                                         r"not finished\)"):
+        extract_main(["--merge", "--num-jobs", "5", extractor, str(tmp_path / "data"),
+                      str(tmp_path / "jobs")])
+    assert not (tmp_path / "jobs" / "ivector.scp").exists()
 
 
 @pytest.mark.parametrize("stage", ["train", "extract"])

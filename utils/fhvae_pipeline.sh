@@ -22,8 +22,9 @@
 #      not in stage 2, because only speech pooling reads it: `--stage 4 --svector-pool
 #      speech` switches an existing model over without redoing the index, and a resumed
 #      stage 4 keeps its finished jobs (the VAD is not rewritten).
-#      i-vectors of the same sets -> <ivector-dir>/ivectors_<set>/ivector.{ark,scp} (kept
-#      while newer than the extractor and the set's feats.scp)
+#      i-vectors of the same sets in --nj jobs (utils/extract_ivectors.sh) ->
+#      <ivector-dir>/ivectors_<set>/ivector.scp (kept while newer than the extractor and the
+#      set's feats.scp)
 #   5: speaker verification against the baselines (i-vector, mean+std FBank, mean FBank),
 #      factor probes, figures -> <exp>/eval_<eval-set>/results.md (printed)
 # --input-norm utt-cmvn: stage 1 also writes data/<set>_cmvn, each utterance's FBank
@@ -163,9 +164,9 @@ if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
       log "stage 4: no $ivector_dir/extractor.npz (stage 3 trains it): no i-vectors of data/$x"
     elif [ $ivector = true ] && ! { [ $out/ivector.scp -nt $ivector_dir/extractor.npz ] &&
                                    [ $out/ivector.scp -nt data/$x/feats.scp ]; }; then
-      log "stage 4: i-vectors of data/$x -> $out"
-      $extract_cmd $ivector_dir/log/extract_ivector_$x.log \
-        python -m fhvae.bin.extract_ivector $ivector_dir/extractor.npz data/$x $out
+      log "stage 4: i-vectors of data/$x -> $out ($nj jobs)"
+      utils/extract_ivectors.sh --nj $nj --cmd "$extract_cmd" $ivector_dir/extractor.npz \
+        data/$x $out
     fi
   done
 fi

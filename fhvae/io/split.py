@@ -7,12 +7,22 @@ import bisect
 import itertools
 import os
 from pathlib import Path
+from typing import Sequence
 
 from fhvae.errors import FhvaeError
 from fhvae.io.atomic import write_text_atomic
 from fhvae.io.datadir import SEGMENTS, SPK2UTT, UTT2SPK, DataDir
 from fhvae.io.subset import write_filtered
 from fhvae.io.text_table import c_order, read_dict
+
+
+def split_contiguous(items: Sequence, job: int, num_jobs: int) -> Sequence:
+    """Part `job` (1-based) of `num_jobs` contiguous parts whose sizes differ by at most one."""
+    if not 1 <= job <= num_jobs:
+        raise FhvaeError(f"job {job} is not in 1..{num_jobs}")
+    size, extra = divmod(len(items), num_jobs)
+    start = (job - 1) * size + min(job - 1, extra)
+    return items[start:start + size + (1 if job <= extra else 0)]
 
 
 def balanced_cuts(sizes: list[int], num_parts: int) -> list[int]:

@@ -14,7 +14,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import AbstractSet, Iterator
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -119,12 +119,13 @@ class IvectorSystem:
         return cls(config, dim, train_seconds=seconds, **parts)
 
 
-def extract_ivectors(system: IvectorSystem, data: DataDir) -> Iterator[tuple[str, np.ndarray]]:
+def extract_ivectors(system: IvectorSystem, data: DataDir,
+                     rows: AbstractSet[int] | None = None) -> Iterator[tuple[str, np.ndarray]]:
     """(utt, float32 i-vector: posterior mean under a zero-mean unit prior) of the raw
-    FBank of every utterance of `data`, in feats.scp order, one block of statistics at a
-    time."""
+    FBank of every utterance of `data` (or of its 0-based feats.scp lines `rows`), in
+    feats.scp order, one block of statistics at a time."""
     cfg = system.config
-    feats = processed_feats(data, cfg.front_end, system.input_dim)
+    feats = processed_feats(data, cfg.front_end, system.input_dim, rows=rows)
     with threadpool_limits(cfg.num_threads):
         for stats in stats_blocks(system.ubm, feats, cfg.min_post, cfg.num_gselect):
             for utt, vec in zip(stats.utts, system.extractor.extract(stats)):
