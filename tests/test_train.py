@@ -601,6 +601,8 @@ def test_amp_auto_is_bf16_only_where_the_cpu_multiplies_bf16_natively(small, tmp
             "threads), bf16 autocast (AMX) (amp: auto)")
         patch.setattr(runtime, "cpu_bf16_error", lambda: "could not create a primitive")
         assert runtime.runnable_amp("auto", cpu) == "none"
+    assert runtime.compute_path("fp16", "fp16", cpu).endswith(
+        "float32 (fp16 autocast is GPU only) (amp: fp16)")              # autocast() says so
     assert runtime.compute_path("none", "none", cpu) == (
         f"compute: cpu ({torch.backends.cpu.get_cpu_capability()} kernels, "
         f"{torch.get_num_threads()} threads), float32 (amp: none)")

@@ -79,14 +79,17 @@ def runnable_amp(amp: str, device: torch.device) -> str:
 
 
 def compute_path(amp: str, runs: str, device: torch.device) -> str:
-    """One log line's worth: where the arithmetic of this run happens, in what precision,
-    and why (results may differ in the last bits between these paths)."""
+    """One log line: where this run's arithmetic happens and in what precision, `amp`
+    being the config's value and `runs` what runnable_amp made of it (the paths train
+    different models, as two seeds do: docs/training.md)."""
     precision = {"none": "float32", "bf16": "bf16 autocast", "fp16": "fp16 autocast"}[runs]
     if device.type == "cpu":
         where = (f"cpu ({torch.backends.cpu.get_cpu_capability()} kernels, "
                  f"{torch.get_num_threads()} threads)")
         if runs == "bf16":
             precision += f" ({native_bf16() or 'emulated: no native bf16'})"
+        elif runs == "fp16":
+            precision = "float32 (fp16 autocast is GPU only)"
     else:
         where = f"{device} ({torch.cuda.get_device_name(device)})"
     return f"compute: {where}, {precision} (amp: {amp})"
