@@ -15,7 +15,8 @@ from fhvae.errors import FhvaeError
 from fhvae.evaluate.inputs import load_eval_set
 from fhvae.evaluate.pipeline import baseline_mvn
 from fhvae.evaluate.probes import PHONE_FACTOR, run_probes, split_utterances
-from fhvae.evaluate.recombination import choose_utterances, make_recombine_figure, recombine
+from fhvae.evaluate.recombination import (choose_utterances, make_recombine_figure, recombine,
+                                          recombine_with_reconstruction)
 from fhvae.evaluate.tsne import make_tsne_figures, sample_points
 from fhvae.features.mvn import compute_mvn
 from fhvae.io.labels import read_ctm_frame_labels
@@ -187,6 +188,10 @@ def test_recombine_with_own_z2_is_the_reconstruction(setup, tmp_path):
         recon = model(torch.from_numpy(mvn.apply(seg_a[1:2])), sample=False).x_mu.numpy()
     np.testing.assert_allclose(out[2, 1], recon[0] * mvn.std + mvn.mean, rtol=1e-4, atol=1e-4)
     assert not np.allclose(out[0, 1], out[1, 1])     # a different z2 changes the output
+    grid, own = recombine_with_reconstruction(model, mvn, seg_a, seg_b)
+    assert grid.shape == (2, 4, 20, 80) and own.shape == (4, 20, 80)
+    np.testing.assert_allclose(grid, out[:2], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(own[1], out[2, 1], rtol=1e-4, atol=1e-4)
     path = make_recombine_figure(load_eval_set(data, lat), data, model, mvn,
                                  tmp_path / "recombine.png", seed=0, num_a=4, num_b=2)
     assert path.read_bytes()[:4] == b"\x89PNG" and path.stat().st_size > 5000

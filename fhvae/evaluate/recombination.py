@@ -100,6 +100,16 @@ def recombine(model: FHVAE, mvn: MVN, seg_a: np.ndarray, seg_b: np.ndarray) -> n
                      for i in range(z2_b.shape[0])])
 
 
+def recombine_with_reconstruction(model: FHVAE, mvn: MVN, seg_a: np.ndarray,
+                                  seg_b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`recombine`'s (n_b, n_a, L, F) grid, and each A segment decoded with its own z2,
+    (n_a, L, F): the figure's reconstruction row shows how much of A the model reproduces at
+    all, so that the blur of the re-combined rows is not mistaken for lost content."""
+    grid = recombine(model, mvn, seg_a, np.concatenate([seg_b, seg_a]))
+    n_a, n_b = len(seg_a), len(seg_b)
+    return grid[:n_b], grid[n_b + np.arange(n_a), np.arange(n_a)]
+
+
 def _show(ax, mat: np.ndarray, vmin: float, vmax: float) -> None:
     """Frames on the horizontal axis, mel bins upwards."""
     ax.imshow(mat.T, origin="lower", aspect="auto", cmap="viridis", vmin=vmin, vmax=vmax,
@@ -111,7 +121,8 @@ def _show(ax, mat: np.ndarray, vmin: float, vmax: float) -> None:
 def make_recombine_figure(evalset: EvalSet, data_dir: str | os.PathLike, model: FHVAE, mvn: MVN,
                           path: str | os.PathLike, seed: int, num_a: int = 8, num_b: int = 3,
                           context: int = 60) -> Path:
-    """Write the A (top row) x B (left column, in context, boxed red) re-combination grid."""
+    """Write the A (top row; below it, its reconstruction) x B (left column, in context, boxed
+    red) re-combination grid."""
     seg_len = model.cfg.seg_len
     utts_a, utts_b = choose_utterances(evalset, seed, num_a, num_b, seg_len)
     feats = dict(DataDir(data_dir).feats(utts_a + utts_b, mvn.dim))
@@ -119,34 +130,36 @@ def make_recombine_figure(evalset: EvalSet, data_dir: str | os.PathLike, model: 
     segs_b = [Segment(u, loudest_start(feats[u], seg_len), feats[u]) for u in utts_b]
     raw_a = np.stack([s.window(s.start, seg_len) for s in segs_a])
     raw_b = np.stack([s.window(s.start, seg_len) for s in segs_b])
-    decoded = recombine(model, mvn, raw_a, raw_b)
+    decoded, own = recombine_with_reconstruction(model, mvn, raw_a, raw_b)
     log.info("re-combination: A=%s B=%s", utts_a, utts_b)
 
-    vmin = float(min(raw_a.min(), raw_b.min(), decoded.min()))
-    vmax = float(max(raw_a.max(), raw_b.max(), decoded.max()))
+    vmin = float(min(raw_a.min(), raw_b.min(), decoded.min(), own.min()))
+    vmax = float(max(raw_a.max(), raw_b.max(), decoded.max(), own.max()))
     ctx = max(context, seg_len)
-    fig = Figure(figsize=(1.1 * (len(segs_a) + ctx / seg_len), 1.6 * (len(segs_b) + 1)))
-    grid = fig.add_gridspec(len(segs_b) + 1, len(segs_a) + 1,
+    fig = Figure(figsize=(1.1 * (len(segs_a) + ctx / seg_len), 1.6 * (len(segs_b) + 2)))
+    grid = fig.add_gridspec(len(segs_b) + 2, len(segs_a) + 1,
                             width_ratios=[ctx / seg_len] + [1] * len(segs_a), wspace=0.08,
                             hspace=0.25)
-    corner = fig.add_subplot(grid[0, 0])
-    corner.axis("off")
-    corner.text(0.5, 0.5, "rows: z2 of x^B\ncolumns: z1 of x^A", ha="center", va="center",
-                fontsize=8)
+    for row, text in enumerate(("rows below: z2 of x^B\ncolumns: z1 of x^A",
+                                "x^A decoded with its own z2\n(reconstruction)")):
+        corner = fig.add_subplot(grid[row, 0])
+        corner.axis("off")
+        corner.text(0.5, 0.5, text, ha="center", va="center", fontsize=8)
     for j, seg in enumerate(segs_a):
         ax = fig.add_subplot(grid[0, j + 1])
         _show(ax, raw_a[j], vmin, vmax)
         ax.set_title(f"A{j + 1}: {evalset.utt2spk[seg.utt]}", fontsize=7)
+        _show(fig.add_subplot(grid[1, j + 1]), own[j], vmin, vmax)
     for i, seg in enumerate(segs_b):
         num_frames = seg.feats.shape[0]
         begin = int(np.clip(seg.start - (ctx - seg_len) // 2, 0, max(0, num_frames - ctx)))
-        ax = fig.add_subplot(grid[i + 1, 0])
+        ax = fig.add_subplot(grid[i + 2, 0])
         _show(ax, seg.window(begin, ctx), vmin, vmax)
         ax.add_patch(Rectangle((seg.start - begin - 0.5, -0.5), seg_len, mvn.dim, fill=False,
                                edgecolor="red", linewidth=2))
         ax.set_ylabel(f"B{i + 1}: {evalset.utt2spk[seg.utt]}", fontsize=7)
         for j in range(len(segs_a)):
-            _show(fig.add_subplot(grid[i + 1, j + 1]), decoded[i, j], vmin, vmax)
+            _show(fig.add_subplot(grid[i + 2, j + 1]), decoded[i, j], vmin, vmax)
     fig.suptitle("Decoding z1 of x^A with z2 of x^B (posterior means, FBank, mel upwards)",
                  fontsize=9)
     save_figure(fig, path)
